@@ -1,0 +1,78 @@
+"""Conversions between the ROS-free plan dataclasses and the ``robo_stack`` messages."""
+
+from __future__ import annotations
+
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point
+from robo_stack.msg import Keypoint, Plan, Subtask
+
+from robo_common.plan_types import KeypointData, PlanData, SubtaskData
+
+_NS = 1_000_000_000
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    """Return a ``builtin_interfaces/Time`` as integer nanoseconds."""
+    return int(stamp.sec) * _NS + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """Return integer nanoseconds as a ``builtin_interfaces/Time``."""
+    return Time(sec=int(ns // _NS), nanosec=int(ns % _NS))
+
+
+def keypoint_to_msg(kp: KeypointData) -> Keypoint:
+    """Convert a keypoint to its message."""
+    x, y, z = kp.point
+    return Keypoint(
+        name=kp.name, point=Point(x=x, y=y, z=z), u=float(kp.u), v=float(kp.v), confidence=float(kp.confidence)
+    )
+
+
+def keypoint_from_msg(msg: Keypoint) -> KeypointData:
+    """Convert a keypoint message; raises ``ValueError`` on non-finite values."""
+    return KeypointData(
+        name=msg.name,
+        point=(msg.point.x, msg.point.y, msg.point.z),
+        u=float(msg.u),
+        v=float(msg.v),
+        confidence=float(msg.confidence),
+    )
+
+
+def plan_to_msg(plan: PlanData) -> Plan:
+    """Convert a plan to a ``robo_stack/Plan`` message (header stamp from ``plan.stamp_ns``)."""
+    msg = Plan()
+    msg.header.frame_id = plan.frame_id
+    msg.header.stamp = ns_to_stamp(plan.stamp_ns)
+    msg.plan_id = plan.plan_id
+    msg.revision = int(plan.revision)
+    msg.instruction = plan.instruction
+    msg.reasoning = plan.reasoning
+    msg.subtasks = [
+        Subtask(index=int(s.index), code=s.code, skill=s.skill, keypoints=[keypoint_to_msg(k) for k in s.keypoints])
+        for s in plan.subtasks
+    ]
+    return msg
+
+
+def plan_from_msg(msg: Plan) -> PlanData:
+    """Convert a ``robo_stack/Plan`` message to plan data.
+
+    Raises:
+        ValueError: if a keypoint is not finite or has an out-of-range confidence.
+    """
+    return PlanData(
+        plan_id=msg.plan_id,
+        revision=int(msg.revision),
+        instruction=msg.instruction,
+        reasoning=msg.reasoning,
+        subtasks=[
+            SubtaskData(
+                index=int(s.index), code=s.code, skill=s.skill, keypoints=[keypoint_from_msg(k) for k in s.keypoints]
+            )
+            for s in msg.subtasks
+        ],
+        frame_id=msg.header.frame_id,
+        stamp_ns=stamp_to_ns(msg.header.stamp),
+    )
