@@ -30,6 +30,9 @@ TOPIC_COLOR_IMAGE = "/camera/color/image_raw"
 TOPIC_DEPTH_IMAGE = "/camera/depth/image_raw"
 TOPIC_CAMERA_INFO = "/camera/color/camera_info"
 TOPIC_CLOCK = "/clock"
+TOPIC_CAMERA_POSE = "/camera/color/pose"
+"""Camera extrinsics: pose of the optical frame in the base frame (geometry_msgs/PoseStamped,
+latched). Stands in for /tf_static, whose message package has no wheel on the dev machines."""
 
 # Simulator-only topics (ground truth for evaluation), namespaced under /sim.
 TOPIC_SIM_TASK = "/sim/task"
@@ -106,6 +109,7 @@ TOPIC_QOS: dict[str, QosChoice] = {
     TOPIC_COLOR_IMAGE: QOS_SENSOR,
     TOPIC_DEPTH_IMAGE: QOS_SENSOR,
     TOPIC_CAMERA_INFO: QOS_SENSOR,
+    TOPIC_CAMERA_POSE: QOS_LATCHED,
     TOPIC_SIM_TASK: QOS_LATCHED,
     TOPIC_SIM_EXPERT_PLAN: QOS_LATCHED,
     TOPIC_SIM_EPISODE: QOS_LATCHED,

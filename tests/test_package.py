@@ -29,6 +29,8 @@ def test_cmake_generates_every_msg_file(repo_root: Path) -> None:
     listed = set(re.findall(r'"(msg/\w+\.msg)"', cmake))
     on_disk = {f"msg/{p.name}" for p in (repo_root / "msg").glob("*.msg")}
     assert listed == on_disk
+    srvs = set(re.findall(r'"(srv/\w+\.srv)"', cmake))
+    assert srvs == {f"srv/{p.name}" for p in (repo_root / "srv").glob("*.srv")}
     assert {"msg/Keypoint.msg", "msg/Subtask.msg", "msg/Plan.msg", "msg/FailureReport.msg",
             "msg/ExecutionStatus.msg"} <= on_disk
 
@@ -92,3 +94,17 @@ def test_installed_prefix_has_no_foreign_python_paths() -> None:
     prefix = Path(sys.prefix)
     offenders = [p for p in prefix.glob("share/*/cmake/*.cmake") if "/opt/python/cp3" in p.read_text()]
     assert offenders == []
+
+
+def test_config_files_match_declared_parameters(repo_root: Path) -> None:
+    """Every parameter in config/sim.yaml is declared by sim_node, with the same default type."""
+    import yaml
+
+    from robo_sim.node import PARAMETERS
+
+    params = yaml.safe_load((repo_root / "config" / "sim.yaml").read_text())["sim_node"]["ros__parameters"]
+    assert set(params) == set(PARAMETERS)
+    for name, value in params.items():
+        default, description = PARAMETERS[name]
+        assert type(value) is type(default), name
+        assert description

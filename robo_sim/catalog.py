@@ -1,0 +1,64 @@
+"""Constants of the simulated world: colours, object sizes, workspace and failure kinds.
+
+Every other module of :mod:`robo_sim` reads its numbers from here, so colours and sizes are
+spelled once.
+"""
+
+from __future__ import annotations
+
+COLORS: dict[str, tuple[float, float, float, float]] = {
+    "red": (0.85, 0.10, 0.10, 1.0),
+    "green": (0.10, 0.70, 0.15, 1.0),
+    "blue": (0.10, 0.25, 0.90, 1.0),
+    "yellow": (0.95, 0.85, 0.10, 1.0),
+    "orange": (1.00, 0.50, 0.05, 1.0),
+    "purple": (0.55, 0.15, 0.75, 1.0),
+    "pink": (1.00, 0.45, 0.70, 1.0),
+    "cyan": (0.10, 0.80, 0.85, 1.0),
+    "white": (0.92, 0.92, 0.92, 1.0),
+}
+"""RGBA of every object colour."""
+
+BLOCK_SIZES: dict[str, float] = {"small": 0.04, "large": 0.05}
+"""Edge length (m) of the two block sizes; the Panda opens 8 cm."""
+
+BLOCK_MASS = 0.08
+"""Block mass in kg."""
+
+OBJECT_FRICTION = 1.2
+"""Lateral friction of blocks, fingers and containers."""
+
+CONTAINER_KINDS: dict[str, dict[str, float]] = {
+    "bowl": {"inner": 0.13, "wall_height": 0.035, "wall": 0.01, "base": 0.008},
+    "tray": {"inner": 0.14, "wall_height": 0.02, "wall": 0.01, "base": 0.008},
+}
+"""Box-built containers: inner side (m), wall height, wall thickness and base plate thickness."""
+
+TABLE_TOP_Z = 0.0
+"""The table top is the plane z=0 of the base frame (the robot stands on it)."""
+
+WORKSPACE_X = (0.35, 0.65)
+WORKSPACE_Y = (-0.25, 0.25)
+"""Range of object centres in the base frame (m)."""
+
+DIRECTIONS: dict[str, tuple[float, float]] = {
+    "forward": (1.0, 0.0),
+    "backward": (-1.0, 0.0),
+    "left": (0.0, 1.0),
+    "right": (0.0, -1.0),
+}
+"""Push directions in the base frame: forward is +x, left is +y."""
+
+FAILURE_KINDS = (
+    "grasp_missed",
+    "object_dropped",
+    "tracking_error",
+    "no_progress",
+    "timeout",
+    "unsafe_command",
+    "low_confidence",
+)
+"""The ``kind`` strings of a FailureReport message."""
+
+PERTURB_MODES = ("grasp_offset", "nudge", "slip", "wrong_keypoint")
+"""Perturbation modes of the expert episodes."""

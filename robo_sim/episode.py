@@ -1,0 +1,430 @@
+"""Closed-loop episodes: the scripted expert drives the world, with optional perturbations and rendering.
+
+Perturbation modes and the failure kind each one is labelled with:
+
+* ``grasp_offset``: the first grasp keypoint is shifted 6.5 cm sideways (along the hand x axis,
+  so the fingers close beside the block) -> ``grasp_missed``. For a push the push keypoints are
+  shifted 9 cm sideways -> ``no_progress``.
+* ``nudge``: the object is pushed 7 cm away when the approach ends -> ``grasp_missed``
+  (push: shifted sideways when the push starts -> ``no_progress``).
+* ``slip``: the fingers open for 0.4 s mid-carry so the block falls -> ``object_dropped``
+  (push: the block is knocked 7 cm sideways mid-push -> ``no_progress``).
+* ``wrong_keypoint``: the first grasp keypoint is moved onto another object (or 12 cm away on
+  the table) -> ``grasp_missed`` (push: push keypoints moved onto another spot -> ``no_progress``).
+
+The failure monitor labels ``grasp_missed`` (picked object not lifted after a pick),
+``object_dropped`` (held object left the fingers during a place), ``no_progress`` (push moved the
+object too little), ``tracking_error`` (measured TCP > 5 cm from the command for 10 steps) and
+``timeout``. An episode stops at its first failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from robo_common.plan_types import KeypointData, PlanData
+from robo_sim import catalog
+from robo_sim.expert import ControlOutput, ExpertConfig, ExpertController, expert_plan, parse_code
+from robo_sim.scene import build_scene
+from robo_sim.tasks import PUSH_MIN_ALONG, Task, make_task
+from robo_sim.world import SimWorld, WorldConfig
+
+logger = logging.getLogger(__name__)
+
+EXPECTED_KIND = {
+    "grasp_offset": "grasp_missed",
+    "nudge": "grasp_missed",
+    "slip": "object_dropped",
+    "wrong_keypoint": "grasp_missed",
+}
+"""Failure kind each perturbation is expected to cause in grasping families (push: ``no_progress``)."""
+
+
+@dataclass
+class FailureLabel:
+    """A labelled failure or perturbation event: FailureReport kind, control step and detail."""
+
+    kind: str
+    step: int
+    detail: str = ""
+
+
+@dataclass
+class StepRecord:
+    """Everything observable at one control step.
+
+    The command (target, gripper) was issued at ``time - control period``; the measured state
+    and the images are taken at ``time``, after the physics ran for one control period.
+    ``time`` counts simulated seconds from the start of the episode's first control step.
+    """
+
+    step: int
+    time: float
+    target_pos: np.ndarray
+    target_quat: np.ndarray
+    gripper_command: float
+    ee_pos: np.ndarray
+    ee_quat: np.ndarray
+    joint_names: list[str]
+    joint_positions: np.ndarray
+    joint_velocities: np.ndarray
+    joint_efforts: np.ndarray
+    gripper_width: float
+    subtask_index: int
+    skill: str
+    phase: str
+    progress: float
+    clamped: bool
+    rgb: np.ndarray | None = None
+    depth: np.ndarray | None = None
+
+
+@dataclass
+class EpisodeResult:
+    """Outcome of one episode."""
+
+    seed: int
+    split: str
+    family: str
+    instruction: str
+    plan: PlanData
+    success: bool
+    n_steps: int
+    duration: float
+    wall_time: float
+    failures: list[FailureLabel] = field(default_factory=list)
+    perturbation: FailureLabel | None = None
+    task: Task | None = None
+
+
+@dataclass
+class EpisodeConfig:
+    """Episode settings: control rate, render period in control steps (0 = never) and time limit."""
+
+    control_hz: float = 20.0
+    render_every: int = 0
+    timeout_s: float = 60.0
+    image_size: int = 128
+    stop_on_failure: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.control_hz <= 240.0:
+            raise ValueError(f"EpisodeConfig.control_hz must be in [1, 240], got {self.control_hz}")
+        if self.render_every < 0:
+            raise ValueError(f"EpisodeConfig.render_every must be >= 0, got {self.render_every}")
+        if self.timeout_s <= 0:
+            raise ValueError(f"EpisodeConfig.timeout_s must be > 0, got {self.timeout_s}")
+
+
+def run_episode(
+    seed: int,
+    split: str = "seen",
+    family: str | None = None,
+    perturb: str | None = None,
+    control_hz: float = 20.0,
+    render_every: int = 0,
+    on_step: Callable[[StepRecord], None] | None = None,
+    timeout_s: float = 60.0,
+    world: SimWorld | None = None,
+    on_start: Callable[[PlanData, PlanData], None] | None = None,
+) -> EpisodeResult:
+    """Run the expert on ``make_task(seed, split, family)`` in closed loop.
+
+    Args:
+        seed: Task seed.
+        split: ``seen`` or ``unseen``.
+        family: Task family, or None to draw one from the seed.
+        perturb: None or one of :data:`robo_sim.catalog.PERTURB_MODES`.
+        control_hz: Control rate (physics runs at 240 Hz).
+        render_every: Render RGB-D every this many control steps (0: never).
+        on_step: Called with a :class:`StepRecord` every control step.
+        timeout_s: Simulated-time limit.
+        world: Reuse this world (its objects are replaced); a new one is made and closed otherwise.
+        on_start: Called once before the first step with the plan the expert executes (perturbed
+            for plan-level perturbations) and the unperturbed ground-truth plan.
+
+    ``StepRecord.time`` is simulated time since the episode's first control step began.
+    """
+    if perturb is not None and perturb not in catalog.PERTURB_MODES:
+        raise ValueError(f"perturb must be None or one of {catalog.PERTURB_MODES}, got {perturb!r}")
+    cfg = EpisodeConfig(control_hz, render_every, timeout_s)
+    own = world is None
+    world = world or SimWorld(WorldConfig(control_period=1.0 / control_hz))
+    try:
+        return _run(seed, split, family, perturb, cfg, world, on_step, on_start)
+    finally:
+        if own:
+            world.close()
+
+
+def _run(
+    seed: int,
+    split: str,
+    family: str | None,
+    perturb: str | None,
+    cfg: EpisodeConfig,
+    world: SimWorld,
+    on_step: Callable[[StepRecord], None] | None,
+    on_start: Callable[[PlanData, PlanData], None] | None = None,
+) -> EpisodeResult:
+    t0 = time.perf_counter()
+    task = make_task(seed, split, family)
+    world.reset_robot()
+    build_scene(world, task.scene)
+    plan = clean_plan = expert_plan(task, world)
+    rng = np.random.default_rng([seed, 7])
+    injector = Perturber(perturb, task, world, rng) if perturb else None
+    if injector:
+        plan = injector.perturb_plan(plan)
+    if on_start:
+        on_start(plan, clean_plan)
+    t_start = world.sim_time
+    ctrl = ExpertController(plan, world, ExpertConfig())
+    monitor = FailureMonitor(plan, world)
+    max_steps = int(cfg.timeout_s * cfg.control_hz)
+    step = 0
+    while not ctrl.done and step < max_steps:
+        out = ctrl.step()
+        gripper = injector.before_step(step, out) if injector else out.gripper
+        clamped = world.set_ee_target(out.pos, out.quat)
+        world.set_gripper(gripper)
+        world.step_control()
+        if on_step:
+            on_step(_record(world, step, out, gripper, clamped, cfg.render_every, t_start))
+        monitor.check(step, out)
+        step += 1
+        if monitor.failures and cfg.stop_on_failure:
+            break
+    if not ctrl.done and not monitor.failures:
+        monitor.failures.append(FailureLabel("timeout", step, f"not done after {step} steps"))
+    world.settle(0.3)
+    success = task.check_success(world)
+    return EpisodeResult(
+        seed,
+        split,
+        task.family,
+        task.instruction,
+        plan,
+        success,
+        step,
+        step / cfg.control_hz,
+        time.perf_counter() - t0,
+        monitor.failures,
+        injector.event if injector else None,
+        task,
+    )
+
+
+def _record(
+    world: SimWorld, step: int, out: ControlOutput, gripper: float, clamped: bool, render_every: int,
+    t_start: float = 0.0,
+) -> StepRecord:
+    ee_pos, ee_quat = world.ee_pose()
+    names, q, dq, tau = world.joint_state()
+    tpos, tquat = world.ee_target
+    rgb = depth = None
+    if render_every and step % render_every == 0:
+        rgb, depth = world.render()
+    return StepRecord(
+        step,
+        world.sim_time - t_start,
+        tpos,
+        tquat,
+        gripper,
+        ee_pos,
+        ee_quat,
+        names,
+        q,
+        dq,
+        tau,
+        world.gripper_width01(),
+        out.subtask_index,
+        out.skill,
+        out.phase,
+        out.progress,
+        clamped,
+        rgb,
+        depth,
+    )
+
+
+class FailureMonitor:
+    """Labels failures from ground truth as the episode runs."""
+
+    def __init__(self, plan: PlanData, world: SimWorld) -> None:
+        """Watch the execution of ``plan`` in ``world``."""
+        self.codes = plan.code_lines()
+        self.world = world
+        self.failures: list[FailureLabel] = []
+        self._far_steps = 0
+        self._start: dict[str, np.ndarray] = {}
+
+    def check(self, step: int, out: ControlOutput) -> None:
+        """Inspect the world after control step ``step`` commanded ``out``."""
+        self._check_tracking(step, out)
+        _, args = parse_code(self._code(out.subtask_index))
+        if out.skill == "pick" and out.subtask_done:
+            self._check_lifted(step, args["object"])
+        elif out.skill == "place" and out.phase in ("carry", "descend"):
+            self._check_held(step, out.subtask_index)
+        elif out.skill == "push":
+            self._check_push(step, out, args["object"], args["direction"])
+
+    def _code(self, index: int) -> str:
+        return self.codes[index]
+
+    def _fail(self, kind: str, step: int, detail: str) -> None:
+        if not any(f.kind == kind for f in self.failures):
+            logger.debug("failure %s at step %d: %s", kind, step, detail)
+            self.failures.append(FailureLabel(kind, step, detail))
+
+    def _check_tracking(self, step: int, out: ControlOutput) -> None:
+        ee, _ = self.world.ee_pose()
+        self._far_steps = self._far_steps + 1 if np.linalg.norm(ee - out.pos) > 0.05 else 0
+        if self._far_steps >= 10:
+            self._fail("tracking_error", step, f"TCP {np.linalg.norm(ee - out.pos):.3f} m from target")
+
+    def _check_lifted(self, step: int, name: str) -> None:
+        info = self.world.object_by_name(name)
+        pos, _ = self.world.object_pose(info.body_id)
+        ee, _ = self.world.ee_pose()
+        if pos[2] < info.size / 2.0 + 0.04 or np.linalg.norm(pos - ee) > 0.06:
+            self._fail("grasp_missed", step, f"{name} not lifted (z={pos[2]:.3f})")
+
+    def _check_held(self, step: int, index: int) -> None:
+        _, args = parse_code(self._code(index - 1))
+        info = self.world.object_by_name(args.get("object", ""))
+        pos, _ = self.world.object_pose(info.body_id)
+        ee, _ = self.world.ee_pose()
+        if np.linalg.norm(pos - ee) > 0.06:
+            self._fail(
+                "object_dropped", step, f"{info.name} is {np.linalg.norm(pos - ee):.3f} m from the TCP"
+            )
+
+    def _check_push(self, step: int, out: ControlOutput, name: str, direction: str) -> None:
+        pos, _ = self.world.object_pose(self.world.object_by_name(name).body_id)
+        self._start.setdefault(name, pos.copy())
+        if out.subtask_done:
+            along = float((pos - self._start[name])[:2] @ np.array(catalog.DIRECTIONS[direction]))
+            if along < PUSH_MIN_ALONG:
+                self._fail("no_progress", step, f"{name} moved {along:.3f} m {direction}")
+
+
+class Perturber:
+    """Injects one perturbation into a plan or an episode and records when it happened."""
+
+    def __init__(self, mode: str, task: Task, world: SimWorld, rng: np.random.Generator) -> None:
+        """Prepare perturbation ``mode`` for ``task``."""
+        self.mode = mode
+        self.task = task
+        self.world = world
+        self.rng = rng
+        self.event: FailureLabel | None = None
+        self._open_until = -1
+        self._carry_steps = 0
+        self._push_steps = 0
+        self.expected = "no_progress" if task.family == "push" else EXPECTED_KIND[mode]
+
+    def perturb_plan(self, plan: PlanData) -> PlanData:
+        """Apply plan-level perturbations (``grasp_offset``, ``wrong_keypoint``); others pass through."""
+        if self.mode not in ("grasp_offset", "wrong_keypoint"):
+            return plan
+        st = plan.subtasks[0]
+        _, args = parse_code(st.code)
+        info = self.world.object_by_name(args["object"])
+        pos, _ = self.world.object_pose(info.body_id)
+        shift = (
+            self._offset(info.body_id, pos)
+            if self.mode == "grasp_offset"
+            else self._elsewhere(info.body_id, pos)
+        )
+        st.keypoints = [self._moved(kp, shift) for kp in st.keypoints]
+        self.event = FailureLabel(
+            self.mode, 0, f"{st.code} keypoints shifted by {np.round(shift, 3).tolist()}"
+        )
+        return plan
+
+    def _moved(self, kp: KeypointData, shift: np.ndarray) -> KeypointData:
+        pt = np.array(kp.point) + shift
+        u, v = self.world.project(pt[None, :])
+        return KeypointData(kp.name, tuple(pt), float(u[0]), float(v[0]), kp.confidence)
+
+    def _offset(self, body_id: int, pos: np.ndarray) -> np.ndarray:
+        if self.task.family == "push":
+            d = np.array(catalog.DIRECTIONS[self.task.steps[0].direction])
+            return np.array([-d[1], d[0], 0.0]) * 0.09 * self.rng.choice([-1.0, 1.0])
+        yaw = self.world.object_yaw(body_id) + self.rng.choice([0.0, math.pi])
+        return np.array([math.cos(yaw), math.sin(yaw), 0.0]) * 0.065
+
+    def _elsewhere(self, body_id: int, pos: np.ndarray) -> np.ndarray:
+        others = [o for o in self.world.objects.values() if o.body_id != body_id and o.is_block]
+        if others:
+            other = others[int(self.rng.integers(len(others)))]
+            opos, _ = self.world.object_pose(other.body_id)
+            return np.array([opos[0] - pos[0], opos[1] - pos[1], 0.0])
+        ang = self.rng.uniform(-math.pi, math.pi)
+        return np.array([math.cos(ang), math.sin(ang), 0.0]) * 0.12
+
+    def before_step(self, step: int, out: ControlOutput) -> float:
+        """Apply step-level perturbations; return the gripper command to send."""
+        if self.event is None and self.mode == "nudge":
+            self._nudge(step, out)
+        elif self.event is None and self.mode == "slip":
+            self._slip(step, out)
+        return 1.0 if step < self._open_until else out.gripper
+
+    def _nudge(self, step: int, out: ControlOutput) -> None:
+        trigger = (out.skill == "pick" and out.phase == "descend") or (
+            out.skill == "push" and out.phase == "lower"
+        )
+        if trigger and out.subtask_index == 0:
+            self._knock(step, 0.07, "nudged during approach")
+
+    def _slip(self, step: int, out: ControlOutput) -> None:
+        if out.skill == "place" and out.phase == "carry":
+            self._carry_steps += 1
+            if self._carry_steps == 4:
+                self._open_until = step + 8
+                self.event = FailureLabel("slip", step, "fingers opened for 0.4 s during carry")
+        elif out.skill == "push" and out.phase == "push":
+            self._push_steps += 1
+            if self._push_steps == 6:
+                self._knock(step, 0.07, "knocked sideways during push")
+
+    def _knock(self, step: int, dist: float, detail: str) -> None:
+        name = parse_code(self._first_code())[1]["object"]
+        info = self.world.object_by_name(name)
+        pos, quat = self.world.object_pose(info.body_id)
+        if self.task.family == "push":
+            d = np.array(catalog.DIRECTIONS[self.task.steps[0].direction])
+            direction = np.array([-d[1], d[0]]) * self.rng.choice([-1.0, 1.0])
+        else:
+            ang = self.rng.uniform(-math.pi, math.pi)
+            direction = np.array([math.cos(ang), math.sin(ang)])
+        new = pos.copy()
+        new[:2] += direction * dist
+        self.world.move_object(info.body_id, new, quat)
+        self.event = FailureLabel(self.mode, step, f"{name} {detail} by {dist:.2f} m")
+
+    def _first_code(self) -> str:
+        s = self.task.steps[0]
+        if s.skill == "push":
+            return f'push(object="{s.arg}", direction="{s.direction}")'
+        return f'pick(object="{s.arg}")'
+
+
+def run_many(
+    seeds: list[int], split: str, family: str | None = None, perturb: str | None = None
+) -> list[EpisodeResult]:
+    """Run several episodes in one reused world (no rendering)."""
+    world = SimWorld()
+    try:
+        return [run_episode(s, split, family, perturb, world=world) for s in seeds]
+    finally:
+        world.close()

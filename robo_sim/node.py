@@ -1,0 +1,224 @@
+"""``sim_node``: the ROS 2 bridge of the simulated Franka Panda cell (a thin adapter over robo_sim).
+
+Publishes colour, depth and camera info at ``camera_rate_hz``, ``/robo/ee_pose`` and
+``/joint_states`` at ``state_rate_hz``, ``/clock`` (simulated time: run the other nodes with
+``use_sim_time:=true``) and the camera extrinsics on ``/camera/color/pose``. Follows
+``/robo/ee_target`` and ``/robo/gripper_command``. The ``/sim/reset`` service loads a task from
+a seed and split; the task, its ground-truth expert plan and the live success check are
+published on ``/sim/task``, ``/sim/expert_plan`` and ``/sim/episode``.
+
+Topic names are the constants of :mod:`robo_common.constants`; remap them on the command
+line (``--ros-args -r /robo/ee_target:=/my_arm/target``) or in a launch file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from robo_stack.srv import ResetSim
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Float64, String
+
+from robo_common import constants as C
+from robo_common.geometry import matrix_to_quat
+from robo_common.ros.conversions import plan_to_msg
+from robo_common.ros.qos import qos_for_topic
+from robo_sim.sim_session import SimSession, SimSessionConfig
+
+PARAMETERS: dict[str, tuple[object, str]] = {
+    "state_rate_hz": (200.0, "Rate of physics advance and of /robo/ee_pose and /joint_states (Hz)."),
+    "camera_rate_hz": (15.0, "Rate of colour/depth/camera_info images (Hz); rendered in a child process."),
+    "image_width": (128, "Camera image width (pixels)."),
+    "image_height": (128, "Camera image height (pixels)."),
+    "real_time_factor": (1.0, "Simulated seconds per wall-clock second."),
+    "seed": (0, "Seed of the task loaded at start-up."),
+    "split": ("seen", "Split of the task loaded at start-up: seen or unseen."),
+    "family": ("", "Task family loaded at start-up (pick_place, stack, rearrange, push); empty: from the seed."),
+    "render": (True, "Publish camera images (false: state only, for fast tests)."),
+}
+
+
+def _stamp(seconds: float) -> Time:
+    sec = math.floor(seconds)
+    return Time(sec=int(sec), nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+
+def _pose_msg(stamp: Time, pos: np.ndarray, quat: np.ndarray) -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.stamp, msg.header.frame_id = stamp, C.BASE_FRAME
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
+    o = msg.pose.orientation
+    o.x, o.y, o.z, o.w = (float(v) for v in quat)
+    return msg
+
+
+class SimNode(Node):
+    """ROS 2 adapter: parameters, publishers, subscriptions and a timer around a :class:`SimSession`."""
+
+    def __init__(self) -> None:
+        """Declare parameters, build the simulation and start publishing."""
+        super().__init__("sim_node")
+        for name, (default, text) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=text))
+        par = {name: self.get_parameter(name).value for name in PARAMETERS}
+        cfg = SimSessionConfig(
+            state_rate_hz=float(par["state_rate_hz"]), camera_rate_hz=float(par["camera_rate_hz"]),
+            image_width=int(par["image_width"]), image_height=int(par["image_height"]),
+            render=bool(par["render"]),
+        )
+        self.rtf = float(par["real_time_factor"])
+        if not self.rtf > 0:
+            raise ValueError(f"real_time_factor must be > 0, got {self.rtf}")
+        self.session = SimSession(cfg)
+        self._make_interfaces()
+        self._load(int(par["seed"]), str(par["split"]), str(par["family"]) or None)
+        self._last_wall = time.monotonic()
+        self._last_episode_pub = 0.0
+        self.timer = self.create_timer(1.0 / cfg.state_rate_hz, self._tick)
+        self.get_logger().info(
+            f"sim_node up: state {cfg.state_rate_hz:.0f} Hz, camera {cfg.camera_rate_hz:.0f} Hz "
+            f"({cfg.image_width}x{cfg.image_height}), real-time factor {self.rtf}"
+        )
+
+    # ------------------------------------------------------------------ set-up
+    def _make_interfaces(self) -> None:
+        sensor = qos_for_topic(C.TOPIC_EE_POSE)
+        self.pub_clock = self.create_publisher(Clock, C.TOPIC_CLOCK, 10)
+        self.pub_pose = self.create_publisher(PoseStamped, C.TOPIC_EE_POSE, sensor)
+        self.pub_joints = self.create_publisher(JointState, C.TOPIC_JOINT_STATES, sensor)
+        self.pub_rgb = self.create_publisher(Image, C.TOPIC_COLOR_IMAGE, qos_for_topic(C.TOPIC_COLOR_IMAGE))
+        self.pub_depth = self.create_publisher(Image, C.TOPIC_DEPTH_IMAGE, qos_for_topic(C.TOPIC_DEPTH_IMAGE))
+        self.pub_info = self.create_publisher(CameraInfo, C.TOPIC_CAMERA_INFO, qos_for_topic(C.TOPIC_CAMERA_INFO))
+        self.pub_camera_pose = self.create_publisher(PoseStamped, C.TOPIC_CAMERA_POSE,
+                                                     qos_for_topic(C.TOPIC_CAMERA_POSE))
+        self.pub_task = self.create_publisher(String, C.TOPIC_SIM_TASK, qos_for_topic(C.TOPIC_SIM_TASK))
+        from robo_stack.msg import Plan
+
+        self.pub_plan = self.create_publisher(Plan, C.TOPIC_SIM_EXPERT_PLAN, qos_for_topic(C.TOPIC_SIM_EXPERT_PLAN))
+        self.pub_episode = self.create_publisher(String, C.TOPIC_SIM_EPISODE, qos_for_topic(C.TOPIC_SIM_EPISODE))
+        self.create_subscription(PoseStamped, C.TOPIC_EE_TARGET, self._on_target, qos_for_topic(C.TOPIC_EE_TARGET))
+        self.create_subscription(Float64, C.TOPIC_GRIPPER_COMMAND, self._on_gripper,
+                                 qos_for_topic(C.TOPIC_GRIPPER_COMMAND))
+        self.create_service(ResetSim, C.SERVICE_SIM_RESET, self._on_reset)
+
+    def _load(self, seed: int, split: str, family: str | None) -> str:
+        task = self.session.reset(seed, split, family)
+        self.pub_task.publish(String(data=json.dumps(self.session.task_dict())))
+        plan = self.session.expert_plan
+        plan.stamp_ns = int(self.session.sim_time * 1e9)
+        self.pub_plan.publish(plan_to_msg(plan))
+        self.pub_camera_pose.publish(self._camera_pose())
+        self.get_logger().info(f"loaded task seed={seed} split={split} family={task.family}: {task.instruction!r}")
+        return task.instruction
+
+    def _camera_pose(self) -> PoseStamped:
+        T = self.session.camera.T_base_camera
+        return _pose_msg(_stamp(self.session.sim_time), T[:3, 3], matrix_to_quat(T[:3, :3]))
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_target(self, msg: PoseStamped) -> None:
+        if msg.header.frame_id not in ("", C.BASE_FRAME):
+            self.get_logger().error(
+                f"rejected ee target in frame {msg.header.frame_id!r}: targets must be in {C.BASE_FRAME!r}")
+            self.session.rejected += 1
+            return
+        p, o = msg.pose.position, msg.pose.orientation
+        try:
+            self.session.command_pose(np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w]))
+        except ValueError as exc:
+            self.get_logger().error(f"rejected ee target: {exc}")
+
+    def _on_gripper(self, msg: Float64) -> None:
+        try:
+            self.session.command_gripper(msg.data)
+        except ValueError as exc:
+            self.get_logger().error(f"rejected gripper command: {exc}")
+
+    def _on_reset(self, request: ResetSim.Request, response: ResetSim.Response) -> ResetSim.Response:
+        try:
+            response.instruction = self._load(int(request.seed), request.split or "seen", request.family or None)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            response.success = False
+            response.message = f"reset failed: {exc}"
+            self.get_logger().error(response.message)
+            return response
+        response.success = True
+        response.task_json = json.dumps(self.session.task_dict())
+        response.message = f"loaded {self.session.task.family} task seed {request.seed}"
+        self._last_wall = time.monotonic()
+        return response
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        dt = min(now - self._last_wall, 0.1) * self.rtf  # never jump more than 0.1 s after a stall
+        self._last_wall = now
+        self.session.advance(dt)
+        stamp = _stamp(self.session.sim_time)
+        self.pub_clock.publish(Clock(clock=stamp))
+        self._publish_state(stamp)
+        try:
+            frame = self.session.poll_camera()
+        except RuntimeError as exc:
+            self.get_logger().error(f"camera: {exc}", throttle_duration_sec=5.0)
+            frame = None
+        if frame is not None:
+            self._publish_frame(*frame)
+        if now - self._last_episode_pub > 0.5:
+            self._last_episode_pub = now
+            self.pub_episode.publish(String(data=json.dumps(self.session.episode_dict())))
+
+    def _publish_state(self, stamp: Time) -> None:
+        self.pub_pose.publish(_pose_msg(stamp, *self.session.world.ee_pose()))
+        names, q, dq, tau = self.session.world.joint_state()
+        joints = JointState(name=names, position=q.tolist(), velocity=dq.tolist(), effort=tau.tolist())
+        joints.header.stamp, joints.header.frame_id = stamp, C.BASE_FRAME
+        self.pub_joints.publish(joints)
+
+    def _publish_frame(self, sim_stamp: float, rgb: np.ndarray, depth: np.ndarray) -> None:
+        stamp = _stamp(sim_stamp)
+        h, w = depth.shape
+        color = Image(height=h, width=w, encoding=C.COLOR_ENCODING, is_bigendian=0, step=w * 3,
+                      data=rgb.tobytes())
+        dimg = Image(height=h, width=w, encoding=C.DEPTH_ENCODING, is_bigendian=0, step=w * 4,
+                     data=depth.astype(np.float32).tobytes())
+        cam = self.session.camera
+        info = CameraInfo(height=h, width=w, distortion_model="plumb_bob", d=[0.0] * 5,
+                          k=cam.K.reshape(-1).tolist(), r=np.eye(3).reshape(-1).tolist(),
+                          p=np.hstack([cam.K, np.zeros((3, 1))]).reshape(-1).tolist())
+        for msg in (color, dimg, info):
+            msg.header.stamp, msg.header.frame_id = stamp, C.CAMERA_FRAME
+        self.pub_rgb.publish(color)
+        self.pub_depth.publish(dimg)
+        self.pub_info.publish(info)
+
+    def destroy_node(self) -> None:
+        """Stop the render process, then the node."""
+        self.session.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run ``sim_node`` until shut down."""
+    try:
+        with rclpy.init(args=args):
+            node = SimNode()
+            try:
+                rclpy.spin(node)
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()

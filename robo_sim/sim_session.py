@@ -1,0 +1,149 @@
+"""A live simulated cell for the ROS bridge: world, task, commands, physics clock and camera.
+
+ROS-free, so it is tested directly; :mod:`robo_sim.node` only converts messages. Physics is
+advanced by whole 240 Hz steps as wall time passes; frames are rendered in a
+:class:`~robo_sim.render_process.RenderProcess` at the camera rate, from snapshots taken at
+the simulated time they are stamped with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from robo_common.jsonable import to_jsonable
+from robo_common.plan_types import PlanData
+from robo_sim.expert import expert_plan
+from robo_sim.render_process import RenderProcess, take_snapshot
+from robo_sim.scene import build_scene
+from robo_sim.tasks import Task, make_task
+from robo_sim.world import CameraInfo, SimWorld, WorldConfig
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SimSessionConfig:
+    """Rates and camera of a live session (see ``config/sim.yaml``)."""
+
+    state_rate_hz: float = 200.0
+    camera_rate_hz: float = 15.0
+    image_width: int = 128
+    image_height: int = 128
+    render: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.state_rate_hz <= 1000.0:
+            raise ValueError(f"state_rate_hz must be in [1, 1000], got {self.state_rate_hz}")
+        if not 0.0 < self.camera_rate_hz <= 60.0:
+            raise ValueError(f"camera_rate_hz must be in (0, 60], got {self.camera_rate_hz}")
+
+
+class SimSession:
+    """The simulated cell behind ``sim_node``."""
+
+    def __init__(self, config: SimSessionConfig) -> None:
+        """Create the world (and the render process when ``config.render``)."""
+        self.config = config
+        wcfg = WorldConfig(control_period=1.0 / config.state_rate_hz if config.state_rate_hz <= 240 else 1 / 240,
+                           image_width=config.image_width, image_height=config.image_height)
+        self.world = SimWorld(wcfg)
+        self.camera: CameraInfo = self.world.camera_info()
+        self.renderer = RenderProcess(wcfg) if config.render else None
+        self.task: Task | None = None
+        self.expert_plan: PlanData | None = None
+        self.rejected = 0
+        self.clamped = 0
+        self._physics_dt = 1.0 / wcfg.physics_hz
+        self._pending = 0.0
+        self._next_frame = 0.0
+
+    @property
+    def sim_time(self) -> float:
+        """Simulated seconds since the session started (monotonic across resets)."""
+        return self.world.sim_time
+
+    def reset(self, seed: int, split: str = "seen", family: str | None = None) -> Task:
+        """Load the task of ``(seed, split, family)``: rest pose, fresh scene, expert plan."""
+        task = make_task(seed, split, family)
+        self.world.reset_robot()
+        build_scene(self.world, task.scene)
+        self.task = task
+        self.expert_plan = expert_plan(task, self.world)
+        if self.renderer is not None:
+            self.renderer.load_scene(task.scene)
+        self._next_frame = self.sim_time
+        return task
+
+    def command_pose(self, pos: np.ndarray, quat_xyzw: np.ndarray) -> bool:
+        """Set the end-effector target; returns True if the motion limits clamped it.
+
+        Raises:
+            ValueError: for NaN/inf or malformed values (the previous target is kept).
+        """
+        try:
+            clamped = self.world.set_ee_target(pos, quat_xyzw)
+        except ValueError:
+            self.rejected += 1
+            raise
+        self.clamped += int(clamped)
+        return clamped
+
+    def command_gripper(self, width01: float) -> None:
+        """Set the gripper opening (0 closed, 1 open); raises ``ValueError`` on NaN/inf."""
+        try:
+            self.world.set_gripper(width01)
+        except ValueError:
+            self.rejected += 1
+            raise
+
+    def advance(self, dt: float) -> int:
+        """Advance physics by ``dt`` simulated seconds in whole physics steps; returns the steps taken.
+
+        Also requests a camera frame when one is due and the renderer is free.
+        """
+        self._pending += max(0.0, dt)
+        steps = int(self._pending / self._physics_dt + 1e-9)
+        if steps:
+            self.world.step_control(steps)
+            self._pending -= steps * self._physics_dt
+        if self.renderer is not None and self.sim_time >= self._next_frame and not self.renderer.busy:
+            self.renderer.request(take_snapshot(self.world))
+            self._next_frame = max(self._next_frame + 1.0 / self.config.camera_rate_hz, self.sim_time)
+        return steps
+
+    def poll_camera(self) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """Return ``(sim stamp, rgb, depth)`` of a finished frame, or None."""
+        return self.renderer.poll() if self.renderer is not None else None
+
+    def task_dict(self) -> dict[str, Any]:
+        """The loaded task as JSON-friendly data."""
+        task = self.task
+        if task is None:
+            return {}
+        return {
+            "seed": task.seed, "split": task.split, "family": task.family, "variant": task.variant,
+            "instruction": task.instruction, "scene": to_jsonable(dataclasses.asdict(task.scene)),
+            "goals": to_jsonable([dataclasses.asdict(g) for g in task.goals]),
+        }
+
+    def episode_dict(self) -> dict[str, Any]:
+        """Live episode state: task identity, current success check, command counters."""
+        task = self.task
+        return {
+            "seed": task.seed if task else None, "split": task.split if task else None,
+            "family": task.family if task else None, "sim_time": self.sim_time,
+            "success": bool(task.check_success(self.world)) if task else False,
+            "rejected_commands": self.rejected, "clamped_commands": self.clamped,
+        }
+
+    def close(self) -> None:
+        """Stop the renderer and disconnect the world."""
+        if self.renderer is not None:
+            self.renderer.close()
+        self.world.close()
+

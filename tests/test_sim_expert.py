@@ -1,0 +1,105 @@
+"""Tests of robo_sim.expert and robo_sim.episode: plan format, closed-loop success, perturbations."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from robo_sim.episode import run_episode
+from robo_sim.expert import expert_plan, parse_code
+from robo_sim.scene import build_scene
+from robo_sim.tasks import FAMILIES, make_task
+from robo_sim.world import SimWorld
+
+CODE = re.compile(
+    r'^(pick\(object="[a-z ]+"\)|place\(target="[a-z ]+"\)|'
+    r'push\(object="[a-z ]+", direction="(left|right|forward|backward)"\)|done\(\))$'
+)
+KP_NAMES = {"pick": {"grasp"}, "place": {"place"}, "push": {"push_start", "push_end"}, "done": set()}
+
+
+@pytest.fixture(scope="module")
+def world():
+    w = SimWorld()
+    yield w
+    w.close()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_plan_format(world, family):
+    task = make_task(2, "unseen", family)
+    build_scene(world, task.scene)
+    plan = expert_plan(task, world)
+    assert plan.revision == 0 and plan.frame_id == "panda_link0" and plan.plan_id and plan.reasoning
+    assert plan.code_lines()[-1] == "done()"
+    for st in plan.subtasks:
+        assert CODE.match(st.code), st.code
+        assert parse_code(st.code)[0] == st.skill
+        assert {k.name for k in st.keypoints} == KP_NAMES[st.skill]
+        for kp in st.keypoints:
+            assert 0 <= kp.u < 128 and 0 <= kp.v < 128
+    grasp = plan.subtasks[0].keypoint("grasp") or plan.subtasks[0].keypoint("push_start")
+    obj = world.object_by_name(parse_code(plan.subtasks[0].code)[1]["object"])
+    pos, _ = world.object_pose(obj.body_id)
+    assert np.linalg.norm(np.array(grasp.point[:2]) - pos[:2]) < 0.06
+
+
+@pytest.mark.parametrize(
+    "family,split,seed",
+    [
+        ("pick_place", "seen", 0),
+        ("pick_place", "unseen", 1),
+        ("stack", "seen", 2),
+        ("stack", "unseen", 3),
+        ("rearrange", "seen", 4),
+        ("push", "seen", 5),
+        ("push", "unseen", 6),
+    ],
+)
+def test_expert_succeeds(world, family, split, seed):
+    res = run_episode(seed, split, family, world=world)
+    assert res.success, (res.instruction, res.failures)
+    assert not res.failures and res.n_steps > 20
+
+
+def test_on_step_records_and_render_rate(world):
+    records = []
+    res = run_episode(1, "seen", "push", render_every=4, on_step=records.append, world=world)
+    assert len(records) == res.n_steps
+    rendered = [r.step for r in records if r.rgb is not None]
+    assert rendered == list(range(0, res.n_steps, 4))
+    assert records[0].depth.dtype == np.float32 and records[0].rgb.shape == (128, 128, 3)
+    progress = [r.progress for r in records if r.subtask_index == 0]
+    assert progress[-1] == 1.0 and all(0.0 <= x <= 1.0 for x in progress)
+    assert {r.phase for r in records} >= {"approach", "lower", "push", "retreat"}
+    err = [np.linalg.norm(r.ee_pos - r.target_pos) for r in records]
+    assert np.median(err) < 0.01
+
+
+@pytest.mark.parametrize(
+    "mode,kind",
+    [
+        ("grasp_offset", "grasp_missed"),
+        ("slip", "object_dropped"),
+        ("nudge", "grasp_missed"),
+        ("wrong_keypoint", "grasp_missed"),
+    ],
+)
+def test_perturbed_episode_fails_and_is_labelled(world, mode, kind):
+    res = run_episode(0, "seen", "pick_place", perturb=mode, world=world)
+    assert not res.success
+    assert res.perturbation is not None and res.perturbation.kind == mode
+    assert res.failures and res.failures[0].kind == kind
+    assert res.failures[0].step >= res.perturbation.step
+
+
+def test_push_perturbation_is_no_progress(world):
+    res = run_episode(0, "seen", "push", perturb="grasp_offset", world=world)
+    assert not res.success and res.failures[0].kind == "no_progress"
+
+
+def test_bad_perturbation_rejected():
+    with pytest.raises(ValueError, match="perturb"):
+        run_episode(0, "seen", "push", perturb="earthquake")

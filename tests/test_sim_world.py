@@ -1,0 +1,111 @@
+"""Tests of robo_sim.world: IK tracking, motion limits, gripper, camera geometry."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from robo_sim.expert import topdown_quat
+from robo_sim.world import SimWorld, WorldConfig, quat_angle
+
+
+@pytest.fixture(scope="module")
+def world():
+    w = SimWorld()
+    yield w
+    w.close()
+
+
+def _track(world: SimWorld, pos, quat, steps: int = 40) -> None:
+    for _ in range(steps):
+        world.set_ee_target(np.array(pos), quat)
+        world.step_control()
+
+
+@pytest.mark.parametrize(
+    "pos,yaw",
+    [((0.5, 0.1, 0.2), 0.3), ((0.4, -0.2, 0.05), -0.7), ((0.65, 0.25, 0.03), 0.0), ((0.35, 0.2, 0.3), 1.2)],
+)
+def test_ik_tracks_within_1cm_5deg(world, pos, yaw):
+    world.reset_robot()
+    q = topdown_quat(yaw)
+    _track(world, pos, q)
+    ee, eq = world.ee_pose()
+    assert np.linalg.norm(ee - np.array(pos)) < 0.01
+    assert math.degrees(quat_angle(eq, q)) < 5.0
+
+
+def test_rejects_nonfinite_and_clamps(world):
+    world.reset_robot()
+    with pytest.raises(ValueError):
+        world.set_ee_target(np.array([np.nan, 0, 0.2]), topdown_quat(0))
+    with pytest.raises(ValueError):
+        world.set_ee_target(np.array([0.4, 0, 0.2]), np.array([0, 0, 0, np.inf]))
+    start, _ = world.ee_target
+    assert world.set_ee_target(start + np.array([0.3, 0, 0]), topdown_quat(0)) is True
+    moved, _ = world.ee_target
+    assert np.linalg.norm(moved - start) == pytest.approx(world.config.max_step_translation, abs=1e-6)
+    assert world.set_ee_target(moved, topdown_quat(0)) is False
+
+
+def test_config_validation_names_field():
+    with pytest.raises(ValueError, match="max_step_translation"):
+        WorldConfig(max_step_translation=0.0)
+    with pytest.raises(ValueError, match="far"):
+        WorldConfig(near=1.0, far=0.5)
+
+
+def test_gripper_opens_and_closes(world):
+    world.reset_robot()
+    world.set_gripper(0.0)
+    world.step(0.6)
+    assert world.gripper_width01() < 0.05
+    world.set_gripper(1.0)
+    world.step(0.6)
+    assert world.gripper_width01() > 0.95
+    names, pos, vel, eff = world.joint_state()
+    assert len(names) == 9 and pos.shape == (9,) and names[0] == "panda_joint1"
+
+
+def test_camera_deprojects_rendered_block_within_1cm(world):
+    world.remove_all_objects()
+    bid = world.add_block("red", 0.05, (0.5, 0.05, 0.025), 0.4)
+    world.settle(0.2)
+    rgb, depth = world.render()
+    info = world.camera_info()
+    assert rgb.shape == (info.height, info.width, 3) and rgb.dtype == np.uint8
+    assert depth.shape == (info.height, info.width) and depth.dtype == np.float32
+    pos, _ = world.object_pose(bid)
+    top = pos + np.array([0, 0, 0.025])
+    u, v = world.project(top[None, :])
+    ui, vi = int(round(u[0])), int(round(v[0]))
+    assert rgb[vi, ui, 0] > 120 and rgb[vi, ui, 1] < 80  # the red block is at that pixel
+    back = world.deproject(ui, vi, float(depth[vi, ui]))
+    assert np.linalg.norm(back - top) < 0.01
+    world.remove_all_objects()
+
+
+def test_project_deproject_roundtrip_and_frames(world):
+    info = world.camera_info()
+    pts = np.array([[0.4, -0.1, 0.0], [0.6, 0.2, 0.1], [0.5, 0.0, 0.05]])
+    u, v = world.project(pts)
+    T_cam_base = np.linalg.inv(info.T_base_camera)
+    for i, pt in enumerate(pts):
+        z = (T_cam_base @ np.append(pt, 1.0))[2]
+        assert np.allclose(world.deproject(u[i], v[i], z), pt, atol=1e-9)
+    z_axis = info.T_base_camera[:3, 2]
+    assert z_axis[2] < -0.3  # optical z looks down at the table
+    assert info.K[0, 0] == pytest.approx(info.K[1, 1]) and info.K[2, 2] == 1.0
+
+
+def test_two_worlds_coexist():
+    a, b = SimWorld(), SimWorld()
+    try:
+        assert a.cid != b.cid
+        a.add_block("blue", 0.04, (0.5, 0.0, 0.02), 0.0)
+        assert len(a.objects) == 1 and len(b.objects) == 0
+    finally:
+        a.close()
+        b.close()
