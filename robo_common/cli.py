@@ -16,7 +16,7 @@ import sys
 LOG = logging.getLogger("robo_stack")
 
 # Modules that contribute subcommands, in help order.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("robo_common.cli_check", "robo_sim.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("robo_common.cli_check", "robo_sim.cli", "robo_brain.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

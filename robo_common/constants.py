@@ -26,6 +26,8 @@ TOPIC_GRIPPER_COMMAND = "/robo/gripper_command"
 TOPIC_EE_POSE = "/robo/ee_pose"
 TOPIC_JOINT_STATES = "/joint_states"
 TOPIC_MARKERS = "/robo/markers"
+TOPIC_BRAIN_STATUS = "/robo/brain_status"
+"""Brain state as JSON (std_msgs/String, latched): loading, ready, planning, failed, ..."""
 TOPIC_COLOR_IMAGE = "/camera/color/image_raw"
 TOPIC_DEPTH_IMAGE = "/camera/depth/image_raw"
 TOPIC_CAMERA_INFO = "/camera/color/camera_info"
@@ -106,6 +108,7 @@ TOPIC_QOS: dict[str, QosChoice] = {
     TOPIC_EE_POSE: QOS_SENSOR,
     TOPIC_JOINT_STATES: QOS_SENSOR,
     TOPIC_MARKERS: QOS_LATCHED,
+    TOPIC_BRAIN_STATUS: QOS_LATCHED,
     TOPIC_COLOR_IMAGE: QOS_SENSOR,
     TOPIC_DEPTH_IMAGE: QOS_SENSOR,
     TOPIC_CAMERA_INFO: QOS_SENSOR,

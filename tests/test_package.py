@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from catkin_pkg.package import parse_package
 
 from robo_common import constants
@@ -96,15 +97,18 @@ def test_installed_prefix_has_no_foreign_python_paths() -> None:
     assert offenders == []
 
 
-def test_config_files_match_declared_parameters(repo_root: Path) -> None:
-    """Every parameter in config/sim.yaml is declared by sim_node, with the same default type."""
+@pytest.mark.parametrize("config, node, module", [("sim", "sim_node", "robo_sim.node"),
+                                                 ("brain", "brain_node", "robo_brain.node")])
+def test_config_files_match_declared_parameters(repo_root: Path, config: str, node: str, module: str) -> None:
+    """Every parameter in config/<name>.yaml is declared by its node, with the same default type."""
+    import importlib
+
     import yaml
 
-    from robo_sim.node import PARAMETERS
-
-    params = yaml.safe_load((repo_root / "config" / "sim.yaml").read_text())["sim_node"]["ros__parameters"]
-    assert set(params) == set(PARAMETERS)
+    declared = importlib.import_module(module).PARAMETERS
+    params = yaml.safe_load((repo_root / "config" / f"{config}.yaml").read_text())[node]["ros__parameters"]
+    assert set(params) == set(declared)
     for name, value in params.items():
-        default, description = PARAMETERS[name]
-        assert type(value) is type(default), name
+        default, description = declared[name][:2]
+        assert type(value) is type(default) or (isinstance(default, float) and isinstance(value, int)), name
         assert description

@@ -1,0 +1,357 @@
+"""``brain_node``: the ROS 2 adapter of the brain (a thin layer over :mod:`robo_brain.worker`).
+
+Subscribes ``/robo/instruction`` (std_msgs/String), colour / depth / camera info (sensor QoS),
+the camera extrinsics ``/camera/color/pose`` (PoseStamped in the base frame, latched; the
+``camera_pose`` parameter is the fallback), ``/robo/ee_pose`` and ``/robo/failure``. Publishes
+``/robo/plan`` (robo_stack/Plan, latched), ``/robo/markers`` (keypoint spheres and the plan as
+text) and ``/robo/brain_status`` (std_msgs/String, JSON, latched)::
+
+    {"state": "loading|ready|waiting|planning|correcting|planned|corrected|failed|preempted|error",
+     "detail": "...", "plan_id": "...", "revision": 0, "backend": "...", "latency_s": 0.0,
+     "errors": [...], "stamp_ns": 0}
+
+Planning runs in a worker thread; a new instruction preempts the running job. A plan request
+that fails (unusable model output, bad keypoints, back-end down) publishes an empty plan (no
+subtasks, ``reasoning`` says why) under a new ``plan_id`` when ``publish_empty_plan_on_failure``
+is set, so the cerebellum stops following the previous instruction's plan. Bad inputs (wrong
+image encoding, oversized or malformed instruction, NaN poses) are logged and reported on the
+status topic; the node keeps running, also when the model fails to load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import Point, PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from robo_stack.msg import FailureReport, Plan
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import String
+from visualization_msgs.msg import Marker, MarkerArray
+
+from robo_brain.backends import BackendConfig, GenerationSettings, make_backend
+from robo_brain.checks import CheckConfig
+from robo_brain.keypoints import CameraModel, KeypointConfig, WorkspaceBox
+from robo_brain.planner import FailureInfo, PlannerConfig, PlanResult, sanitize_instruction
+from robo_brain.worker import BrainWorker, Job, Observation
+from robo_common import constants as C
+from robo_common.geometry import pose_to_matrix
+from robo_common.plan_types import PlanData
+from robo_common.ros.conversions import plan_to_msg, stamp_to_ns
+from robo_common.ros.qos import qos_for_topic, to_qos_profile
+
+TOPIC_BRAIN_STATUS = C.TOPIC_BRAIN_STATUS
+MAX_INSTRUCTION_BYTES = 4096
+
+PARAMETERS: dict[str, tuple[object, str]] = {
+    "backend": ("transformers", "Model back-end: transformers, openai or scripted."),
+    "model_path": ("", "Checkpoint folder (transformers), model name (openai) or answers file (scripted)."),
+    "device": ("cpu", "Torch device of the transformers back-end (cpu, cuda, cuda:1...)."),
+    "dtype": ("auto", "Torch dtype of the transformers back-end: auto, float32, float16, bfloat16."),
+    "base_url": ("http://127.0.0.1:8000/v1", "Endpoint root of the openai back-end."),
+    "api_key_env": ("OPENAI_API_KEY", "Environment variable holding the openai back-end's API key."),
+    "request_timeout_s": (60.0, "Timeout of one openai request (s)."),
+    "request_retries": (2, "Retries of a failed openai request (exponential backoff)."),
+    "max_new_tokens": (256, "Most tokens generated per model answer."),
+    "do_sample": (False, "Sample instead of greedy decoding."),
+    "temperature": (0.7, "Sampling temperature (with do_sample)."),
+    "max_instruction_chars": (500, "Longest accepted instruction (characters)."),
+    "parse_retries": (1, "Extra model attempts after an unusable answer, with the error fed back."),
+    "max_corrections": (3, "Revisions allowed per plan before it is reported failed."),
+    "workspace": ([0.15, 0.85, -0.5, 0.5, -0.03, 0.45], "Keypoint box [x_min, x_max, y_min, y_max, z_min, z_max] "
+                  "in the base frame (m)."),
+    "table_z": (0.0, "Height of the table top in the base frame (m)."),
+    "depth_window": (2, "Half size of the depth median window around a keypoint (pixels)."),
+    "camera_pose": ([0.0], "Fallback camera extrinsics [x, y, z, qx, qy, qz, qw] of the optical frame in the "
+                    "base frame, used until /camera/color/pose arrives; [0.0] for none."),
+    "publish_empty_plan_on_failure": (True, "Publish an empty plan when planning fails, so the old plan stops."),
+}
+
+
+def image_to_numpy(msg: Image) -> np.ndarray:
+    """Colour (``rgb8``/``bgr8`` -> RGB uint8) or depth (``32FC1`` m, ``16UC1`` mm -> float32 m) image.
+
+    Raises:
+        ValueError: unsupported encoding, big-endian data or a size mismatch.
+    """
+    h, w, enc = int(msg.height), int(msg.width), msg.encoding
+    channels = {"rgb8": (3, np.uint8), "bgr8": (3, np.uint8), "32FC1": (1, np.float32), "16UC1": (1, np.uint16)}
+    if enc not in channels:
+        raise ValueError(f"unsupported image encoding {enc!r}; expected one of {', '.join(channels)}")
+    if msg.is_bigendian:
+        raise ValueError("big-endian images are not supported")
+    n, dtype = channels[enc]
+    row = w * n * np.dtype(dtype).itemsize
+    if msg.step < row or len(msg.data) < msg.step * h or h == 0 or w == 0:
+        raise ValueError(f"{enc} image {w}x{h} with step {msg.step} has {len(msg.data)} bytes")
+    buf = np.frombuffer(bytes(msg.data), np.uint8).reshape(h, msg.step)[:, :row]
+    arr = buf.copy().view(dtype).reshape(h, w, n) if n > 1 else buf.copy().view(dtype).reshape(h, w)
+    if enc == "bgr8":
+        return arr[:, :, ::-1].copy()
+    if enc == "16UC1":
+        depth = arr.astype(np.float32) / 1000.0
+        depth[arr == 0] = np.nan
+        return depth
+    return arr
+
+
+def _pose_array(msg: PoseStamped) -> np.ndarray:
+    p, o = msg.pose.position, msg.pose.orientation
+    return np.array([p.x, p.y, p.z, o.x, o.y, o.z, o.w], float)
+
+
+def _position(pose) -> np.ndarray:  # noqa: ANN001 - geometry_msgs/Pose
+    return np.array([pose.position.x, pose.position.y, pose.position.z], float)
+
+
+class BrainNode(Node):
+    """ROS 2 adapter: parameters, topics and message conversion around a :class:`BrainWorker`."""
+
+    def __init__(self) -> None:
+        """Declare parameters, create topics and start loading the model in the worker thread."""
+        super().__init__("brain_node")
+        for name, (default, text) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=text))
+        self.par = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self._latest: dict[str, object] = {}
+        self._camera_T: np.ndarray | None = None
+        self._ee: np.ndarray | None = None
+        self._waiting: str | None = None
+        self.current: PlanData | None = None
+        self.backend_name = f"{self.par['backend']}:{self.par['model_path']}"
+        self._make_interfaces()
+        self._set_fallback_camera_pose()
+        try:
+            planner_cfg, backend_cfg = self._configs()
+        except ValueError as exc:
+            self.worker = None
+            self._status("error", f"bad parameters: {exc}")
+            self.get_logger().error(f"bad parameters: {exc}; the node stays up but will not plan")
+            return
+        self.worker = BrainWorker(lambda: make_backend(backend_cfg), planner_cfg, self._on_result, self._status)
+        self.worker.start()
+        self.get_logger().info(f"brain_node up: backend {self.backend_name}")
+
+    # ------------------------------------------------------------------ set-up
+    def _configs(self) -> tuple[PlannerConfig, BackendConfig]:
+        p = self.par
+        backend = BackendConfig(backend=str(p["backend"]), model_path=str(p["model_path"]), device=str(p["device"]),
+                                dtype=str(p["dtype"]), base_url=str(p["base_url"]), api_key_env=str(p["api_key_env"]),
+                                timeout_s=float(p["request_timeout_s"]), retries=int(p["request_retries"]))
+        keypoints = KeypointConfig(window=int(p["depth_window"]), table_z=float(p["table_z"]),
+                                   workspace=WorkspaceBox.from_flat(list(p["workspace"])))
+        gen = GenerationSettings(max_new_tokens=int(p["max_new_tokens"]), do_sample=bool(p["do_sample"]),
+                                 temperature=float(p["temperature"]))
+        planner = PlannerConfig(max_instruction_chars=int(p["max_instruction_chars"]),
+                                parse_retries=int(p["parse_retries"]), max_corrections=int(p["max_corrections"]),
+                                generation=gen, checks=CheckConfig(keypoints=keypoints))
+        return planner, backend
+
+    def _make_interfaces(self) -> None:
+        latched = to_qos_profile(C.QOS_LATCHED)
+        self.pub_plan = self.create_publisher(Plan, C.TOPIC_PLAN, qos_for_topic(C.TOPIC_PLAN))
+        self.pub_markers = self.create_publisher(MarkerArray, C.TOPIC_MARKERS, qos_for_topic(C.TOPIC_MARKERS))
+        self.pub_status = self.create_publisher(String, TOPIC_BRAIN_STATUS, latched)
+        self.create_subscription(String, C.TOPIC_INSTRUCTION, self._on_instruction,
+                                 qos_for_topic(C.TOPIC_INSTRUCTION))
+        for key, msg_type, topic in (("rgb", Image, C.TOPIC_COLOR_IMAGE), ("depth", Image, C.TOPIC_DEPTH_IMAGE),
+                                     ("info", CameraInfo, C.TOPIC_CAMERA_INFO)):
+            self.create_subscription(msg_type, topic, lambda m, k=key: self._on_sensor(k, m), qos_for_topic(topic))
+        self.create_subscription(PoseStamped, C.TOPIC_CAMERA_POSE, self._on_camera_pose,
+                                 qos_for_topic(C.TOPIC_CAMERA_POSE))
+        self.create_subscription(PoseStamped, C.TOPIC_EE_POSE, self._on_ee_pose, qos_for_topic(C.TOPIC_EE_POSE))
+        self.create_subscription(FailureReport, C.TOPIC_FAILURE, self._on_failure, qos_for_topic(C.TOPIC_FAILURE))
+
+    def _set_fallback_camera_pose(self) -> None:
+        values = [float(v) for v in self.par["camera_pose"]]
+        if len(values) == 7 and all(math.isfinite(v) for v in values) and np.linalg.norm(values[3:]) > 0.5:
+            self._camera_T = pose_to_matrix(np.array(values[:3]), np.array(values[3:]))
+        elif values != [0.0]:
+            self.get_logger().error(f"camera_pose parameter must be [x, y, z, qx, qy, qz, qw], got {values}")
+
+    # ------------------------------------------------------------------ status
+    def _status(self, state: str, detail: str = "", plan: PlanData | None = None, **extra: object) -> None:
+        data = {"state": state, "detail": detail[:2000], "plan_id": plan.plan_id if plan else "",
+                "revision": plan.revision if plan else 0, "backend": self.backend_name,
+                "stamp_ns": time.time_ns(), **extra}
+        self.pub_status.publish(String(data=json.dumps(data)))
+
+    def _reject(self, what: str, detail: str) -> None:
+        self.get_logger().error(f"{what}: {detail}")
+        self._status("error", f"{what}: {detail}")
+
+    # ------------------------------------------------------------------ inputs
+    def _on_sensor(self, key: str, msg: object) -> None:
+        self._latest[key] = msg
+        if self._waiting is not None and not self._missing():
+            instruction, self._waiting = self._waiting, None
+            self._submit_plan(instruction)
+
+    def _on_camera_pose(self, msg: PoseStamped) -> None:
+        pose = _pose_array(msg)
+        if msg.header.frame_id not in ("", C.BASE_FRAME) or not np.all(np.isfinite(pose)):
+            self._reject("camera pose rejected", f"frame {msg.header.frame_id!r}, values {pose.tolist()}")
+            return
+        self._camera_T = pose_to_matrix(pose[:3], pose[3:])
+
+    def _on_ee_pose(self, msg: PoseStamped) -> None:
+        pose = _pose_array(msg)
+        if np.all(np.isfinite(pose)):
+            self._ee = pose[:3]
+        else:
+            self.get_logger().error("ee pose with NaN/inf ignored", throttle_duration_sec=5.0)
+
+    def _missing(self) -> list[str]:
+        missing = [k for k in ("rgb", "depth", "info") if k not in self._latest]
+        return missing + (["camera pose"] if self._camera_T is None else [])
+
+    def _on_instruction(self, msg: String) -> None:
+        text = msg.data
+        if len(text) > MAX_INSTRUCTION_BYTES:
+            self._reject("instruction rejected", f"{len(text)} characters; at most {MAX_INSTRUCTION_BYTES}")
+            return
+        try:
+            text = sanitize_instruction(text, int(self.par["max_instruction_chars"]))
+        except ValueError as exc:
+            self._reject("instruction rejected", f"{exc}; the current plan is kept")
+            return
+        self.get_logger().info(f"instruction: {text[:200]!r}")
+        if self.worker is None or self.worker.load_error:
+            self._reject("instruction ignored", f"no model: {self.worker.load_error if self.worker else 'bad params'}")
+            return
+        missing = self._missing()
+        if missing:
+            self._waiting = text
+            self._status("waiting", f"instruction held until these arrive: {', '.join(missing)}")
+            return
+        self._submit_plan(text)
+
+    def _observation(self) -> Observation:
+        info: CameraInfo = self._latest["info"]
+        rgb, depth = image_to_numpy(self._latest["rgb"]), image_to_numpy(self._latest["depth"])
+        if rgb.ndim != 3 or depth.ndim != 2:
+            raise ValueError(f"colour topic must carry rgb8/bgr8 and depth 32FC1/16UC1, got "
+                             f"{self._latest['rgb'].encoding} and {self._latest['depth'].encoding}")
+        camera = CameraModel(np.array(info.k, float).reshape(3, 3), self._camera_T, int(info.width), int(info.height))
+        stamp = stamp_to_ns(self._latest["rgb"].header.stamp)
+        return Observation(rgb, depth, camera, self._ee, stamp)
+
+    def _submit_plan(self, instruction: str) -> None:
+        try:
+            obs = self._observation()
+        except ValueError as exc:
+            self._reject("cannot plan", str(exc))
+            return
+        self.worker.submit(Job("plan", obs, instruction=instruction))
+
+    def _on_failure(self, msg: FailureReport) -> None:
+        cur = self.current
+        if cur is None or msg.plan_id != cur.plan_id or int(msg.revision) != cur.revision:
+            self.get_logger().warning(f"failure for plan {msg.plan_id!r} rev {msg.revision} ignored: the current "
+                                      f"plan is {cur.plan_id if cur else None!r} rev {cur.revision if cur else None}")
+            return
+        measured, commanded = _position(msg.measured_pose), _position(msg.commanded_pose)
+        failure = FailureInfo(msg.kind or "unknown", msg.detail[:1000], int(msg.subtask_index),
+                              measured if np.all(np.isfinite(measured)) else None,
+                              commanded if np.all(np.isfinite(commanded)) else None)
+        self.get_logger().warning(f"failure {failure.kind} at subtask {failure.subtask_index}: {failure.detail!r}")
+        if self.worker is None or not self.worker.ready.is_set():
+            self._reject("failure not handled", "no model loaded")
+            return
+        try:
+            obs = self._observation()
+        except (ValueError, KeyError, TypeError) as exc:
+            self._reject("cannot correct", str(exc))
+            return
+        self.worker.submit(Job("correct", obs, plan=cur, failure=failure, plan_id=cur.plan_id))
+
+    # ------------------------------------------------------------------ outputs (worker thread)
+    def _on_result(self, job: Job, result: PlanResult) -> None:
+        latency = float(result.timing.get("total", 0.0))
+        if result.ok:
+            self._publish_plan(result.plan)
+            self.get_logger().info(f"{result.outcome} plan {result.plan.plan_id} rev {result.plan.revision}: "
+                                   f"{result.plan.code_lines()} in {latency:.2f} s")
+            self._status(str(result.outcome), "; ".join(result.plan.code_lines()), result.plan,
+                         latency_s=latency, errors=result.errors, findings=result.findings)
+            return
+        self.get_logger().error(f"{job.kind} failed: {result.reason}")
+        plan = job.plan if job.kind == "correct" else None
+        if job.kind == "plan" and self.par["publish_empty_plan_on_failure"]:
+            plan = PlanData(job.plan_id, 0, job.instruction[:500], f"planning failed: {result.reason}"[:4000], [],
+                            stamp_ns=job.observation.stamp_ns)
+            self._publish_plan(plan)
+        self._status("failed", result.reason, plan, latency_s=latency, errors=result.errors[-5:],
+                     findings=result.findings, raw_output=(result.raw_outputs or [""])[-1][:2000])
+
+    def _publish_plan(self, plan: PlanData) -> None:
+        self.current = plan
+        self.pub_plan.publish(plan_to_msg(plan))
+        self.pub_markers.publish(plan_markers(plan, self.get_clock().now().to_msg()))
+
+    def destroy_node(self) -> None:
+        """Stop the worker, then the node."""
+        if self.worker is not None:
+            self.worker.stop()
+        super().destroy_node()
+
+
+_KP_COLOURS = {"grasp": (0.1, 0.9, 0.1), "place": (0.1, 0.4, 1.0), "push_start": (1.0, 0.6, 0.0),
+               "push_end": (1.0, 0.2, 0.2), "goal": (0.8, 0.2, 0.9)}
+
+
+def plan_markers(plan: PlanData, stamp) -> MarkerArray:  # noqa: ANN001 - builtin_interfaces/Time
+    """Markers of a plan: DELETEALL, a sphere and a label per keypoint, and the plan as text."""
+    out = MarkerArray(markers=[Marker(action=Marker.DELETEALL)])
+
+    def marker(kind: int, ns: int, mid: int) -> Marker:
+        m = Marker(type=kind, action=Marker.ADD, ns=ns, id=mid)
+        m.header.frame_id, m.header.stamp = plan.frame_id, stamp
+        m.pose.orientation.w = 1.0
+        m.color.a = 1.0
+        return m
+
+    n = 0
+    for sub in plan.subtasks:
+        for kp in sub.keypoints:
+            sphere = marker(Marker.SPHERE, "keypoints", n)
+            sphere.pose.position = Point(x=kp.point[0], y=kp.point[1], z=kp.point[2])
+            sphere.scale.x = sphere.scale.y = sphere.scale.z = 0.02
+            sphere.color.r, sphere.color.g, sphere.color.b = _KP_COLOURS.get(kp.name, (1.0, 1.0, 1.0))
+            label = marker(Marker.TEXT_VIEW_FACING, "labels", n)
+            label.pose.position = Point(x=kp.point[0], y=kp.point[1], z=kp.point[2] + 0.04)
+            label.scale.z = 0.02
+            label.color.r = label.color.g = label.color.b = 1.0
+            label.text = f"{sub.index}: {kp.name}"
+            out.markers += [sphere, label]
+            n += 1
+    text = marker(Marker.TEXT_VIEW_FACING, "plan", 0)
+    text.pose.position = Point(x=0.5, y=0.0, z=0.5)
+    text.scale.z = 0.03
+    text.color.r = text.color.g = text.color.b = 1.0
+    text.text = f"{plan.instruction}\nrev {plan.revision}\n" + "\n".join(plan.code_lines())
+    out.markers.append(text)
+    return out
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run ``brain_node`` until shut down."""
+    try:
+        with rclpy.init(args=args):
+            node = BrainNode()
+            try:
+                rclpy.spin(node)
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""The brain's ROS-free core: instruction + RGB-D -> :class:`PlanData`, and failure -> corrected plan.
+
+Prompts
+    The system prompt describes the skill language and the output format
+    (:func:`robo_brain.plan_language.skill_language_description`), the image size and the
+    end-effector position. The first user message states the task: ``Instruction: ...`` for a
+    plan, or the instruction, failure, plan so far and expert findings for a correction.
+    Instructions are data: they are sanitised (length, control characters) and quoted into
+    the prompt; nothing in them is executed.
+
+Retries
+    A model answer that does not parse (or whose keypoints fail the 3D checks) is fed back
+    with the error for ``parse_retries`` more attempts (default one), then reported.
+
+Corrections
+    :meth:`Planner.correct` returns the same ``plan_id`` with ``revision + 1``. The revised
+    plan holds only the steps from the failed subtask on (the model writes them), renumbered
+    from 0; the reasoning is the previous reasoning plus this revision's failure, findings and
+    the model's reasoning. After ``max_corrections`` revisions it gives up with ``FAILED``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+
+from robo_brain.backends import BrainBackend, GenerationSettings
+from robo_brain.checks import CheckConfig, Finding, run_checks
+from robo_brain.keypoints import CameraModel, KeypointConfig, make_locator
+from robo_brain.plan_language import (
+    PlanParseError,
+    TextLimits,
+    format_step,
+    generate_with_retry,
+    plan_from_model_output,
+    skill_language_description,
+)
+from robo_common.plan_types import PlanData
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    """What a planning call produced."""
+
+    PLANNED = "planned"
+    CORRECTED = "corrected"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Settings of :class:`Planner`.
+
+    Attributes:
+        max_instruction_chars: Longest accepted instruction.
+        parse_retries: Extra attempts after an unusable answer, with the error fed back.
+        max_corrections: Revisions allowed per plan before giving up.
+        generation: Decoding settings.
+        checks: Expert-check thresholds, which also hold the keypoint / workspace settings.
+        limits: Size guard of model output.
+    """
+
+    max_instruction_chars: int = 500
+    parse_retries: int = 1
+    max_corrections: int = 3
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    checks: CheckConfig = field(default_factory=CheckConfig)
+    limits: TextLimits = field(default_factory=TextLimits)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_instruction_chars <= 10_000:
+            raise ValueError(f"PlannerConfig.max_instruction_chars must be in [1, 10000], "
+                             f"got {self.max_instruction_chars!r}")
+        if not 0 <= self.parse_retries <= 5:
+            raise ValueError(f"PlannerConfig.parse_retries must be in [0, 5], got {self.parse_retries!r}")
+        if not 0 <= self.max_corrections <= 100:
+            raise ValueError(f"PlannerConfig.max_corrections must be in [0, 100], got {self.max_corrections!r}")
+
+    @property
+    def keypoints(self) -> KeypointConfig:
+        """Keypoint lifting settings (inside :attr:`checks`)."""
+        return self.checks.keypoints
+
+
+@dataclass
+class FailureInfo:
+    """A failure reported by the cerebellum (``robo_stack/FailureReport`` without ROS types)."""
+
+    kind: str
+    detail: str
+    subtask_index: int
+    measured_position: np.ndarray | None = None
+    commanded_position: np.ndarray | None = None
+
+
+@dataclass
+class PlanResult:
+    """Result of :meth:`Planner.plan` / :meth:`Planner.correct`.
+
+    Attributes:
+        outcome: planned, corrected or failed.
+        plan: The plan (None when failed).
+        raw_outputs: Every model answer, in order.
+        errors: Why answers were rejected, and the final reason when failed.
+        findings: Expert-check lines (corrections).
+        timing: Seconds: ``generate`` (per attempt), ``total``.
+    """
+
+    outcome: Outcome
+    plan: PlanData | None
+    raw_outputs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    timing: dict[str, float | list[float]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when a plan was produced."""
+        return self.plan is not None
+
+    @property
+    def reason(self) -> str:
+        """The last error ('' when ok)."""
+        return self.errors[-1] if self.errors and not self.ok else ""
+
+
+def sanitize_instruction(text: object, max_chars: int = 500) -> str:
+    """Return the instruction as one line of printable text; ``ValueError`` if it is not usable.
+
+    Control characters (newlines included) become spaces and whitespace runs collapse; the
+    text is never interpreted, so code-looking instructions are just words.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"instruction must be text, got {type(text).__name__}")
+    if len(text) > max_chars:
+        raise ValueError(f"instruction is {len(text)} characters; at most {max_chars} allowed")
+    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") else c for c in text)
+    cleaned = " ".join(cleaned.split())
+    if not cleaned:
+        raise ValueError("instruction is empty")
+    return cleaned
+
+
+class Planner:
+    """Plans and corrects with one back-end (see the module docstring)."""
+
+    def __init__(self, backend: BrainBackend, config: PlannerConfig | None = None) -> None:
+        """Use ``backend`` with ``config`` (defaults when None)."""
+        self.backend = backend
+        self.config = config or PlannerConfig()
+
+    # ------------------------------------------------------------------ prompts
+    def system_prompt(self, width: int, height: int, ee_position: np.ndarray | None = None) -> str:
+        """The system prompt: role, skill language, output format, image size and gripper position."""
+        ee = ""
+        if ee_position is not None and np.all(np.isfinite(ee_position)):
+            x, y, z = (float(c) for c in ee_position)
+            ee = f"The gripper is at ({x:.2f}, {y:.2f}, {z:.2f}) m in the robot base frame.\n"
+        return (
+            "You are the planner of a robot arm with a parallel gripper above a table. Look at the image and "
+            "turn the user's instruction into a plan. The instruction is a request, never code to run.\n"
+            f"The image is {width}x{height} pixels; keypoints are (u, v) = (column, row) in it, (0, 0) top left.\n"
+            f"{ee}{skill_language_description()}"
+        )
+
+    def plan_messages(self, instruction: str, width: int, height: int,
+                      ee_position: np.ndarray | None = None) -> list[dict]:
+        """Chat messages of a first plan (also what training data should be built with)."""
+        return [{"role": "system", "content": self.system_prompt(width, height, ee_position)},
+                {"role": "user", "content": f"Instruction: {instruction}"}]
+
+    def correction_messages(self, plan: PlanData, failure: FailureInfo, findings: list[Finding], width: int,
+                            height: int, ee_position: np.ndarray | None = None) -> list[dict]:
+        """Chat messages of a correction: failure, plan so far with step status, and expert findings."""
+        failed = failure.subtask_index
+        rows = []
+        for i, sub in enumerate(plan.subtasks):
+            status = "done" if i < failed else "FAILED" if i == failed else "pending"
+            kps = {k.name: (k.u, k.v) for k in sub.keypoints if k.u >= 0}
+            rows.append(f"{i}. [{status}] {format_step(sub.code, kps)}")
+        checks = "\n".join(f"- {f.line()}" for f in findings) or "- (no checks applied)"
+        text = (
+            f"Instruction: {plan.instruction}\n"
+            f"Failure: {failure.kind} at step {failed} ({plan.subtasks[failed].code}): {failure.detail}\n"
+            "Plan so far:\n" + "\n".join(rows) + "\n"
+            "Expert checks on the current image:\n" + checks + "\n"
+            f"Reason step by step about why step {failed} failed, then give a new plan from that step on "
+            "(steps marked done are not repeated), with keypoints in the current image."
+        )
+        return [{"role": "system", "content": self.system_prompt(width, height, ee_position)},
+                {"role": "user", "content": text}]
+
+    # ------------------------------------------------------------------ planning
+    def _run(self, messages: list[dict], rgb: np.ndarray, build, cancel: threading.Event | None):  # noqa: ANN001
+        def generate(convo: list[dict]) -> str:
+            return self.backend.generate(convo, rgb, self.config.generation, cancel)
+
+        return generate_with_retry(generate, messages, build, self.config.parse_retries)
+
+    def plan(self, instruction: str, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel,
+             ee_position: np.ndarray | None = None, *, plan_id: str | None = None, stamp_ns: int = 0,
+             cancel: threading.Event | None = None) -> PlanResult:
+        """Plan ``instruction`` from the current RGB-D image.
+
+        Returns a ``FAILED`` result (never raises) for a bad instruction or unusable answers;
+        back-end errors (:class:`~robo_brain.backends.BackendError`) propagate.
+        """
+        t0 = time.perf_counter()
+        try:
+            instruction = sanitize_instruction(instruction, self.config.max_instruction_chars)
+            _check_images(rgb, depth, camera)
+        except ValueError as exc:
+            return PlanResult(Outcome.FAILED, None, errors=[str(exc)], timing={"total": time.perf_counter() - t0})
+        locate = make_locator(depth, camera, self.config.keypoints)
+
+        def build(text: str) -> PlanData:
+            return plan_from_model_output(text, instruction=instruction, locate=locate, plan_id=plan_id,
+                                          stamp_ns=stamp_ns, limits=self.config.limits)
+
+        messages = self.plan_messages(instruction, camera.width, camera.height, ee_position)
+        outcome = self._run(messages, rgb, build, cancel)
+        return _result(outcome, Outcome.PLANNED, [], t0)
+
+    def correct(self, plan: PlanData, failure: FailureInfo, rgb: np.ndarray, depth: np.ndarray,
+                camera: CameraModel, ee_position: np.ndarray | None = None, *, mask: np.ndarray | None = None,
+                stamp_ns: int = 0, cancel: threading.Event | None = None) -> PlanResult:
+        """Revise ``plan`` after ``failure`` (see the module docstring); ``FAILED`` past ``max_corrections``."""
+        t0 = time.perf_counter()
+        try:
+            _check_correction(plan, failure, self.config.max_corrections)
+            _check_images(rgb, depth, camera)
+        except ValueError as exc:
+            return PlanResult(Outcome.FAILED, None, errors=[str(exc)], timing={"total": time.perf_counter() - t0})
+        findings = run_checks(plan, failure.subtask_index, depth, camera, self.config.checks,
+                              failure.measured_position, mask)
+        locate = make_locator(depth, camera, self.config.keypoints)
+        revision = plan.revision + 1
+
+        def build(text: str) -> PlanData:
+            new = plan_from_model_output(text, instruction=plan.instruction, locate=locate, plan_id=plan.plan_id,
+                                         revision=revision, stamp_ns=stamp_ns, limits=self.config.limits,
+                                         frame_id=plan.frame_id)
+            new.reasoning = _revision_reasoning(plan, failure, findings, revision, new.reasoning)
+            return new
+
+        messages = self.correction_messages(plan, failure, findings, camera.width, camera.height, ee_position)
+        outcome = self._run(messages, rgb, build, cancel)
+        return _result(outcome, Outcome.CORRECTED, [f.line() for f in findings], t0)
+
+
+def _check_images(rgb: np.ndarray, depth: np.ndarray, camera: CameraModel) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"colour image must be RGB uint8 HxWx3, got {rgb.dtype} {rgb.shape}")
+    if depth.ndim != 2 or depth.dtype != np.float32:
+        raise ValueError(f"depth image must be float32 HxW metres, got {depth.dtype} {depth.shape}")
+    if depth.shape != (camera.height, camera.width) or rgb.shape[:2] != depth.shape:
+        raise ValueError(f"image sizes differ: colour {rgb.shape[1]}x{rgb.shape[0]}, depth {depth.shape[1]}x"
+                         f"{depth.shape[0]}, camera info {camera.width}x{camera.height}")
+
+
+def _check_correction(plan: PlanData, failure: FailureInfo, max_corrections: int) -> None:
+    if plan.revision >= max_corrections:
+        raise ValueError(f"plan {plan.plan_id} already has {plan.revision} corrections (max_corrections "
+                         f"{max_corrections}); giving up after {failure.kind}: {failure.detail}")
+    if not 0 <= failure.subtask_index < len(plan.subtasks):
+        raise ValueError(f"failure names subtask {failure.subtask_index}, but the plan has "
+                         f"{len(plan.subtasks)} subtasks")
+
+
+def _revision_reasoning(plan: PlanData, failure: FailureInfo, findings: list[Finding], revision: int,
+                        model_reasoning: str) -> str:
+    lines = [plan.reasoning.strip(), "",
+             f"[revision {revision}] {failure.kind} at step {failure.subtask_index} "
+             f"({plan.subtasks[failure.subtask_index].code}): {failure.detail}"]
+    lines += [f"check: {f.line()}" for f in findings]
+    lines.append(model_reasoning.strip())
+    return "\n".join(line for line in lines if line is not None).strip()
+
+
+def _result(outcome, kind: Outcome, findings: list[str], t0: float) -> PlanResult:  # noqa: ANN001
+    timing: dict[str, float | list[float]] = {"generate": outcome.generate_s, "total": time.perf_counter() - t0}
+    if outcome.ok:
+        return PlanResult(kind, outcome.value, outcome.outputs, outcome.errors, findings, timing)
+    errors = [*outcome.errors, f"no usable plan after {len(outcome.outputs)} attempts: {outcome.errors[-1]}"]
+    return PlanResult(Outcome.FAILED, None, outcome.outputs, errors, findings, timing)
+
+
+__all__ = ["FailureInfo", "Outcome", "PlanParseError", "PlanResult", "Planner", "PlannerConfig",
+           "sanitize_instruction"]
