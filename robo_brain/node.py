@@ -44,7 +44,7 @@ from robo_common import constants as C
 from robo_common.geometry import pose_to_matrix
 from robo_common.plan_types import PlanData
 from robo_common.ros.conversions import plan_to_msg, stamp_to_ns
-from robo_common.ros.qos import qos_for_topic, to_qos_profile
+from robo_common.ros.qos import qos_for_topic
 
 TOPIC_BRAIN_STATUS = C.TOPIC_BRAIN_STATUS
 MAX_INSTRUCTION_BYTES = 4096
@@ -154,10 +154,9 @@ class BrainNode(Node):
         return planner, backend
 
     def _make_interfaces(self) -> None:
-        latched = to_qos_profile(C.QOS_LATCHED)
         self.pub_plan = self.create_publisher(Plan, C.TOPIC_PLAN, qos_for_topic(C.TOPIC_PLAN))
         self.pub_markers = self.create_publisher(MarkerArray, C.TOPIC_MARKERS, qos_for_topic(C.TOPIC_MARKERS))
-        self.pub_status = self.create_publisher(String, TOPIC_BRAIN_STATUS, latched)
+        self.pub_status = self.create_publisher(String, TOPIC_BRAIN_STATUS, qos_for_topic(TOPIC_BRAIN_STATUS))
         self.create_subscription(String, C.TOPIC_INSTRUCTION, self._on_instruction,
                                  qos_for_topic(C.TOPIC_INSTRUCTION))
         for key, msg_type, topic in (("rgb", Image, C.TOPIC_COLOR_IMAGE), ("depth", Image, C.TOPIC_DEPTH_IMAGE),
@@ -188,6 +187,12 @@ class BrainNode(Node):
 
     # ------------------------------------------------------------------ inputs
     def _on_sensor(self, key: str, msg: object) -> None:
+        expected = {"rgb": ("rgb8", "bgr8"), "depth": ("32FC1", "16UC1")}.get(key)
+        if expected and msg.encoding not in expected:
+            # Checked on arrival: a bad frame is reported at once and the last good one is kept.
+            self._reject(f"{key} image ignored", f"unsupported image encoding {msg.encoding!r}; expected one of "
+                                                 f"{', '.join(expected)}")
+            return
         self._latest[key] = msg
         if self._waiting is not None and not self._missing():
             instruction, self._waiting = self._waiting, None

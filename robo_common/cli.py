@@ -16,7 +16,22 @@ import sys
 LOG = logging.getLogger("robo_stack")
 
 # Modules that contribute subcommands, in help order.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("robo_common.cli_check", "robo_sim.cli", "robo_brain.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("robo_common.cli_check", "robo_sim.cli", "robo_brain.cli", "robo_cerebellum.cli")
+
+
+_GROUPS: dict[tuple[int, str], argparse._SubParsersAction] = {}
+
+
+def command_group(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse._SubParsersAction:
+    """Return the sub-command group ``name`` (e.g. ``train``), creating it on first use.
+
+    Several packages add commands to one group (``train cerebellum``, ``train brain``).
+    """
+    key = (id(sub), name)
+    if key not in _GROUPS:
+        parser = sub.add_parser(name, help=help_text)
+        _GROUPS[key] = parser.add_subparsers(dest=f"{name}_command", metavar="WHAT", required=True)
+    return _GROUPS[key]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -95,6 +95,8 @@ QOS_LATCHED = QosChoice("latched", 1, Reliability.RELIABLE, Durability.TRANSIENT
 """Plans and episode metadata: a late subscriber still gets the current one."""
 QOS_COMMAND = QosChoice("command", 10, Reliability.RELIABLE, Durability.VOLATILE)
 """Commands, status and events: every sample matters, no replay to late joiners."""
+QOS_STATUS = QosChoice("status", 20, Reliability.RELIABLE, Durability.TRANSIENT_LOCAL)
+"""State reports: a late subscriber gets the recent ones; a burst of errors is not collapsed to one."""
 QOS_EVENT = QosChoice("event", 50, Reliability.RELIABLE, Durability.VOLATILE)
 """Failure reports and instructions: reliable with room for bursts."""
 
@@ -108,7 +110,7 @@ TOPIC_QOS: dict[str, QosChoice] = {
     TOPIC_EE_POSE: QOS_SENSOR,
     TOPIC_JOINT_STATES: QOS_SENSOR,
     TOPIC_MARKERS: QOS_LATCHED,
-    TOPIC_BRAIN_STATUS: QOS_LATCHED,
+    TOPIC_BRAIN_STATUS: QOS_STATUS,
     TOPIC_COLOR_IMAGE: QOS_SENSOR,
     TOPIC_DEPTH_IMAGE: QOS_SENSOR,
     TOPIC_CAMERA_INFO: QOS_SENSOR,

@@ -1,0 +1,142 @@
+"""``robo-stack bench cerebellum``: per-step latency of the policy vs a KV-cache transformer, and the
+node's loop rate while images stream.
+
+1. Step latency: one episode of ``steps`` policy steps (batch 1, one torch thread, after a
+   warm-up) for the shipped Mamba-2 policy and, in the same run, a causal transformer (GPT-2)
+   of the same width and depth with a KV cache. Reported at steps 10, 100, 1 000 and 10 000 as
+   p50/p99 over the 50 steps from that index; ``flatness`` is step-10 000 p50 over step-10 p50.
+2. Node loop: ``sim_node`` (camera at 15 Hz) and ``cerebellum_node`` run as processes on a
+   private ROS domain; the expert's plan is sent; the stamps of ``/robo/ee_target`` give the
+   loop rate and the p99 period.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robo_cerebellum.config import CerebellumConfig
+from robo_cerebellum.policy import CerebellumPolicy, Observation
+from robo_common.plan_types import KeypointData, SubtaskData
+
+LOG = logging.getLogger(__name__)
+MARKS = (10, 100, 1000, 10_000)
+WINDOW = 50
+
+
+def time_steps(policy: CerebellumPolicy, steps: int, seed: int = 0) -> np.ndarray:
+    """Seconds taken by each of ``steps`` consecutive policy steps of one episode."""
+    rng = np.random.default_rng(seed)
+    policy.reset()
+    policy.update_image(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8),
+                        rng.uniform(0.5, 1.5, (128, 128)).astype(np.float32))
+    policy.set_subtask(SubtaskData(0, 'pick(object="red block")', "pick",
+                                   [KeypointData("grasp", (0.5, 0.1, 0.02))]))
+    quat = np.array([1.0, 0.0, 0.0, 0.0])
+    for _ in range(20):  # warm-up, then a fresh episode
+        policy.step(Observation(np.array([0.5, 0.0, 0.3]), quat, 1.0))
+    policy.state.cache, policy.state.steps = None, 0
+    out = np.empty(steps)
+    pos = np.array([0.5, 0.0, 0.3])
+    for k in range(steps):
+        obs = Observation(pos + rng.normal(0, 0.001, 3), quat, 1.0)
+        t0 = time.perf_counter()
+        policy.step(obs)
+        out[k] = time.perf_counter() - t0
+    return out
+
+
+def step_latency(checkpoint: Path, steps: int) -> tuple[dict, dict]:
+    """``step_ms`` and ``flatness`` for the shipped policy and the transformer baseline."""
+    torch.set_num_threads(1)
+    shipped = CerebellumPolicy.load(checkpoint)
+    marks = [m for m in MARKS if m + WINDOW <= steps + 1] or [1]
+    baseline_cfg = CerebellumConfig(**{**shipped.cfg.to_dict(), "backbone": "transformer",
+                                       "max_positions": max(shipped.cfg.max_positions, steps + 64)})
+    models = {f"{shipped.cfg.backbone} (shipped)": shipped,
+              "transformer (KV cache)": CerebellumPolicy.from_config(baseline_cfg)}
+    step_ms, flatness = {}, {}
+    for name, policy in models.items():
+        LOG.info("timing %d steps of %s", steps, name)
+        times = time_steps(policy, steps) * 1e3
+        rows = {}
+        for m in marks:
+            window = times[m - 1: m - 1 + WINDOW]
+            rows[str(m)] = {"p50": float(np.percentile(window, 50)), "p99": float(np.percentile(window, 99))}
+        step_ms[name] = rows
+        flatness[name] = rows[str(marks[-1])]["p50"] / rows[str(marks[0])]["p50"]
+    return step_ms, flatness
+
+
+def node_loop(checkpoint: Path, seconds: float) -> dict:
+    """Loop rate and period jitter of ``cerebellum_node`` beside ``sim_node`` streaming 15 Hz images."""
+    import rclpy
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.node import Node
+    from robo_stack.msg import Plan
+    from sensor_msgs.msg import Image
+
+    from robo_common import constants as C
+    from robo_common.ros.conversions import stamp_to_ns
+    from robo_common.ros.qos import qos_for_topic
+
+    env = {**os.environ, "ROS_DOMAIN_ID": str(random.randint(150, 200)), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
+    procs = [subprocess.Popen([sys.executable, "-m", mod, "--ros-args", *args], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for mod, args in (("robo_sim.node", ["-p", "camera_rate_hz:=15.0", "-p", "seed:=1"]),
+                               ("robo_cerebellum.node", ["-p", f"checkpoint:={checkpoint}"]))]
+    stamps: list[int] = []
+    images: list[float] = []
+    try:
+        rclpy.init()
+        node = Node("bench_cerebellum")
+        plan_pub = node.create_publisher(Plan, C.TOPIC_PLAN, qos_for_topic(C.TOPIC_PLAN))
+        node.create_subscription(Plan, C.TOPIC_SIM_EXPERT_PLAN, plan_pub.publish, qos_for_topic(C.TOPIC_PLAN))
+        node.create_subscription(PoseStamped, C.TOPIC_EE_TARGET, lambda m: stamps.append(stamp_to_ns(m.header.stamp)),
+                                 qos_for_topic(C.TOPIC_EE_TARGET))
+        node.create_subscription(Image, C.TOPIC_COLOR_IMAGE, lambda m: images.append(time.monotonic()),
+                                 qos_for_topic(C.TOPIC_COLOR_IMAGE))
+        deadline = time.monotonic() + 60
+        while len(stamps) < 50 and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.01)
+        if len(stamps) < 50:
+            raise RuntimeError("cerebellum_node published no targets within 60 s")
+        stamps.clear()
+        images.clear()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.01)
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+        for proc in procs:
+            proc.send_signal(2)
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    periods = np.diff(np.array(stamps, np.int64)) / 1e6
+    return {"loop_hz": float(1e3 / periods.mean()), "period_p50_ms": float(np.percentile(periods, 50)),
+            "period_p99_ms": float(np.percentile(periods, 99)), "period_max_ms": float(periods.max()),
+            "targets": len(stamps), "image_hz": (len(images) - 1) / (images[-1] - images[0]) if len(images) > 1
+            else 0.0}
+
+
+def run_benchmark(checkpoint: Path, steps: int = 10_000, node_seconds: float = 20.0) -> dict:
+    """Run both parts; returns the JSON-ready result."""
+    step_ms, flatness = step_latency(Path(checkpoint), steps)
+    result: dict = {"checkpoint": str(checkpoint), "steps": steps, "step_ms": step_ms, "flatness": flatness,
+                    "loop_hz": None, "period_p99_ms": None}
+    if node_seconds > 0:
+        result.update(node_loop(Path(checkpoint), node_seconds))
+    return result

@@ -1,0 +1,149 @@
+"""Plan execution at policy rate: subtask sequencing, the policy, the failure monitor, the envelope.
+
+ROS-free; the node and the closed-loop evaluation both drive a :class:`PlanExecutor`. Each
+:meth:`PlanExecutor.tick` takes the latest observation and returns what to command and report:
+the safe end-effector target, the gripper command, an execution status, and a failure (once).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from robo_cerebellum.monitor import Failure, FailureMonitor, MonitorConfig
+from robo_cerebellum.policy import CerebellumPolicy, Command, Observation
+from robo_cerebellum.safety import SafeCommand, SafetyConfig, SafetyEnvelope, Verdict
+from robo_common.plan_types import PlanData
+
+LOG = logging.getLogger(__name__)
+
+
+class State(IntEnum):
+    """Execution states (the values of robo_stack/ExecutionStatus)."""
+
+    IDLE = 0
+    RUNNING = 1
+    SUCCEEDED = 2
+    FAILED = 3
+    HOLDING = 4
+
+
+@dataclass
+class TickResult:
+    """Everything one control tick decided."""
+
+    state: State
+    subtask_index: int
+    progress: float
+    detail: str
+    safe: SafeCommand | None = None
+    gripper: float | None = None
+    command: Command | None = None
+    failure: Failure | None = None
+
+
+class PlanExecutor:
+    """Runs the subtasks of the active plan through the policy, in order."""
+
+    def __init__(self, policy: CerebellumPolicy, safety: SafetyConfig, monitor: MonitorConfig) -> None:
+        """Wire a policy to a fresh envelope and monitor (stepping at the policy's trained rate)."""
+        self.policy = policy
+        self.envelope = SafetyEnvelope(safety)
+        self.monitor = FailureMonitor(monitor, policy.cfg.policy_hz)
+        self.plan: PlanData | None = None
+        self.index = 0
+        self.state = State.IDLE
+        self.detail = "waiting for a plan"
+        self.last_gripper = 1.0
+        self.last_progress = 0.0
+
+    # ------------------------------------------------------------------ plans
+    def set_plan(self, plan: PlanData, measured_pos: np.ndarray, measured_quat: np.ndarray) -> str:
+        """Start (or replace) the active plan; returns a log line saying what happened.
+
+        A plan with no subtasks stops execution (hold). A new revision of the running plan
+        resumes from its first subtask and keeps the recurrent state; a new plan resets it.
+
+        Raises:
+            ValueError: a subtask uses a skill the policy does not know (the plan is refused).
+        """
+        for sub in plan.subtasks:
+            if sub.skill not in self.policy.cfg.skills:
+                raise ValueError(f"plan {plan.plan_id} rev {plan.revision}: subtask {sub.index} uses unknown "
+                                 f"skill {sub.skill!r} (known: {list(self.policy.cfg.skills)})")
+        same = self.plan is not None and plan.plan_id == self.plan.plan_id
+        if same and plan.revision <= self.plan.revision:
+            return f"ignored plan {plan.plan_id} revision {plan.revision} (running revision {self.plan.revision})"
+        if not same:
+            self.policy.reset()
+        self.plan, self.index = plan, 0
+        self.envelope.reset(measured_pos, measured_quat)
+        if not plan.subtasks:
+            self.state, self.detail = State.HOLDING, "empty plan: holding position"
+            return self.detail
+        self.state = State.RUNNING
+        self._enter_subtask()
+        kind = "revision" if same else "plan"
+        return f"new {kind} {plan.plan_id} rev {plan.revision}: {len(plan.subtasks)} subtasks"
+
+    def _enter_subtask(self) -> None:
+        sub = self.plan.subtasks[self.index]
+        if sub.skill == "done":
+            self.state, self.detail = State.SUCCEEDED, "plan complete"
+            return
+        self.policy.set_subtask(sub)
+        self.monitor.start_subtask(sub.skill)
+        self.last_progress = 0.0
+        self.detail = f"running {sub.code}"
+
+    def stop(self, reason: str) -> None:
+        """Stop the plan and hold position (e.g. the brain reported it cannot plan)."""
+        self.state, self.detail = State.HOLDING, reason
+
+    # ------------------------------------------------------------------ ticks
+    def tick(self, obs: Observation, state_age_s: float, image_age_s: float, dt: float) -> TickResult:
+        """One policy step (RUNNING) or a hold (any other state)."""
+        if self.state != State.RUNNING:
+            safe = self.envelope.hold(obs.ee_pos, obs.ee_quat, self.detail)
+            return TickResult(self.state, self.index, self.last_progress, self.detail, safe, self.last_gripper)
+        try:
+            cmd = self.policy.step(obs)
+        except ValueError as exc:
+            return self._fail(obs, Failure("unsafe_command", f"policy refused the observation: {exc}"))
+        safe = self.envelope.filter(cmd.target_pos, cmd.target_quat, obs.ee_pos, obs.ee_quat, state_age_s,
+                                    image_age_s, dt)
+        if safe.verdict == Verdict.REJECTED:
+            return self._fail(obs, Failure("unsafe_command", "; ".join(safe.reasons)), cmd)
+        gripper = float(np.clip(cmd.gripper, 0.0, 1.0))
+        failure = self.monitor.check(cmd.target_pos, obs.ee_pos, gripper, obs.gripper_width, cmd.progress,
+                                     cmd.failure_probability)
+        if failure is not None:
+            return self._fail(obs, failure, cmd)
+        self.last_gripper, self.last_progress = gripper, cmd.progress
+        result = TickResult(State.RUNNING, self.index, cmd.progress, self.detail, safe, gripper, cmd)
+        if safe.verdict == Verdict.HOLD:
+            result.state, result.detail = State.HOLDING, "; ".join(safe.reasons)
+        elif cmd.progress >= self.policy.cfg.progress_done:
+            self._advance()
+        return result
+
+    def _advance(self) -> None:
+        self.index += 1
+        if self.index >= len(self.plan.subtasks):
+            self.index -= 1
+            self.state, self.detail = State.SUCCEEDED, "plan complete"
+            return
+        self._enter_subtask()
+
+    def _fail(self, obs: Observation, failure: Failure, cmd: Command | None = None) -> TickResult:
+        self.state = State.FAILED
+        self.detail = f"{failure.kind}: {failure.detail}"
+        LOG.info("subtask %d failed: %s", self.index, self.detail)
+        if np.all(np.isfinite(obs.ee_pos)) and np.all(np.isfinite(obs.ee_quat)):
+            self.envelope.reset(obs.ee_pos, obs.ee_quat)  # stop where the arm is, not where it was headed
+        safe = self.envelope.hold(obs.ee_pos, obs.ee_quat, self.detail)
+        return TickResult(State.FAILED, self.index, self.last_progress, self.detail, safe, self.last_gripper,
+                          cmd, failure)

@@ -1,0 +1,133 @@
+"""Failure monitor: the policy's learned failure head plus explicit checks on what the robot measures.
+
+Checks (all from observations, never simulator ground truth):
+
+* ``grasp_missed``: after a pick closed the gripper, the fingers closed on nothing (width below
+  ``empty_width`` once the close command has been held ``grasp_settle_steps``).
+* ``object_dropped``: while carrying (a place before its release), the fingers closed further
+  than a held object allows.
+* ``tracking_error``: measured TCP farther than ``tracking_error_m`` from the command for
+  ``tracking_steps`` consecutive steps.
+* ``no_progress``: the progress head has not advanced by ``min_progress`` in ``no_progress_s``.
+* ``timeout``: one subtask has run longer than ``subtask_timeout_s``.
+* ``low_confidence``: the learned failure probability stayed above ``failure_threshold`` for
+  ``failure_steps`` consecutive steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Thresholds of the failure monitor (see ``config/cerebellum.yaml``)."""
+
+    empty_width: float = 0.2
+    grasp_settle_steps: int = 14
+    tracking_error_m: float = 0.05
+    tracking_steps: int = 10
+    no_progress_s: float = 8.0
+    min_progress: float = 0.05
+    subtask_timeout_s: float = 30.0
+    failure_threshold: float = 0.6
+    failure_steps: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.empty_width < 1.0:
+            raise ValueError(f"empty_width must be in (0, 1), got {self.empty_width}")
+        if not 0.0 < self.failure_threshold <= 1.0:
+            raise ValueError(f"failure_threshold must be in (0, 1], got {self.failure_threshold}")
+        for name in ("grasp_settle_steps", "tracking_steps", "failure_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"MonitorConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("tracking_error_m", "no_progress_s", "subtask_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"MonitorConfig.{name} must be > 0, got {getattr(self, name)}")
+
+
+@dataclass
+class Failure:
+    """A detected failure: a FailureReport kind and a human-readable detail."""
+
+    kind: str
+    detail: str
+
+
+class FailureMonitor:
+    """Watches one subtask at a time; call :meth:`start_subtask`, then :meth:`check` every step."""
+
+    def __init__(self, config: MonitorConfig, rate_hz: float) -> None:
+        """Thresholds in seconds are converted with the step rate ``rate_hz``."""
+        self.config = config
+        self.rate_hz = rate_hz
+        self.start_subtask("")
+
+    def start_subtask(self, skill: str) -> None:
+        """Reset the per-subtask counters for a new subtask of ``skill``."""
+        self.skill = skill
+        self.steps = 0
+        self.closed_steps = 0
+        self.holding = skill == "place"
+        self.released = False
+        self.tracking_bad = 0
+        self.high_failure = 0
+        self.best_progress = 0.0
+        self.best_progress_step = 0
+
+    def check(self, commanded_pos: np.ndarray, measured_pos: np.ndarray, gripper_command: float,
+              gripper_width: float, progress: float, failure_probability: float) -> Failure | None:
+        """Run every check on one step; returns the first failure found, or None."""
+        self.steps += 1
+        return (self._grasp(gripper_command, gripper_width) or self._drop(gripper_command, gripper_width)
+                or self._tracking(commanded_pos, measured_pos) or self._progress(progress)
+                or self._timeout() or self._learned(failure_probability))
+
+    def _grasp(self, command: float, width: float) -> Failure | None:
+        if self.skill != "pick":
+            return None
+        self.closed_steps = self.closed_steps + 1 if command < 0.5 else 0
+        if self.closed_steps >= self.config.grasp_settle_steps and width < self.config.empty_width:
+            return Failure("grasp_missed", f"gripper closed to {width:.2f} of open: nothing between the fingers")
+        return None
+
+    def _drop(self, command: float, width: float) -> Failure | None:
+        if self.skill != "place" or self.released:
+            return None
+        if command >= 0.5:
+            self.released = True
+            return None
+        if width < self.config.empty_width:
+            return Failure("object_dropped", f"gripper width fell to {width:.2f} while carrying: object lost")
+        return None
+
+    def _tracking(self, commanded: np.ndarray, measured: np.ndarray) -> Failure | None:
+        error = float(np.linalg.norm(np.asarray(commanded) - np.asarray(measured)))
+        self.tracking_bad = self.tracking_bad + 1 if error > self.config.tracking_error_m else 0
+        if self.tracking_bad >= self.config.tracking_steps:
+            return Failure("tracking_error", f"measured pose {error * 100:.1f} cm from the command "
+                                             f"for {self.tracking_bad} steps")
+        return None
+
+    def _progress(self, progress: float) -> Failure | None:
+        if progress > self.best_progress + self.config.min_progress:
+            self.best_progress, self.best_progress_step = progress, self.steps
+        stalled = (self.steps - self.best_progress_step) / self.rate_hz
+        if stalled > self.config.no_progress_s:
+            return Failure("no_progress", f"progress stuck at {self.best_progress:.2f} for {stalled:.1f} s")
+        return None
+
+    def _timeout(self) -> Failure | None:
+        elapsed = self.steps / self.rate_hz
+        if elapsed > self.config.subtask_timeout_s:
+            return Failure("timeout", f"subtask running for {elapsed:.1f} s")
+        return None
+
+    def _learned(self, probability: float) -> Failure | None:
+        self.high_failure = self.high_failure + 1 if probability > self.config.failure_threshold else 0
+        if self.high_failure >= self.config.failure_steps:
+            return Failure("low_confidence", f"learned failure probability {probability:.2f} for "
+                                             f"{self.high_failure} steps")
+        return None

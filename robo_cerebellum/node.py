@@ -1,0 +1,294 @@
+"""``cerebellum_node``: the ROS 2 adapter of the fast system (a thin layer over :class:`PlanExecutor`).
+
+A timer at ``control_rate_hz`` publishes ``/robo/ee_target`` and ``/robo/gripper_command`` every
+tick, interpolating between the two latest policy targets. A second timer runs one policy step at
+``policy_hz`` (the rate the policy was trained at, from its checkpoint) on the latest state and
+image, and passes its command through the safety envelope. The timers, the image encoding and
+the plan/state inputs are in separate callback groups of a multi-threaded executor, so the
+control loop never waits for the policy, for images or for the brain. Status goes to
+``/robo/execution_status`` at policy rate; a failure holds the arm where it is and publishes one ``/robo/failure``.
+
+Stale-input watchdog: the ages of the last state and image are measured on arrival (monotonic
+clock), so it works with and without ``use_sim_time``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from robo_stack.msg import ExecutionStatus, FailureReport, Plan
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64
+
+from robo_cerebellum.executor import PlanExecutor, State, TickResult
+from robo_cerebellum.monitor import MonitorConfig
+from robo_cerebellum.policy import CerebellumPolicy, CheckpointError, Observation
+from robo_cerebellum.safety import SafetyConfig, Verdict, _slerp
+from robo_common import constants as C
+from robo_common.resources import resource_path
+from robo_common.ros.conversions import plan_from_msg
+from robo_common.ros.qos import qos_for_topic
+
+DEFAULT_CHECKPOINT = str(resource_path("models", "cerebellum"))
+
+PARAMETERS: dict[str, tuple[object, str]] = {
+    "checkpoint": (DEFAULT_CHECKPOINT, "Cerebellum checkpoint folder (model.safetensors + config.json)."),
+    "control_rate_hz": (200.0, "Rate of the control loop and of /robo/ee_target (Hz)."),
+    "torch_threads": (1, "Torch CPU threads of the policy (1 is fastest at batch 1)."),
+    "workspace_min": ([0.2, -0.45, 0.005], "Lower corner of the allowed end-effector box (m, base frame)."),
+    "workspace_max": ([0.8, 0.45, 0.6], "Upper corner of the allowed end-effector box (m, base frame)."),
+    "max_speed": (0.6, "Largest commanded end-effector speed (m/s)."),
+    "max_angular_speed": (3.0, "Largest commanded end-effector angular speed (rad/s)."),
+    "state_timeout_s": (0.1, "Hold when no robot state arrived for this long (s)."),
+    "image_timeout_s": (0.5, "Hold when no camera image arrived for this long (s); 0 disables."),
+    "tracking_error_m": (0.05, "Tracking error that, sustained, counts as a failure (m)."),
+    "subtask_timeout_s": (30.0, "Longest time one subtask may take (s)."),
+    "failure_threshold": (0.6, "Learned failure probability that, sustained, counts as a failure."),
+}
+
+
+def _pose_msg(stamp: object, pos: np.ndarray, quat: np.ndarray) -> PoseStamped:
+    msg = PoseStamped()
+    msg.header.stamp, msg.header.frame_id = stamp, C.BASE_FRAME
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
+    o = msg.pose.orientation
+    o.x, o.y, o.z, o.w = (float(v) for v in quat)
+    return msg
+
+
+def _image_array(msg: Image) -> np.ndarray:
+    """``rgb8``/``bgr8`` -> RGB uint8, ``32FC1`` -> float32 metres, ``16UC1`` -> metres; ValueError otherwise."""
+    dtypes = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "32FC1": (np.float32, 1), "16UC1": (np.uint16, 1)}
+    if msg.encoding not in dtypes:
+        raise ValueError(f"unsupported image encoding {msg.encoding!r} (expected rgb8, bgr8, 32FC1 or 16UC1)")
+    dtype, ch = dtypes[msg.encoding]
+    data = np.frombuffer(bytes(msg.data), dtype)
+    if data.size != msg.height * msg.width * ch:
+        raise ValueError(f"{msg.encoding} image {msg.width}x{msg.height} has {data.size} values")
+    arr = data.reshape((msg.height, msg.width, ch) if ch == 3 else (msg.height, msg.width))
+    if msg.encoding == "bgr8":
+        arr = arr[..., ::-1]
+    return arr.astype(np.float32) / 1000.0 if msg.encoding == "16UC1" else arr
+
+
+class CerebellumNode(Node):
+    """Parameters, subscriptions, publishers and the control timer around a :class:`PlanExecutor`."""
+
+    def __init__(self) -> None:
+        """Declare parameters, load the policy (or stay up with an error) and start the loop."""
+        super().__init__("cerebellum_node")
+        for name, (default, text) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=text))
+        par = {name: self.get_parameter(name).value for name in PARAMETERS}
+        import torch
+
+        torch.set_num_threads(int(par["torch_threads"]))
+        self.rate = float(par["control_rate_hz"])
+        self.executor_core: PlanExecutor | None = None
+        self._make_interfaces()
+        self._state: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._state_time = self._image_time = -math.inf
+        self._width = 1.0
+        self._rgb: np.ndarray | None = None
+        self._target: tuple[np.ndarray, np.ndarray] | None = None
+        self._previous: tuple[np.ndarray, np.ndarray] | None = None
+        self._target_time = 0.0
+        self._gripper = 1.0
+        self._lock = threading.Lock()
+        self._pending_plan: Plan | None = None
+        self._load(par)
+        self.timer = self.create_timer(1.0 / self.rate, self._tick, callback_group=self._loop_group)
+        if self.executor_core is not None:
+            self.policy_timer = self.create_timer(self.policy_period, self._policy_step,
+                                                  callback_group=MutuallyExclusiveCallbackGroup())
+
+    # ------------------------------------------------------------------ set-up
+    def _load(self, par: dict) -> None:
+        try:
+            policy = CerebellumPolicy.load(par["checkpoint"])
+            safety = SafetyConfig(tuple(par["workspace_min"]), tuple(par["workspace_max"]), float(par["max_speed"]),
+                                  float(par["max_angular_speed"]), float(par["state_timeout_s"]),
+                                  float(par["image_timeout_s"]))
+            monitor = MonitorConfig(tracking_error_m=float(par["tracking_error_m"]),
+                                    subtask_timeout_s=float(par["subtask_timeout_s"]),
+                                    failure_threshold=float(par["failure_threshold"]))
+        except (CheckpointError, ValueError, OSError) as exc:
+            self._error(f"cerebellum not ready: {exc}")
+            return
+        self.executor_core = PlanExecutor(policy, safety, monitor)
+        self.policy_period = 1.0 / policy.cfg.policy_hz
+        self.get_logger().info(f"cerebellum up: {par['checkpoint']} ({policy.cfg.backbone} "
+                               f"{policy.cfg.hidden_size}x{policy.cfg.num_layers}), loop {self.rate:.0f} Hz, "
+                               f"policy {policy.cfg.policy_hz:.0f} Hz")
+
+    def _make_interfaces(self) -> None:
+        self._loop_group = MutuallyExclusiveCallbackGroup()
+        inputs = MutuallyExclusiveCallbackGroup()
+        images = MutuallyExclusiveCallbackGroup()
+        self.pub_target = self.create_publisher(PoseStamped, C.TOPIC_EE_TARGET, qos_for_topic(C.TOPIC_EE_TARGET))
+        self.pub_gripper = self.create_publisher(Float64, C.TOPIC_GRIPPER_COMMAND,
+                                                 qos_for_topic(C.TOPIC_GRIPPER_COMMAND))
+        self.pub_status = self.create_publisher(ExecutionStatus, C.TOPIC_EXECUTION_STATUS,
+                                                qos_for_topic(C.TOPIC_EXECUTION_STATUS))
+        self.pub_failure = self.create_publisher(FailureReport, C.TOPIC_FAILURE, qos_for_topic(C.TOPIC_FAILURE))
+        self.create_subscription(Plan, C.TOPIC_PLAN, self._on_plan, qos_for_topic(C.TOPIC_PLAN),
+                                 callback_group=inputs)
+        self.create_subscription(PoseStamped, C.TOPIC_EE_POSE, self._on_pose, qos_for_topic(C.TOPIC_EE_POSE),
+                                 callback_group=inputs)
+        self.create_subscription(JointState, C.TOPIC_JOINT_STATES, self._on_joints,
+                                 qos_for_topic(C.TOPIC_JOINT_STATES), callback_group=inputs)
+        self.create_subscription(Image, C.TOPIC_COLOR_IMAGE, self._on_rgb, qos_for_topic(C.TOPIC_COLOR_IMAGE),
+                                 callback_group=images)
+        self.create_subscription(Image, C.TOPIC_DEPTH_IMAGE, self._on_depth, qos_for_topic(C.TOPIC_DEPTH_IMAGE),
+                                 callback_group=images)
+
+    def _error(self, text: str) -> None:
+        self.get_logger().error(text)
+        self._publish_status(State.IDLE, 0, 0.0, text)
+
+    # ------------------------------------------------------------------ inputs
+    def _on_plan(self, msg: Plan) -> None:
+        if self.executor_core is None:
+            self._error("plan received but the cerebellum has no policy loaded")
+            return
+        if msg.header.frame_id not in ("", C.BASE_FRAME):
+            self._error(f"plan {msg.plan_id} refused: keypoints in frame {msg.header.frame_id!r}, "
+                        f"expected {C.BASE_FRAME!r}")
+            return
+        if self._state is None:
+            self._pending_plan = msg
+            self.get_logger().warning(f"plan {msg.plan_id} kept until the first robot state on {C.TOPIC_EE_POSE}")
+            return
+        self._start_plan(msg)
+
+    def _start_plan(self, msg: Plan) -> None:
+        self._pending_plan = None
+        try:
+            line = self.executor_core.set_plan(plan_from_msg(msg), self._state[0], self._state[1])
+        except ValueError as exc:
+            self._error(f"plan {msg.plan_id} refused: {exc}")
+            return
+        with self._lock:
+            self._target = self._previous = None
+        self.get_logger().info(line)
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        pos, quat = np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w])
+        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat))) or np.linalg.norm(quat) < 1e-6:
+            self.get_logger().error(f"ignored non-finite end-effector pose {pos} {quat}",
+                                    throttle_duration_sec=2.0)
+            return
+        self._state = (pos, quat / np.linalg.norm(quat), self._width)
+        self._state_time = time.monotonic()
+        if self._pending_plan is not None:
+            self._start_plan(self._pending_plan)
+
+    def _on_joints(self, msg: JointState) -> None:
+        fingers = [p for n, p in zip(msg.name, msg.position, strict=False) if "finger" in n]
+        if fingers and all(math.isfinite(f) for f in fingers):
+            self._width = float(np.clip(sum(fingers) / 0.08, 0.0, 1.0))
+
+    def _on_rgb(self, msg: Image) -> None:
+        try:
+            self._rgb = _image_array(msg)
+        except ValueError as exc:
+            self.get_logger().error(f"colour image ignored: {exc}", throttle_duration_sec=2.0)
+
+    def _on_depth(self, msg: Image) -> None:
+        if self._rgb is None or self.executor_core is None:
+            return
+        try:
+            depth = _image_array(msg)
+            self.executor_core.policy.update_image(self._rgb, depth)
+        except ValueError as exc:
+            self.get_logger().error(f"depth image ignored: {exc}", throttle_duration_sec=2.0)
+            return
+        self._image_time = time.monotonic()
+
+    # ------------------------------------------------------------------ loop
+    def _policy_step(self) -> None:
+        core, state = self.executor_core, self._state
+        if core is None or state is None:
+            return
+        now = time.monotonic()
+        pos, quat, _ = state
+        obs = Observation(pos, quat, self._width)
+        result = core.tick(obs, now - self._state_time, now - self._image_time, self.policy_period)
+        with self._lock:
+            current = self._interpolated(now) if self._target is not None else (obs.ee_pos, obs.ee_quat)
+            self._previous = current if result.state == State.RUNNING else (result.safe.pos, result.safe.quat)
+            self._target = (result.safe.pos, result.safe.quat)
+            self._target_time = now
+            self._gripper = result.gripper if result.gripper is not None else self._gripper
+        if result.safe.verdict == Verdict.CLAMPED:
+            self.get_logger().warning("command clamped: " + "; ".join(result.safe.reasons),
+                                      throttle_duration_sec=2.0)
+        self._publish_status(result.state, result.subtask_index, result.progress, result.detail)
+        if result.failure is not None:
+            self._publish_failure(result, obs)
+
+    def _interpolated(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        alpha = min(1.0, (now - self._target_time) / self.policy_period)
+        (p0, q0), (p1, q1) = self._previous, self._target
+        return p0 + alpha * (p1 - p0), _slerp(np.asarray(q0), np.asarray(q1), alpha)
+
+    def _tick(self) -> None:
+        with self._lock:
+            if self._target is None:
+                return
+            pos, quat = self._interpolated(time.monotonic())
+            gripper = self._gripper
+        stamp = self.get_clock().now().to_msg()
+        self.pub_target.publish(_pose_msg(stamp, pos, quat))
+        self.pub_gripper.publish(Float64(data=float(gripper)))
+
+    def _publish_status(self, state: State, index: int, progress: float, detail: str) -> None:
+        msg = ExecutionStatus(state=int(state), subtask_index=int(index), progress=float(progress), detail=detail)
+        plan = self.executor_core.plan if self.executor_core is not None else None
+        msg.plan_id, msg.revision = (plan.plan_id, plan.revision) if plan else ("", 0)
+        msg.header.stamp, msg.header.frame_id = self.get_clock().now().to_msg(), C.BASE_FRAME
+        self.pub_status.publish(msg)
+
+    def _publish_failure(self, result: TickResult, obs: Observation) -> None:
+        plan = self.executor_core.plan
+        msg = FailureReport(plan_id=plan.plan_id, revision=plan.revision, subtask_index=int(result.subtask_index),
+                            kind=result.failure.kind, detail=result.failure.detail,
+                            failure_probability=float(result.command.failure_probability if result.command else 0.0))
+        msg.header.stamp, msg.header.frame_id = self.get_clock().now().to_msg(), C.BASE_FRAME
+        commanded = result.command.target_pos if result.command else obs.ee_pos
+        commanded_q = result.command.target_quat if result.command else obs.ee_quat
+        msg.commanded_pose = _pose_msg(msg.header.stamp, commanded, commanded_q).pose
+        msg.measured_pose = _pose_msg(msg.header.stamp, obs.ee_pos, obs.ee_quat).pose
+        self.pub_failure.publish(msg)
+        self.get_logger().warning(f"failure in subtask {result.subtask_index}: {result.detail}; holding")
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run ``cerebellum_node`` (multi-threaded executor: the loop never waits for image encoding)."""
+    try:
+        with rclpy.init(args=args):
+            sys.setswitchinterval(0.0005)  # let the control tick preempt the policy thread quickly
+            node = CerebellumNode()
+            executor = MultiThreadedExecutor(num_threads=4)
+            executor.add_node(node)
+            try:
+                executor.spin()
+            finally:
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()

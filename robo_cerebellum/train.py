@@ -1,0 +1,240 @@
+"""Behaviour cloning of the cerebellum policy from episode bags: resumable, with validation.
+
+``robo-stack train cerebellum --data BAGS_DIR --out CKPT_DIR``. Whole episodes are sequences;
+the network runs them in parallel (Mamba-2 chunked scan). Each epoch writes ``OUT/last/``
+(weights, config, optimiser and progress) so an interrupted run resumes where it stopped; the
+best validation checkpoint is ``OUT/model.safetensors`` + ``OUT/config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from robo_cerebellum.config import CerebellumConfig
+from robo_cerebellum.dataset import (
+    K_EE_POS,
+    K_EE_QUAT,
+    K_FAILURE,
+    K_FRAME,
+    K_GRIPPER_CMD,
+    K_GRIPPER_WIDTH,
+    K_IMAGES,
+    K_PROGRESS,
+    K_SUBTASK,
+    K_TARGET_POS,
+    K_TARGET_QUAT,
+    Episode,
+    load_episodes,
+)
+from robo_cerebellum.features import sequence_inputs
+from robo_cerebellum.model import CerebellumNet, target_rotation
+from robo_cerebellum.policy import CerebellumPolicy
+from robo_cerebellum.rotations import geodesic_angle, quat_to_rot6d, rot6d_to_matrix
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (saved in ``OUT/train_config.json``)."""
+
+    epochs: int = 14
+    batch_size: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.1
+    pos_noise_m: float = 0.004
+    threads: int = 2
+    seed: int = 0
+    max_minutes: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.threads < 1:
+            raise ValueError(f"epochs, batch_size and threads must be >= 1: {self}")
+        if not 0.0 < self.val_fraction < 0.5:
+            raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}")
+        if self.lr <= 0 or self.pos_noise_m < 0:
+            raise ValueError(f"lr must be > 0 and pos_noise_m >= 0: {self}")
+
+
+def is_validation(name: str, fraction: float) -> bool:
+    """Deterministic episode split by name hash."""
+    return (zlib.crc32(name.encode()) % 1000) < fraction * 1000
+
+
+def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator | None, noise: float) -> dict:
+    """Inputs and targets of one episode; ``noise`` (m) perturbs the observed position (DART-style)."""
+    a = ep.arrays
+    ee_pos = a[K_EE_POS] + (rng.normal(0, noise, a[K_EE_POS].shape) if rng is not None and noise > 0 else 0.0)
+    inputs = sequence_inputs(ep.plan.subtasks, a[K_SUBTASK], ee_pos, a[K_EE_QUAT], a[K_GRIPPER_WIDTH], cfg)
+    return {
+        **inputs,
+        "frame": a[K_FRAME], "images": a[K_IMAGES],
+        "delta": ((a[K_TARGET_POS] - ee_pos) / cfg.delta_scale).astype(np.float32),
+        "rot6d": quat_to_rot6d(a[K_TARGET_QUAT]).astype(np.float32),
+        "gripper": a[K_GRIPPER_CMD].astype(np.float32), "progress": a[K_PROGRESS].astype(np.float32),
+        "failure": a[K_FAILURE].astype(np.float32),
+    }
+
+
+def collate(items: list[dict]) -> dict[str, torch.Tensor]:
+    """Pad episodes to the longest; frames are concatenated with per-episode offsets."""
+    lengths = [len(it["skill"]) for it in items]
+    t_max, b = max(lengths), len(items)
+    out: dict[str, torch.Tensor] = {"mask": torch.zeros(b, t_max)}
+    for key in ("skill", "code", "keypoints", "proprio", "delta", "rot6d", "gripper", "progress", "failure"):
+        first = np.asarray(items[0][key])
+        buf = np.zeros((b, t_max, *first.shape[1:]), first.dtype)
+        for i, it in enumerate(items):
+            buf[i, : lengths[i]] = it[key]
+        out[key] = torch.from_numpy(buf)
+    frames, offset, index = [], 0, np.zeros((b, t_max), np.int64)
+    for i, it in enumerate(items):
+        frames.append(it["images"])
+        index[i, : lengths[i]] = it["frame"] + offset
+        index[i, lengths[i]:] = offset
+        offset += len(it["images"])
+        out["mask"][i, : lengths[i]] = 1.0
+    out["images"] = torch.from_numpy(np.concatenate(frames).astype(np.float32))
+    out["frame_index"] = torch.from_numpy(index)
+    return out
+
+
+def compute_loss(net: CerebellumNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Masked behaviour-cloning loss: offset, geodesic rotation, gripper, progress and failure terms."""
+    visual = net.visual(batch["images"])[batch["frame_index"]]
+    embeds = net.embed(visual, batch["skill"], batch["code"], batch["keypoints"], batch["proprio"])
+    out = net(embeds, batch["mask"])
+    mask = batch["mask"]
+    denom = mask.sum().clamp(min=1.0)
+
+    def masked(x: torch.Tensor) -> torch.Tensor:
+        return (x * mask).sum() / denom
+
+    terms = {
+        "delta": masked(F.smooth_l1_loss(out["delta"], batch["delta"], reduction="none", beta=0.05).sum(-1)),
+        "rotation": masked(geodesic_angle(target_rotation(batch["proprio"][..., 3:9], out["rot6d"]),
+                                          rot6d_to_matrix(batch["rot6d"]))),
+        "gripper": masked(F.binary_cross_entropy_with_logits(out["gripper"][..., 0], batch["gripper"],
+                                                            reduction="none")),
+        "progress": masked(F.binary_cross_entropy_with_logits(out["progress"][..., 0], batch["progress"],
+                                                             reduction="none")),
+        "failure": masked(F.binary_cross_entropy_with_logits(out["failure"][..., 0], batch["failure"],
+                                                            pos_weight=torch.tensor(4.0), reduction="none")),
+    }
+    weights = {"delta": 4.0, "rotation": 1.0, "gripper": 1.0, "progress": 1.0, "failure": 0.5}
+    total = sum(weights[k] * v for k, v in terms.items())
+    return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+def _batches(items: list, size: int, rng: np.random.Generator) -> list[list]:
+    order = sorted(rng.permutation(len(items)), key=lambda i: len(items[i].arrays[K_SUBTASK]) + rng.random() * 40)
+    groups = [order[i:i + size] for i in range(0, len(order), size)]
+    rng.shuffle(groups)
+    return [[items[i] for i in g] for g in groups]
+
+
+def _evaluate(net: CerebellumNet, episodes: list[Episode], cfg: CerebellumConfig, batch_size: int) -> dict:
+    net.eval()
+    sums: dict[str, float] = {}
+    with torch.no_grad():
+        for i in range(0, len(episodes), batch_size):
+            chunk = [episode_tensors(ep, cfg, None, 0.0) for ep in episodes[i:i + batch_size]]
+            total, terms = compute_loss(net, collate(chunk))
+            for k, v in {"loss": float(total), **terms}.items():
+                sums[k] = sums.get(k, 0.0) + v * len(chunk)
+    net.train()
+    return {k: v / max(1, len(episodes)) for k, v in sums.items()}
+
+
+def train(data: Path, out: Path, model_cfg: CerebellumConfig, train_cfg: TrainConfig, progress: bool = True) -> dict:
+    """Train (or resume) into ``out``; returns the final summary (also ``out/summary.json``)."""
+    from tqdm import tqdm
+
+    torch.set_num_threads(train_cfg.threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    episodes, bad = load_episodes(Path(data), model_cfg, progress)
+    val = [e for e in episodes if is_validation(e.name, train_cfg.val_fraction)]
+    train_eps = [e for e in episodes if not is_validation(e.name, train_cfg.val_fraction)]
+    if not train_eps or not val:
+        raise ValueError(f"need training and validation episodes; got {len(train_eps)} and {len(val)} from {data}")
+    LOG.info("%d training / %d validation episodes (%d bags skipped)", len(train_eps), len(val), len(bad))
+    torch.manual_seed(train_cfg.seed)
+    net = CerebellumNet(model_cfg)
+    opt = torch.optim.AdamW(net.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train_eps) / train_cfg.batch_size)
+    total_steps = steps_per_epoch * train_cfg.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=train_cfg.lr, total_steps=total_steps, pct_start=0.1)
+    state = _resume(out, net, opt, sched, model_cfg, train_cfg)
+    start = time.monotonic()
+    rng = np.random.default_rng([train_cfg.seed, state["epoch"]])
+    bar = tqdm(total=total_steps, initial=state["epoch"] * steps_per_epoch, desc="train cerebellum", unit="batch",
+               disable=not progress)
+    for epoch in range(state["epoch"], train_cfg.epochs):
+        for group in _batches(train_eps, train_cfg.batch_size, rng):
+            loss, terms = compute_loss(net, collate([episode_tensors(e, model_cfg, rng, train_cfg.pos_noise_m)
+                                                     for e in group]))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.3f}", epoch=epoch)
+        metrics = _evaluate(net, val, model_cfg, train_cfg.batch_size)
+        state = _end_epoch(out, net, opt, sched, model_cfg, train_cfg, state, epoch, metrics)
+        if train_cfg.max_minutes and (time.monotonic() - start) / 60 > train_cfg.max_minutes:
+            LOG.warning("stopping after %.1f minutes (max_minutes); re-run to resume", train_cfg.max_minutes)
+            break
+    bar.close()
+    summary = {"episodes_train": len(train_eps), "episodes_val": len(val), "bags_skipped": bad,
+               "best_val_loss": state["best"], "epochs_done": state["epoch"], "history": state["history"]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _resume(out: Path, net: CerebellumNet, opt: torch.optim.Optimizer, sched: object, model_cfg: CerebellumConfig,
+            train_cfg: TrainConfig) -> dict:
+    state_path = out / "last" / "trainer_state.pt"
+    fresh = {"epoch": 0, "best": float("inf"), "history": []}
+    if not state_path.exists():
+        (out / "train_config.json").write_text(json.dumps(asdict(train_cfg), indent=2))
+        return fresh
+    saved = torch.load(state_path, weights_only=False)
+    if saved["model_config"] != model_cfg.to_dict():
+        raise ValueError(f"{out} holds a run with another model config; use another --out")
+    net.load_state_dict(CerebellumPolicy.load(out / "last").net.state_dict())
+    opt.load_state_dict(saved["optimizer"])
+    sched.load_state_dict(saved["scheduler"])
+    LOG.info("resuming %s at epoch %d", out, saved["epoch"])
+    return {"epoch": saved["epoch"], "best": saved["best"], "history": saved["history"]}
+
+
+def _end_epoch(out: Path, net: CerebellumNet, opt: torch.optim.Optimizer, sched: object, model_cfg: CerebellumConfig,
+               train_cfg: TrainConfig, state: dict, epoch: int, metrics: dict) -> dict:
+    history = [*state["history"], {"epoch": epoch + 1, **metrics}]
+    best = state["best"]
+    LOG.info("epoch %d validation %s", epoch + 1, {k: round(v, 4) for k, v in metrics.items()})
+    if metrics["loss"] < best:
+        best = metrics["loss"]
+        CerebellumPolicy(net).save(out)
+        net.train()
+    CerebellumPolicy(net).save(out / "last")
+    net.train()
+    torch.save({"epoch": epoch + 1, "best": best, "history": history, "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "model_config": model_cfg.to_dict()},
+               out / "last" / "trainer_state.pt")
+    with (out / "train_log.jsonl").open("a") as log:
+        log.write(json.dumps(history[-1]) + "\n")
+    return {"epoch": epoch + 1, "best": best, "history": history}

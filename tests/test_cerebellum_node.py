@@ -1,0 +1,114 @@
+"""cerebellum_node as a real process beside sim_node, over DDS: commands, status, failures, watchdog."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+from geometry_msgs.msg import PoseStamped
+from rclpy.node import Node
+from robo_stack.msg import ExecutionStatus, FailureReport, Plan
+from std_msgs.msg import Float64
+
+from robo_cerebellum.config import CerebellumConfig
+from robo_cerebellum.policy import CerebellumPolicy
+from robo_common import constants as C
+from robo_common.ros.qos import qos_for_topic
+from tests.ros_helpers import NodeProcess, spin_until
+
+pytestmark = pytest.mark.ros
+
+TINY = dict(hidden_size=32, num_layers=1, head_dim=16, state_size=8, visual_dim=16, image_size=32, chunk_size=16)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("cerebellum")
+    CerebellumPolicy.from_config(CerebellumConfig(**TINY), seed=0).save(tmp / "ckpt")
+    sim = NodeProcess("robo_sim.node", {"seed": 2, "camera_rate_hz": 10.0}, log_dir=tmp)
+    cb = NodeProcess("robo_cerebellum.node", {"checkpoint": str(tmp / "ckpt"), "subtask_timeout_s": 2.0,
+                                              "failure_threshold": 1.0}, log_dir=tmp)
+    rclpy.init()
+    node = Node("test_cerebellum_client")
+    rec: dict[str, list] = {"target": [], "gripper": [], "status": [], "failure": [], "expert": []}
+    node.create_subscription(PoseStamped, C.TOPIC_EE_TARGET, rec["target"].append, qos_for_topic(C.TOPIC_EE_TARGET))
+    node.create_subscription(Float64, C.TOPIC_GRIPPER_COMMAND, rec["gripper"].append,
+                             qos_for_topic(C.TOPIC_GRIPPER_COMMAND))
+    node.create_subscription(ExecutionStatus, C.TOPIC_EXECUTION_STATUS, rec["status"].append,
+                             qos_for_topic(C.TOPIC_EXECUTION_STATUS))
+    node.create_subscription(FailureReport, C.TOPIC_FAILURE, rec["failure"].append, qos_for_topic(C.TOPIC_FAILURE))
+    node.create_subscription(Plan, C.TOPIC_SIM_EXPERT_PLAN, rec["expert"].append,
+                             qos_for_topic(C.TOPIC_SIM_EXPERT_PLAN))
+    plan_pub = node.create_publisher(Plan, C.TOPIC_PLAN, qos_for_topic(C.TOPIC_PLAN))
+    yield {"sim": sim, "cb": cb, "node": node, "rec": rec, "plan_pub": plan_pub}
+    node.destroy_node()
+    rclpy.try_shutdown()
+    cb.stop()
+    sim.stop()
+
+
+def test_runs_plan_streams_safe_targets_then_times_out_with_failure_report(stack) -> None:
+    node, rec = stack["node"], stack["rec"]
+    assert spin_until(node, lambda: rec["expert"], 40), stack["sim"].log()[-2000:]
+    time.sleep(1.0)  # let the cerebellum receive robot state
+    stack["plan_pub"].publish(rec["expert"][0])
+    assert spin_until(node, lambda: len(rec["target"]) > 100, 40), stack["cb"].log()[-3000:]
+    running = [s for s in rec["status"] if s.state == ExecutionStatus.RUNNING]
+    assert running and running[-1].plan_id == rec["expert"][0].plan_id, [(s.state, s.detail) for s in rec["status"][:5]]
+    targets = rec["target"]
+    assert all(t.header.frame_id == C.BASE_FRAME for t in targets)
+    pos = np.array([[t.pose.position.x, t.pose.position.y, t.pose.position.z] for t in targets])
+    assert np.all(pos >= np.array([0.2, -0.45, 0.005]) - 1e-6) and np.all(pos <= np.array([0.8, 0.45, 0.6]) + 1e-6)
+    stamps = np.array([t.header.stamp.sec + t.header.stamp.nanosec * 1e-9 for t in targets])
+    speeds = np.linalg.norm(np.diff(pos, axis=0), axis=1) / np.maximum(np.diff(stamps), 1e-4)
+    assert np.percentile(speeds, 95) <= 0.6 * 1.5  # the envelope's speed limit (stamp jitter allowed)
+    assert all(0.0 <= g.data <= 1.0 for g in rec["gripper"])
+    # subtask_timeout_s:=2: the untrained policy cannot finish; the node holds and reports a timeout.
+    assert spin_until(node, lambda: rec["failure"], 20), stack["cb"].log()[-3000:]
+    report = rec["failure"][0]
+    assert report.kind in (FailureReport.KIND_TIMEOUT, FailureReport.KIND_NO_PROGRESS)
+    assert report.plan_id == rec["expert"][0].plan_id and report.header.frame_id == C.BASE_FRAME
+    assert report.measured_pose.orientation.x != 0 or report.measured_pose.orientation.w != 0
+    assert spin_until(node, lambda: rec["status"][-1].state == ExecutionStatus.FAILED, 5)
+
+
+def test_refuses_unknown_skill_and_stays_up(stack) -> None:
+    node, rec = stack["node"], stack["rec"]
+    bad = Plan(plan_id="bad-plan", revision=0, instruction="x")
+    bad.header.frame_id = C.BASE_FRAME
+    from robo_stack.msg import Subtask
+
+    bad.subtasks = [Subtask(index=0, code='teleport(target="moon")', skill="teleport")]
+    rec["status"].clear()
+    stack["plan_pub"].publish(bad)
+    assert spin_until(node, lambda: any("unknown skill 'teleport'" in s.detail for s in rec["status"]), 10), \
+        stack["cb"].log()[-2000:]
+    assert stack["cb"].alive()
+
+
+def test_watchdog_holds_when_robot_state_stops(stack) -> None:
+    node, rec = stack["node"], stack["rec"]
+    rec["status"].clear()
+    plan = rec["expert"][0]
+    plan.plan_id = "watchdog-plan"
+    stack["plan_pub"].publish(plan)
+    assert spin_until(node, lambda: any(s.plan_id == "watchdog-plan" for s in rec["status"]), 10)
+    stack["sim"].stop()
+    assert spin_until(node, lambda: any(s.state == ExecutionStatus.HOLDING and "robot state" in s.detail
+                                        for s in rec["status"][-20:]), 10), stack["cb"].log()[-2000:]
+    assert stack["cb"].alive()
+
+
+def test_missing_checkpoint_keeps_node_up(tmp_path: Path) -> None:
+    proc = NodeProcess("robo_cerebellum.node", {"checkpoint": str(tmp_path / "nothing")}, log_dir=tmp_path)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "cerebellum not ready" not in proc.log():
+            time.sleep(0.2)
+        assert "not a cerebellum checkpoint" in proc.log()
+        assert proc.alive()
+    finally:
+        proc.stop()

@@ -1,0 +1,157 @@
+"""Safety envelope, failure monitor and plan executor (ROS-free)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from robo_cerebellum.config import CerebellumConfig
+from robo_cerebellum.executor import PlanExecutor, State
+from robo_cerebellum.monitor import FailureMonitor, MonitorConfig
+from robo_cerebellum.policy import CerebellumPolicy, Observation
+from robo_cerebellum.safety import SafetyConfig, SafetyEnvelope, Verdict
+from robo_common.geometry import quat_angle
+from robo_common.plan_types import KeypointData, PlanData, SubtaskData
+
+Q0 = np.array([1.0, 0.0, 0.0, 0.0])  # top-down
+HOME = np.array([0.5, 0.0, 0.3])
+
+
+def _env() -> SafetyEnvelope:
+    env = SafetyEnvelope(SafetyConfig(max_speed=0.5, max_angular_speed=2.0))
+    env.reset(HOME, Q0)
+    return env
+
+
+def test_ok_command_passes_unchanged() -> None:
+    out = _env().filter(HOME + [0.001, 0, 0], Q0, HOME, Q0, 0.0, 0.0, dt=0.01)
+    assert out.verdict == Verdict.OK and np.allclose(out.pos, HOME + [0.001, 0, 0]) and not out.reasons
+
+
+@pytest.mark.parametrize("bad", [np.array([np.nan, 0, 0.3]), np.array([np.inf, 0, 0.3])])
+def test_nan_and_inf_are_rejected_and_hold(bad: np.ndarray) -> None:
+    env = _env()
+    out = env.filter(bad, Q0, HOME, Q0, 0.0, 0.0, dt=0.01)
+    assert out.verdict == Verdict.REJECTED and np.allclose(out.pos, HOME) and "non-finite" in out.reasons[0]
+    assert env.filter(HOME, np.zeros(4), HOME, Q0, 0, 0, 0.01).verdict == Verdict.REJECTED
+
+
+def test_translation_and_rotation_steps_are_clamped() -> None:
+    env = _env()
+    far = env.filter(HOME + [0.2, 0, 0], Q0, HOME, Q0, 0.0, 0.0, dt=0.01)
+    assert far.verdict == Verdict.CLAMPED and np.linalg.norm(far.pos - HOME) == pytest.approx(0.005)
+    assert "translation step" in far.reasons[0]
+    yaw = math.radians(90)
+    turned = np.array([math.cos(yaw / 2), math.sin(yaw / 2), 0, 0])  # 90 deg about the hand axis
+    rot = env.filter(far.pos, turned, HOME, Q0, 0.0, 0.0, dt=0.01)
+    assert rot.verdict == Verdict.CLAMPED and quat_angle(rot.quat, Q0) == pytest.approx(0.02, abs=1e-6)
+
+
+def test_workspace_box_clamps() -> None:
+    env = SafetyEnvelope(SafetyConfig(max_speed=100.0))
+    env.reset(HOME, Q0)
+    out = env.filter(np.array([0.5, 0.0, -0.2]), Q0, HOME, Q0, 0.0, 0.0, dt=0.01)
+    assert out.verdict == Verdict.CLAMPED and out.pos[2] == pytest.approx(0.005)
+    assert "outside the workspace box" in out.reasons[0]
+
+
+def test_stale_inputs_hold() -> None:
+    env = _env()
+    stale = env.filter(HOME + [0.001, 0, 0], Q0, HOME, Q0, state_age_s=0.5, image_age_s=0.0, dt=0.01)
+    assert stale.verdict == Verdict.HOLD and "robot state is 500 ms old" in stale.reasons[0]
+    blind = env.filter(HOME, Q0, HOME, Q0, state_age_s=0.0, image_age_s=2.0, dt=0.01)
+    assert blind.verdict == Verdict.HOLD and "camera image" in blind.reasons[0]
+    assert env.counts["hold"] == 2
+
+
+def test_safety_config_validation() -> None:
+    with pytest.raises(ValueError, match="below workspace_max"):
+        SafetyConfig(workspace_min=(1, 0, 0), workspace_max=(0, 1, 1))
+    with pytest.raises(ValueError, match="max_speed"):
+        SafetyConfig(max_speed=0)
+
+
+def test_monitor_grasp_missed_and_dropped() -> None:
+    mon = FailureMonitor(MonitorConfig(grasp_settle_steps=3), rate_hz=20)
+    mon.start_subtask("pick")
+    results = [mon.check(HOME, HOME, 0.0, width, 0.5, 0.0) for width in (0.5, 0.3, 0.05)]
+    assert results[:2] == [None, None] and results[2].kind == "grasp_missed"
+    mon.start_subtask("pick")
+    assert all(mon.check(HOME, HOME, 0.0, 0.5, 0.5, 0.0) is None for _ in range(10))  # holding a block
+    mon.start_subtask("place")
+    assert mon.check(HOME, HOME, 0.0, 0.5, 0.1, 0.0) is None
+    assert mon.check(HOME, HOME, 0.0, 0.02, 0.2, 0.0).kind == "object_dropped"
+    mon.start_subtask("place")
+    assert mon.check(HOME, HOME, 0.9, 0.9, 0.5, 0.0) is None  # released on purpose
+    assert mon.check(HOME, HOME, 0.0, 0.02, 0.6, 0.0) is None
+
+
+def test_monitor_tracking_progress_timeout_learned() -> None:
+    cfg = MonitorConfig(tracking_steps=3, no_progress_s=1.0, subtask_timeout_s=100, failure_steps=2)
+    mon = FailureMonitor(cfg, rate_hz=10)
+    mon.start_subtask("push")
+    far = HOME + [0.1, 0, 0]
+    kinds = [mon.check(far, HOME, 0.4, 0.4, 0.1 * k, 0.0) for k in range(3)]
+    assert kinds[-1].kind == "tracking_error"
+    mon.start_subtask("push")
+    stalled = [mon.check(HOME, HOME, 0.4, 0.4, 0.0, 0.0) for _ in range(12)]
+    assert stalled[-1] is not None and stalled[-1].kind == "no_progress"
+    mon = FailureMonitor(MonitorConfig(subtask_timeout_s=0.5, no_progress_s=100), rate_hz=10)
+    mon.start_subtask("push")
+    assert [mon.check(HOME, HOME, 0.4, 0.4, 0.0, 0.0) for _ in range(6)][-1].kind == "timeout"
+    mon = FailureMonitor(MonitorConfig(failure_steps=2, failure_threshold=0.5), rate_hz=10)
+    mon.start_subtask("push")
+    assert mon.check(HOME, HOME, 0.4, 0.4, 0.0, 0.9) is None
+    assert mon.check(HOME, HOME, 0.4, 0.4, 0.0, 0.9).kind == "low_confidence"
+
+
+def _plan(revision: int = 0, skill: str = "pick") -> PlanData:
+    return PlanData("p1", revision, "put the red block in the bowl", "", [
+        SubtaskData(0, f'{skill}(object="red block")', skill, [KeypointData("grasp", (0.5, 0.1, 0.02))]),
+        SubtaskData(1, 'place(target="blue bowl")', "place", [KeypointData("place", (0.4, -0.1, 0.03))]),
+        SubtaskData(2, "done()", "done", []),
+    ])
+
+
+def _executor() -> PlanExecutor:
+    policy = CerebellumPolicy.from_config(CerebellumConfig(hidden_size=32, num_layers=1, head_dim=16,
+                                                           visual_dim=16, image_size=32))
+    return PlanExecutor(policy, SafetyConfig(), MonitorConfig())
+
+
+def test_executor_runs_advances_and_succeeds() -> None:
+    ex = _executor()
+    assert "new plan p1" in ex.set_plan(_plan(), HOME, Q0)
+    obs = Observation(HOME, Q0, 1.0)
+    first = ex.tick(obs, 0.0, 0.0, 0.05)
+    assert first.state == State.RUNNING and first.safe is not None and first.subtask_index == 0
+    ex._advance()
+    assert ex.index == 1 and ex.policy.state.subtask.skill == "place"
+    ex._advance()  # into done()
+    assert ex.state == State.SUCCEEDED
+    held = ex.tick(obs, 0.0, 0.0, 0.05)
+    assert held.state == State.SUCCEEDED and held.safe.verdict == Verdict.HOLD
+
+
+def test_executor_revisions_empty_plans_and_unknown_skills() -> None:
+    ex = _executor()
+    ex.set_plan(_plan(), HOME, Q0)
+    ex.tick(Observation(HOME, Q0, 1.0), 0.0, 0.0, 0.05)
+    assert "ignored" in ex.set_plan(_plan(revision=0), HOME, Q0)
+    cache = ex.policy.state.cache
+    assert "new revision" in ex.set_plan(_plan(revision=1), HOME, Q0)
+    assert ex.policy.state.cache is cache  # a revision keeps the recurrent state
+    with pytest.raises(ValueError, match="unknown skill 'teleport'"):
+        ex.set_plan(_plan(revision=2, skill="teleport"), HOME, Q0)
+    ex.set_plan(PlanData("p2", 0, "stop", "", []), HOME, Q0)
+    assert ex.state == State.HOLDING and ex.tick(Observation(HOME, Q0, 1.0), 0, 0, 0.05).state == State.HOLDING
+
+
+def test_executor_fails_on_nan_observation_and_holds_measured_pose() -> None:
+    ex = _executor()
+    ex.set_plan(_plan(), HOME, Q0)
+    out = ex.tick(Observation(np.array([np.nan, 0, 0.3]), Q0, 1.0), 0.0, 0.0, 0.05)
+    assert out.state == State.FAILED and out.failure.kind == "unsafe_command"
+    assert np.allclose(out.safe.pos, HOME)  # holds the last safe pose, never a NaN
