@@ -43,7 +43,7 @@ from robo_brain.worker import BrainWorker, Job, Observation
 from robo_common import constants as C
 from robo_common.geometry import pose_to_matrix
 from robo_common.plan_types import PlanData
-from robo_common.ros.conversions import plan_to_msg, stamp_to_ns
+from robo_common.ros.conversions import image_to_numpy, plan_to_msg, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
 
 TOPIC_BRAIN_STATUS = C.TOPIC_BRAIN_STATUS
@@ -72,33 +72,6 @@ PARAMETERS: dict[str, tuple[object, str]] = {
                     "base frame, used until /camera/color/pose arrives; [0.0] for none."),
     "publish_empty_plan_on_failure": (True, "Publish an empty plan when planning fails, so the old plan stops."),
 }
-
-
-def image_to_numpy(msg: Image) -> np.ndarray:
-    """Colour (``rgb8``/``bgr8`` -> RGB uint8) or depth (``32FC1`` m, ``16UC1`` mm -> float32 m) image.
-
-    Raises:
-        ValueError: unsupported encoding, big-endian data or a size mismatch.
-    """
-    h, w, enc = int(msg.height), int(msg.width), msg.encoding
-    channels = {"rgb8": (3, np.uint8), "bgr8": (3, np.uint8), "32FC1": (1, np.float32), "16UC1": (1, np.uint16)}
-    if enc not in channels:
-        raise ValueError(f"unsupported image encoding {enc!r}; expected one of {', '.join(channels)}")
-    if msg.is_bigendian:
-        raise ValueError("big-endian images are not supported")
-    n, dtype = channels[enc]
-    row = w * n * np.dtype(dtype).itemsize
-    if msg.step < row or len(msg.data) < msg.step * h or h == 0 or w == 0:
-        raise ValueError(f"{enc} image {w}x{h} with step {msg.step} has {len(msg.data)} bytes")
-    buf = np.frombuffer(bytes(msg.data), np.uint8).reshape(h, msg.step)[:, :row]
-    arr = buf.copy().view(dtype).reshape(h, w, n) if n > 1 else buf.copy().view(dtype).reshape(h, w)
-    if enc == "bgr8":
-        return arr[:, :, ::-1].copy()
-    if enc == "16UC1":
-        depth = arr.astype(np.float32) / 1000.0
-        depth[arr == 0] = np.nan
-        return depth
-    return arr
 
 
 def _pose_array(msg: PoseStamped) -> np.ndarray:

@@ -7,7 +7,8 @@ node's loop rate while images stream.
    p50/p99 over the 50 steps from that index; ``flatness`` is step-10 000 p50 over step-10 p50.
 2. Node loop: ``sim_node`` (camera at 15 Hz) and ``cerebellum_node`` run as processes on a
    private ROS domain; the expert's plan is sent; the stamps of ``/robo/ee_target`` give the
-   loop rate and the p99 period.
+   loop rate and the p99 period. Also reported: the rates at which ``sim_node``'s images and
+   ``/robo/ee_pose`` arrived.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def node_loop(checkpoint: Path, seconds: float) -> dict:
                                ("robo_cerebellum.node", ["-p", f"checkpoint:={checkpoint}"]))]
     stamps: list[int] = []
     images: list[float] = []
+    states: list[float] = []
     try:
         rclpy.init()
         node = Node("bench_cerebellum")
@@ -105,6 +107,8 @@ def node_loop(checkpoint: Path, seconds: float) -> dict:
                                  qos_for_topic(C.TOPIC_EE_TARGET))
         node.create_subscription(Image, C.TOPIC_COLOR_IMAGE, lambda m: images.append(time.monotonic()),
                                  qos_for_topic(C.TOPIC_COLOR_IMAGE))
+        node.create_subscription(PoseStamped, C.TOPIC_EE_POSE, lambda m: states.append(time.monotonic()),
+                                 qos_for_topic(C.TOPIC_EE_POSE))
         deadline = time.monotonic() + 60
         while len(stamps) < 50 and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.01)
@@ -112,6 +116,7 @@ def node_loop(checkpoint: Path, seconds: float) -> dict:
             raise RuntimeError("cerebellum_node published no targets within 60 s")
         stamps.clear()
         images.clear()
+        states.clear()
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.01)
@@ -128,8 +133,11 @@ def node_loop(checkpoint: Path, seconds: float) -> dict:
     periods = np.diff(np.array(stamps, np.int64)) / 1e6
     return {"loop_hz": float(1e3 / periods.mean()), "period_p50_ms": float(np.percentile(periods, 50)),
             "period_p99_ms": float(np.percentile(periods, 99)), "period_max_ms": float(periods.max()),
-            "targets": len(stamps), "image_hz": (len(images) - 1) / (images[-1] - images[0]) if len(images) > 1
-            else 0.0}
+            "targets": len(stamps), "image_hz": _rate(images), "sim_state_hz": _rate(states)}
+
+
+def _rate(arrivals: list[float]) -> float:
+    return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 1 else 0.0
 
 
 def run_benchmark(checkpoint: Path, steps: int = 10_000, node_seconds: float = 20.0) -> dict:

@@ -33,10 +33,11 @@ from std_msgs.msg import Float64
 from robo_cerebellum.executor import PlanExecutor, State, TickResult
 from robo_cerebellum.monitor import MonitorConfig
 from robo_cerebellum.policy import CerebellumPolicy, CheckpointError, Observation
-from robo_cerebellum.safety import SafetyConfig, Verdict, _slerp
+from robo_cerebellum.safety import SafetyConfig, Verdict
 from robo_common import constants as C
+from robo_common.geometry import slerp
 from robo_common.resources import resource_path
-from robo_common.ros.conversions import plan_from_msg
+from robo_common.ros.conversions import image_to_numpy, plan_from_msg, pose_stamped
 from robo_common.ros.qos import qos_for_topic
 
 DEFAULT_CHECKPOINT = str(resource_path("models", "cerebellum"))
@@ -58,27 +59,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
 
 
 def _pose_msg(stamp: object, pos: np.ndarray, quat: np.ndarray) -> PoseStamped:
-    msg = PoseStamped()
-    msg.header.stamp, msg.header.frame_id = stamp, C.BASE_FRAME
-    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
-    o = msg.pose.orientation
-    o.x, o.y, o.z, o.w = (float(v) for v in quat)
-    return msg
-
-
-def _image_array(msg: Image) -> np.ndarray:
-    """``rgb8``/``bgr8`` -> RGB uint8, ``32FC1`` -> float32 metres, ``16UC1`` -> metres; ValueError otherwise."""
-    dtypes = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "32FC1": (np.float32, 1), "16UC1": (np.uint16, 1)}
-    if msg.encoding not in dtypes:
-        raise ValueError(f"unsupported image encoding {msg.encoding!r} (expected rgb8, bgr8, 32FC1 or 16UC1)")
-    dtype, ch = dtypes[msg.encoding]
-    data = np.frombuffer(bytes(msg.data), dtype)
-    if data.size != msg.height * msg.width * ch:
-        raise ValueError(f"{msg.encoding} image {msg.width}x{msg.height} has {data.size} values")
-    arr = data.reshape((msg.height, msg.width, ch) if ch == 3 else (msg.height, msg.width))
-    if msg.encoding == "bgr8":
-        arr = arr[..., ::-1]
-    return arr.astype(np.float32) / 1000.0 if msg.encoding == "16UC1" else arr
+    return pose_stamped(stamp, C.BASE_FRAME, pos, quat)
 
 
 class CerebellumNode(Node):
@@ -201,7 +182,7 @@ class CerebellumNode(Node):
 
     def _on_rgb(self, msg: Image) -> None:
         try:
-            self._rgb = _image_array(msg)
+            self._rgb = image_to_numpy(msg)
         except ValueError as exc:
             self.get_logger().error(f"colour image ignored: {exc}", throttle_duration_sec=2.0)
 
@@ -209,7 +190,7 @@ class CerebellumNode(Node):
         if self._rgb is None or self.executor_core is None:
             return
         try:
-            depth = _image_array(msg)
+            depth = image_to_numpy(msg)
             self.executor_core.policy.update_image(self._rgb, depth)
         except ValueError as exc:
             self.get_logger().error(f"depth image ignored: {exc}", throttle_duration_sec=2.0)
@@ -241,7 +222,7 @@ class CerebellumNode(Node):
     def _interpolated(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         alpha = min(1.0, (now - self._target_time) / self.policy_period)
         (p0, q0), (p1, q1) = self._previous, self._target
-        return p0 + alpha * (p1 - p0), _slerp(np.asarray(q0), np.asarray(q1), alpha)
+        return p0 + alpha * (p1 - p0), slerp(q0, q1, alpha)
 
     def _tick(self) -> None:
         with self._lock:

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from robo_common.geometry import quat_angle
+from robo_common.geometry import quat_angle, slerp
 
 
 class Verdict(StrEnum):
@@ -65,18 +65,6 @@ class SafeCommand:
     quat: np.ndarray
     verdict: Verdict
     reasons: list[str] = field(default_factory=list)
-
-
-def _slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
-    q0, q1 = q0 / np.linalg.norm(q0), q1 / np.linalg.norm(q1)
-    dot = float(np.dot(q0, q1))
-    if dot < 0:
-        q1, dot = -q1, -dot
-    if dot > 0.9995:
-        out = q0 + t * (q1 - q0)
-        return out / np.linalg.norm(out)
-    theta = math.acos(dot)
-    return (math.sin((1 - t) * theta) * q0 + math.sin(t * theta) * q1) / math.sin(theta)
 
 
 class SafetyEnvelope:
@@ -136,7 +124,7 @@ class SafetyEnvelope:
             reasons.append(f"translation step {dist * 1e3:.1f} mm > {max_step * 1e3:.1f} mm, clamped")
         angle = quat_angle(self.last_quat, quat)
         if angle > max_rot:
-            quat = _slerp(self.last_quat, quat, max_rot / angle)
+            quat = slerp(self.last_quat, quat, max_rot / angle)
             reasons.append(f"rotation step {math.degrees(angle):.1f} deg > {math.degrees(max_rot):.1f} deg, clamped")
         self.last_pos, self.last_quat = boxed, quat
         verdict = Verdict.CLAMPED if reasons else Verdict.OK

@@ -216,7 +216,12 @@ def _resume(out: Path, net: CerebellumNet, opt: torch.optim.Optimizer, sched: ob
         raise ValueError(f"{out} holds a run with another model config; use another --out")
     net.load_state_dict(CerebellumPolicy.load(out / "last").net.state_dict())
     opt.load_state_dict(saved["optimizer"])
-    sched.load_state_dict(saved["scheduler"])
+    if saved["scheduler"].get("total_steps") == getattr(sched, "total_steps", None):
+        sched.load_state_dict(saved["scheduler"])
+    else:  # resumed with another number of epochs: the new schedule, advanced to where training is
+        LOG.warning("learning-rate schedule changed (other --epochs); continuing on the new one")
+        for _ in range(saved["epoch"] * saved.get("steps_per_epoch", 0)):
+            sched.step()
     LOG.info("resuming %s at epoch %d", out, saved["epoch"])
     return {"epoch": saved["epoch"], "best": saved["best"], "history": saved["history"]}
 
@@ -233,7 +238,8 @@ def _end_epoch(out: Path, net: CerebellumNet, opt: torch.optim.Optimizer, sched:
     CerebellumPolicy(net).save(out / "last")
     net.train()
     torch.save({"epoch": epoch + 1, "best": best, "history": history, "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "model_config": model_cfg.to_dict()},
+                "scheduler": sched.state_dict(), "model_config": model_cfg.to_dict(),
+                "steps_per_epoch": getattr(sched, "total_steps", 0) // max(1, train_cfg.epochs)},
                out / "last" / "trainer_state.pt")
     with (out / "train_log.jsonl").open("a") as log:
         log.write(json.dumps(history[-1]) + "\n")

@@ -49,3 +49,17 @@ def pose_to_matrix(pos: np.ndarray, quat: np.ndarray) -> np.ndarray:
     out[:3, :3] = quat_to_matrix(quat)
     out[:3, 3] = pos
     return out
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
+    """Spherical linear interpolation between unit quaternions ``(x, y, z, w)`` (shortest arc)."""
+    q0 = np.asarray(q0, float) / np.linalg.norm(q0)
+    q1 = np.asarray(q1, float) / np.linalg.norm(q1)
+    dot = float(np.dot(q0, q1))
+    if dot < 0:
+        q1, dot = -q1, -dot
+    if dot > 0.9995:
+        out = q0 + t * (q1 - q0)
+        return out / np.linalg.norm(out)
+    theta = np.arccos(dot)
+    return (np.sin((1 - t) * theta) * q0 + np.sin(t * theta) * q1) / np.sin(theta)

@@ -17,10 +17,11 @@ import numpy as np
 import pybullet as p
 
 from robo_common.constants import BASE_FRAME
+from robo_common.geometry import slerp
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 from robo_sim import catalog
 from robo_sim.tasks import PUSH_DISTANCE, SkillStep, Task
-from robo_sim.world import SimWorld, slerp
+from robo_sim.world import SimWorld
 
 logger = logging.getLogger(__name__)
 

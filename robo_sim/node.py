@@ -31,7 +31,7 @@ from std_msgs.msg import Float64, String
 
 from robo_common import constants as C
 from robo_common.geometry import matrix_to_quat
-from robo_common.ros.conversions import plan_to_msg
+from robo_common.ros.conversions import plan_to_msg, pose_stamped
 from robo_common.ros.qos import qos_for_topic
 from robo_sim.sim_session import SimSession, SimSessionConfig
 
@@ -53,13 +53,8 @@ def _stamp(seconds: float) -> Time:
     return Time(sec=int(sec), nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
 
 
-def _pose_msg(stamp: Time, pos: np.ndarray, quat: np.ndarray) -> PoseStamped:
-    msg = PoseStamped()
-    msg.header.stamp, msg.header.frame_id = stamp, C.BASE_FRAME
-    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
-    o = msg.pose.orientation
-    o.x, o.y, o.z, o.w = (float(v) for v in quat)
-    return msg
+def _pose_msg(stamp: object, pos: np.ndarray, quat: np.ndarray) -> PoseStamped:
+    return pose_stamped(stamp, C.BASE_FRAME, pos, quat)
 
 
 class SimNode(Node):

@@ -15,6 +15,7 @@ import pybullet as p
 import pybullet_data
 
 from robo_common.constants import BASE_FRAME
+from robo_common.geometry import quat_angle, slerp
 from robo_sim import catalog
 
 logger = logging.getLogger(__name__)
@@ -125,27 +126,6 @@ class CameraInfo:
     K: np.ndarray
     T_base_camera: np.ndarray
     frame_id: str = BASE_FRAME
-
-
-def quat_angle(q1: np.ndarray, q2: np.ndarray) -> float:
-    """Rotation angle (rad) between two xyzw quaternions."""
-    d = abs(float(np.dot(q1, q2)))
-    return 2.0 * math.acos(min(1.0, d))
-
-
-def slerp(q1: np.ndarray, q2: np.ndarray, t: float) -> np.ndarray:
-    """Spherical interpolation between xyzw quaternions."""
-    q1 = np.asarray(q1, float)
-    q2 = np.asarray(q2, float)
-    d = float(np.dot(q1, q2))
-    if d < 0:
-        q2, d = -q2, -d
-    if d > 0.9995:
-        q = q1 + t * (q2 - q1)
-        return q / np.linalg.norm(q)
-    th = math.acos(d)
-    q = (math.sin((1 - t) * th) * q1 + math.sin(t * th) * q2) / math.sin(th)
-    return q / np.linalg.norm(q)
 
 
 class SimWorld:

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from robo_common.geometry import quat_angle
 from robo_sim.expert import topdown_quat
-from robo_sim.world import SimWorld, WorldConfig, quat_angle
+from robo_sim.world import SimWorld, WorldConfig
 
 
 @pytest.fixture(scope="module")

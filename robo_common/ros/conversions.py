@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point
+from geometry_msgs.msg import Point, PoseStamped
 from robo_stack.msg import Keypoint, Plan, Subtask
+from sensor_msgs.msg import Image
 
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 
@@ -76,3 +78,40 @@ def plan_from_msg(msg: Plan) -> PlanData:
         frame_id=msg.header.frame_id,
         stamp_ns=stamp_to_ns(msg.header.stamp),
     )
+
+
+def pose_stamped(stamp: Time, frame_id: str, pos: np.ndarray, quat_xyzw: np.ndarray) -> PoseStamped:
+    """Return a ``geometry_msgs/PoseStamped`` from a position and an ``(x, y, z, w)`` quaternion."""
+    msg = PoseStamped()
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pos)
+    o = msg.pose.orientation
+    o.x, o.y, o.z, o.w = (float(v) for v in quat_xyzw)
+    return msg
+
+
+def image_to_numpy(msg: Image) -> np.ndarray:
+    """Colour (``rgb8``/``bgr8`` -> RGB uint8) or depth (``32FC1`` m, ``16UC1`` mm -> float32 m) image.
+
+    Raises:
+        ValueError: unsupported encoding, big-endian data or a size mismatch.
+    """
+    h, w, enc = int(msg.height), int(msg.width), msg.encoding
+    channels = {"rgb8": (3, np.uint8), "bgr8": (3, np.uint8), "32FC1": (1, np.float32), "16UC1": (1, np.uint16)}
+    if enc not in channels:
+        raise ValueError(f"unsupported image encoding {enc!r}; expected one of {', '.join(channels)}")
+    if msg.is_bigendian:
+        raise ValueError("big-endian images are not supported")
+    n, dtype = channels[enc]
+    row = w * n * np.dtype(dtype).itemsize
+    if msg.step < row or len(msg.data) < msg.step * h or h == 0 or w == 0:
+        raise ValueError(f"{enc} image {w}x{h} with step {msg.step} has {len(msg.data)} bytes")
+    buf = np.frombuffer(bytes(msg.data), np.uint8).reshape(h, msg.step)[:, :row]
+    arr = buf.copy().view(dtype).reshape(h, w, n) if n > 1 else buf.copy().view(dtype).reshape(h, w)
+    if enc == "bgr8":
+        return arr[:, :, ::-1].copy()
+    if enc == "16UC1":
+        depth = arr.astype(np.float32) / 1000.0
+        depth[arr == 0] = np.nan
+        return depth
+    return arr

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Cerebellum benchmark: per-step latency of the shipped Mamba-2 policy beside a KV-cache transformer of
+# the same width and depth (one run, so the ratio is meaningful on a shared machine), and the loop rate
+# and period jitter of cerebellum_node while sim_node streams 15 Hz images. Writes bench/results/.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+mkdir -p "$ROOT/bench/results"
+"$ROOT/.venv/bin/robo-stack" bench cerebellum --json "$@" | tee "$ROOT/bench/results/cerebellum.json"

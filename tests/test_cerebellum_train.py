@@ -1,0 +1,91 @@
+"""Cerebellum data and training: bags -> aligned arrays -> a few epochs (resumed) -> closed-loop run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robo_cerebellum.closed_loop import ClosedLoopConfig, evaluate
+from robo_cerebellum.config import CerebellumConfig
+from robo_cerebellum.dataset import (
+    K_FAILURE,
+    K_IMAGES,
+    K_SUBTASK,
+    K_TARGET_POS,
+    BagError,
+    decode_bag,
+    load_episodes,
+)
+from robo_cerebellum.policy import CerebellumPolicy
+from robo_cerebellum.train import TrainConfig, train
+from robo_sim.collect import CollectConfig, collect
+
+TINY = dict(hidden_size=32, num_layers=1, head_dim=16, state_size=8, visual_dim=16, image_size=32, chunk_size=16)
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cb_bags")
+    cfg = CollectConfig(episodes=4, split="seen", seed0=20, perturb=("slip",), perturb_fraction=0.25,
+                        family="pick_place")
+    assert collect(cfg, out, workers=1, progress=False).written == 4
+    return out
+
+
+def test_decode_aligns_commands_with_observations(bags: Path) -> None:
+    cfg = CerebellumConfig(**TINY)
+    ep = decode_bag(sorted(p for p in bags.iterdir() if p.name.startswith("ep_") and "slip" not in p.name)[0], cfg)
+    a = ep.arrays
+    n = ep.length
+    assert n > 50 and all(len(a[k]) == n for k in a if k != K_IMAGES)
+    assert a[K_IMAGES].shape[1:] == (4, 32, 32)
+    assert set(np.unique(a[K_SUBTASK])) == {0, 1}  # pick, place (done() is never executed)
+    # the first target leaves from the initial measured pose; targets lead the measured pose by < 4 cm
+    assert np.all(np.linalg.norm(a[K_TARGET_POS] - a["ee_pos"], axis=1) < 0.045)
+    assert a[K_FAILURE].sum() == 0
+    assert ep.plan.subtasks[0].skill == "pick"
+
+
+def test_perturbed_episode_has_failure_labels(bags: Path) -> None:
+    ep = decode_bag(next(p for p in bags.iterdir() if p.name.endswith("_slip")), CerebellumConfig(**TINY))
+    assert 0 < ep.arrays[K_FAILURE].sum() < ep.length and ep.arrays[K_FAILURE][-1] == 1.0
+
+
+def test_bad_bags_are_reported_and_skipped(bags: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "data"
+    broken.mkdir()
+    good = next(p for p in bags.iterdir() if p.name.startswith("ep_"))
+    import shutil
+
+    shutil.copytree(good, broken / good.name)
+    bad = broken / "ep_truncated"
+    shutil.copytree(good, bad)
+    mcap = next(bad.glob("*.mcap"))
+    mcap.write_bytes(mcap.read_bytes()[:2000])
+    with pytest.raises(BagError, match="ep_truncated"):
+        decode_bag(bad, CerebellumConfig(**TINY))
+    episodes, errors = load_episodes(broken, CerebellumConfig(**TINY), progress=False)
+    assert len(episodes) == 1 and len(errors) == 1 and "ep_truncated" in errors[0]
+
+
+def test_train_resume_and_closed_loop(bags: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ckpt"
+    tcfg = TrainConfig(epochs=2, batch_size=2, val_fraction=0.3, threads=1)
+    first = train(bags, out, CerebellumConfig(**TINY), TrainConfig(**{**tcfg.__dict__, "epochs": 1}), progress=False)
+    assert first["epochs_done"] == 1 and (out / "model.safetensors").is_file()
+    second = train(bags, out, CerebellumConfig(**TINY), tcfg, progress=False)  # resumes at epoch 1
+    assert second["epochs_done"] == 2 and len(second["history"]) == 2
+    assert all(np.isfinite(h["loss"]) for h in second["history"])
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in log] == [1, 2]
+    with pytest.raises(ValueError, match="another model config"):
+        train(bags, out, CerebellumConfig(**{**TINY, "hidden_size": 64}), tcfg, progress=False)
+    CerebellumPolicy.load(out)
+    report = evaluate(out, 1, "seen", perturb=["slip"], workers=1, cfg=ClosedLoopConfig(timeout_s=3.0),
+                      progress=False)
+    assert report["episodes"] == 1 and report["perturbed_episodes"] == 1
+    assert set(report["success_rate"]) == {"pick_place"}
+    assert {"precision", "recall"} <= set(report["failure_detection"])
