@@ -59,6 +59,8 @@ class PlanExecutor:
         self.detail = "waiting for a plan"
         self.last_gripper = 1.0
         self.last_progress = 0.0
+        self._progress_history: list[float] = []
+        self.plateau_min, self.plateau_delta, self.plateau_steps = 0.8, 0.01, 8
 
     # ------------------------------------------------------------------ plans
     def set_plan(self, plan: PlanData, measured_pos: np.ndarray, measured_quat: np.ndarray) -> str:
@@ -97,6 +99,7 @@ class PlanExecutor:
         self.policy.set_subtask(sub)
         self.monitor.start_subtask(sub.skill)
         self.last_progress = 0.0
+        self._progress_history: list[float] = []
         self.detail = f"running {sub.code}"
 
     def stop(self, reason: str) -> None:
@@ -126,9 +129,22 @@ class PlanExecutor:
         result = TickResult(State.RUNNING, self.index, cmd.progress, self.detail, safe, gripper, cmd)
         if safe.verdict == Verdict.HOLD:
             result.state, result.detail = State.HOLDING, "; ".join(safe.reasons)
-        elif cmd.progress >= self.policy.cfg.progress_done:
+        elif self._subtask_finished(cmd.progress):
             self._advance()
         return result
+
+    def _subtask_finished(self, progress: float) -> bool:
+        """Progress reached ``progress_done``, or it plateaued high: above ``plateau_min`` and up by less
+        than ``plateau_delta`` over the last ``plateau_steps`` steps (the progress head rarely predicts
+        the last few percent of a subtask, which last one or two steps in the demonstrations)."""
+        history = self._progress_history
+        history.append(progress)
+        cfg = self.policy.cfg
+        if progress >= cfg.progress_done:
+            return True
+        window = history[-self.plateau_steps:]
+        return (len(window) == self.plateau_steps and min(window) >= self.plateau_min
+                and max(window) - window[0] < self.plateau_delta)
 
     def _advance(self) -> None:
         self.index += 1

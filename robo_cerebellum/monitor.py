@@ -4,8 +4,8 @@ Checks (all from observations, never simulator ground truth):
 
 * ``grasp_missed``: after a pick closed the gripper, the fingers closed on nothing (width below
   ``empty_width`` once the close command has been held ``grasp_settle_steps``).
-* ``object_dropped``: while carrying (a place before its release), the fingers closed further
-  than a held object allows.
+* ``object_dropped``: while carrying (a place before its release, the gripper commanded firmly
+  closed: below ``firm_grip``), the fingers closed further than a held object allows.
 * ``tracking_error``: measured TCP farther than ``tracking_error_m`` from the command for
   ``tracking_steps`` consecutive steps.
 * ``no_progress``: the progress head has not advanced by ``min_progress`` in ``no_progress_s``.
@@ -26,6 +26,7 @@ class MonitorConfig:
     """Thresholds of the failure monitor (see ``config/cerebellum.yaml``)."""
 
     empty_width: float = 0.2
+    firm_grip: float = 0.1
     grasp_settle_steps: int = 14
     tracking_error_m: float = 0.05
     tracking_steps: int = 10
@@ -99,7 +100,7 @@ class FailureMonitor:
         if command >= 0.5:
             self.released = True
             return None
-        if width < self.config.empty_width:
+        if command < self.config.firm_grip and width < self.config.empty_width:
             return Failure("object_dropped", f"gripper width fell to {width:.2f} while carrying: object lost")
         return None
 

@@ -155,3 +155,22 @@ def test_executor_fails_on_nan_observation_and_holds_measured_pose() -> None:
     out = ex.tick(Observation(np.array([np.nan, 0, 0.3]), Q0, 1.0), 0.0, 0.0, 0.05)
     assert out.state == State.FAILED and out.failure.kind == "unsafe_command"
     assert np.allclose(out.safe.pos, HOME)  # holds the last safe pose, never a NaN
+
+
+def test_executor_subtask_end_by_threshold_or_high_plateau() -> None:
+    ex = _executor()
+    ex.set_plan(_plan(), HOME, Q0)
+    assert not any(ex._subtask_finished(p) for p in (0.1, 0.3, 0.5, 0.7))
+    assert ex._subtask_finished(0.96)  # the progress_done threshold
+    ex.set_plan(PlanData("p3", 0, "x", "", _plan().subtasks), HOME, Q0)
+    rising = [0.80, 0.82, 0.84, 0.86, 0.88, 0.90, 0.92, 0.93]
+    assert not any(ex._subtask_finished(p) for p in rising)  # still climbing
+    flat = [0.86 + 0.001 * k for k in range(8)]
+    assert [ex._subtask_finished(p) for p in flat][-1]  # stuck high for 8 steps: finished
+
+
+def test_monitor_drop_needs_a_firm_grip() -> None:
+    mon = FailureMonitor(MonitorConfig(), rate_hz=20)
+    mon.start_subtask("place")
+    assert mon.check(HOME, HOME, 0.3, 0.15, 0.7, 0.0) is None  # opening (command rising): not a drop
+    assert mon.check(HOME, HOME, 0.02, 0.15, 0.2, 0.0).kind == "object_dropped"
