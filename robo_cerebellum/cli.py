@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="also run this many episodes per mode: grasp_offset nudge slip wrong_keypoint")
     ev.add_argument("--seed0", type=int, default=100_000, help="first seed (training used 0..N)")
     ev.add_argument("--workers", type=int, default=2)
+    ev.add_argument("--failure-threshold", type=float, default=0.6,
+                    help="learned failure probability that, held 3 steps, counts as a failure")
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(func=_eval)
 
@@ -76,12 +78,13 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from robo_cerebellum.closed_loop import evaluate
+    from robo_cerebellum.closed_loop import ClosedLoopConfig, evaluate
     from robo_cerebellum.policy import CerebellumPolicy, CheckpointError
 
     try:
         CerebellumPolicy.load(args.checkpoint)
-        result = evaluate(args.checkpoint, args.episodes, args.split, args.perturb, args.seed0, args.workers)
+        cfg = ClosedLoopConfig(failure_threshold=args.failure_threshold)
+        result = evaluate(args.checkpoint, args.episodes, args.split, args.perturb, args.seed0, args.workers, cfg)
     except (CheckpointError, ValueError) as exc:
         LOG.error("%s", exc)
         return 2

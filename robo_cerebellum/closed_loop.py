@@ -43,6 +43,7 @@ class ClosedLoopConfig:
     camera_every: int = 4
     timeout_s: float = 60.0
     settle_s: float = 0.3
+    failure_threshold: float = MonitorConfig.failure_threshold
 
     def __post_init__(self) -> None:
         if self.camera_every < 1 or self.timeout_s <= 0:
@@ -69,7 +70,7 @@ def run_episode(policy: CerebellumPolicy, seed: int, split: str, family: str | N
     injector = Perturber(perturb, task, world, np.random.default_rng([seed, 7])) if perturb else None
     if injector:
         plan = injector.perturb_plan(plan)
-    executor = PlanExecutor(policy, SafetyConfig(), MonitorConfig())
+    executor = PlanExecutor(policy, SafetyConfig(), MonitorConfig(failure_threshold=cfg.failure_threshold))
     pos, quat = world.ee_pose()
     executor.set_plan(plan, pos, quat)
     hz = policy.cfg.policy_hz

@@ -1,0 +1,79 @@
+"""Arguments and entry points of ``robo-stack train brain`` and ``robo-stack eval brain``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from robo_brain.embedded.dataset import EVAL_SEED_OFFSET
+
+LOG = logging.getLogger(__name__)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``train brain`` (defaults are :class:`~robo_brain.embedded.train.TrainConfig`'s)."""
+    p.add_argument("--out", required=True, help="checkpoint folder (resumed when it holds trainer_state.pt)")
+    p.add_argument("--cache", default="data/brain_embedded/cache", help="example cache (rendered on demand)")
+    p.add_argument("--examples", type=int, default=20000, help="seen-split seeds 0..N-1 (validation included)")
+    p.add_argument("--val-every", type=int, default=50, help="hold out every K-th seed for validation")
+    p.add_argument("--epochs", type=float, default=1.2)
+    p.add_argument("--max-steps", type=int, default=0, help="cap on optimizer steps (0: from --epochs)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=60)
+    p.add_argument("--eval-interval", type=int, default=50, help="steps between validation + checkpoint")
+    p.add_argument("--max-minutes", type=float, default=0.0, help="stop (resumable) after this wall time")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--export", default="", help="also write the final checkpoint (no trainer state) here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``eval brain``."""
+    p.add_argument("--model", default="models/brain_embedded", help="checkpoint folder (transformers back-end)")
+    p.add_argument("--split", choices=["seen", "unseen"], default="unseen")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--seed-offset", type=int, default=EVAL_SEED_OFFSET, help="first seed (disjoint from training)")
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--snap-radius", type=int, default=0,
+                   help="snap grasp pixels onto the nearest object's top face within this radius (0: off)")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Build the :class:`TrainConfig` from ``args`` and train."""
+    from robo_brain.embedded.train import TrainConfig, train
+
+    cfg = TrainConfig(out=args.out, cache=args.cache, examples=args.examples, val_every=args.val_every,
+                      epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
+                      warmup_steps=args.warmup_steps, eval_interval=args.eval_interval,
+                      max_minutes=args.max_minutes, threads=args.threads, bf16=not args.no_bf16, seed=args.seed,
+                      export=args.export)
+    out = train(cfg, progress=not args.no_progress)
+    print(f"checkpoint: {out}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Evaluate and print the report (JSON with ``--json``, else the headline metrics)."""
+    from robo_brain.embedded.evaluate import EvalConfig, evaluate
+
+    cfg = EvalConfig(model=args.model, split=args.split, episodes=args.episodes, seed_offset=args.seed_offset,
+                     max_new_tokens=args.max_new_tokens, threads=args.threads,
+                     snap_radius=args.snap_radius)
+    report = evaluate(cfg, progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for key, value in report.items():
+        if not isinstance(value, dict | list):
+            print(f"{key:32s} {value}")
+    for fam, row in report["per_family"].items():
+        print(f"{fam:12s} exact {row['plan_exact_match']:.3f}  f1 {row['subtask_f1']:.3f}  "
+              f"kp_cm {row['keypoint_error_cm_median']}  n {row['episodes']}")
+    return 0

@@ -1,0 +1,231 @@
+"""``robo-stack eval brain``: the real :class:`~robo_brain.planner.Planner` on simulator scenes vs the expert plan.
+
+Scenes are the tasks of ``seed_offset + i`` (default offset 1 000 000, disjoint from the training
+seeds ``0 .. N-1``), families cycling with the seed, rendered at the initial state. The planner
+gets rgb + depth + camera exactly as on the robot; its plan is compared with the expert's:
+
+* ``plan_exact_match``: the plan's code lines (``done()`` included) equal the expert's, in order.
+* ``subtask_f1``: F1 of the multisets of code lines (``done()`` excluded).
+* ``keypoint_error_cm_median``: 3D distance between each predicted keypoint, lifted by the
+  planner, and the expert's keypoint pixel lifted the same way (same depth image and locator),
+  matched by subtask index and keypoint name. The expert's pixels are the training targets (grasp:
+  the object's top-face centre, see :mod:`robo_brain.embedded.dataset`).
+* ``keypoint_error_gt3d_cm_median``: the same predicted points against the simulator's 3D
+  keypoints of :func:`robo_sim.expert.expert_plan` (grasp: the object's centre, inside the block).
+  ``keypoint_lift_floor_cm_median`` is that error for the expert's own pixels: the part due to
+  lifting a pixel onto a visible surface, which no pixel-predicting model can remove.
+* ``keypoint_error_px_median``: pixel distance to the expert's pixels.
+* ``latency_s_p50`` / ``latency_s_p95``: wall time of ``Planner.plan`` (generation, parsing, lifting).
+* ``parse_failure_rate``: episodes without a plan (unparseable output or a keypoint the planner rejected).
+
+Breakdowns per family and by whether the task names a held-out colour (``heldout_colour``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from robo_brain.embedded.dataset import EVAL_SEED_OFFSET, SceneRenderer
+from robo_common.plan_types import PlanData
+
+logger = logging.getLogger(__name__)
+
+HELDOUT_WORDS = ("purple block", "cyan block", "orange bowl", "orange tray", "purple bowl", "purple tray")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Settings of :func:`evaluate`.
+
+    Attributes:
+        model: Checkpoint folder loaded with the ``transformers`` back-end.
+        split: ``seen`` or ``unseen``.
+        episodes: Number of scenes.
+        seed_offset: First seed (disjoint from training seeds).
+        max_new_tokens: Generation limit per plan.
+        parse_retries: Planner retries after an unusable answer (0: greedy decoding of the same
+            prefix would repeat the same answer).
+        threads: Torch CPU threads.
+        snap_radius: When > 0, lift grasp keypoints after :func:`robo_brain.embedded.refine.snap_to_top_face`
+            with this search radius (pixels); 0 evaluates the planner as it is.
+    """
+
+    model: str = "models/brain_embedded"
+    split: str = "unseen"
+    episodes: int = 100
+    seed_offset: int = EVAL_SEED_OFFSET
+    max_new_tokens: int = 512
+    parse_retries: int = 0
+    threads: int = 1
+    snap_radius: int = 0
+
+    def __post_init__(self) -> None:
+        from robo_sim.scene import check_split
+
+        check_split(self.split)
+        if not 0 <= self.snap_radius <= 32:
+            raise ValueError(f"EvalConfig.snap_radius must be in [0, 32], got {self.snap_radius!r}")
+        if self.episodes < 1:
+            raise ValueError(f"EvalConfig.episodes must be >= 1, got {self.episodes!r}")
+        if self.seed_offset < 0 or self.threads < 1:
+            raise ValueError("EvalConfig.seed_offset must be >= 0 and threads >= 1")
+
+
+@dataclass
+class EpisodeResult:
+    """Comparison of one planned episode with the expert."""
+
+    seed: int
+    family: str
+    heldout: bool
+    ok: bool
+    exact: bool
+    f1: float
+    kp_cm: list[float]
+    kp_gt3d_cm: list[float]
+    floor_cm: list[float]
+    kp_px: list[float]
+    latency_s: float
+    output: str
+    error: str
+
+
+def code_lines(plan: PlanData | None) -> list[str]:
+    """The plan's code lines in order (empty for no plan)."""
+    return [s.code for s in plan.subtasks] if plan is not None else []
+
+
+def subtask_f1(pred: list[str], ref: list[str]) -> float:
+    """F1 of the multisets of code lines, ``done()`` excluded (1.0 when both are empty)."""
+    p = Counter(c for c in pred if c != "done()")
+    r = Counter(c for c in ref if c != "done()")
+    if not p and not r:
+        return 1.0
+    hit = sum((p & r).values())
+    if hit == 0:
+        return 0.0
+    precision, recall = hit / sum(p.values()), hit / sum(r.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def _lifted_refs(target: PlanData, locate) -> dict[tuple[int, str], np.ndarray]:  # noqa: ANN001
+    refs = {}
+    for st in target.subtasks:
+        for k in st.keypoints:
+            try:
+                refs[(st.index, k.name)] = np.asarray(locate(k.name, k.u, k.v).point)
+            except ValueError:
+                logger.debug("expert keypoint %s of subtask %d cannot be lifted", k.name, st.index)
+    return refs
+
+
+def keypoint_errors(pred: PlanData | None, target: PlanData, gt: PlanData, locate) -> dict[str, list[float]]:  # noqa: ANN001
+    """Per-keypoint errors (see the module docstring), matched by subtask index and keypoint name."""
+    lifted = _lifted_refs(target, locate)
+    tgt = {(s.index, k.name): k for s in target.subtasks for k in s.keypoints}
+    true3d = {(s.index, k.name): np.asarray(k.point) for s in gt.subtasks for k in s.keypoints}
+    out: dict[str, list[float]] = {"cm": [], "gt3d_cm": [], "floor_cm": [], "px": []}
+    for key, point in lifted.items():
+        out["floor_cm"].append(100 * float(np.linalg.norm(point - true3d[key])))
+    for st in pred.subtasks if pred is not None else []:
+        for k in st.keypoints:
+            key = (st.index, k.name)
+            if key not in tgt:
+                continue
+            p = np.asarray(k.point)
+            out["px"].append(math.hypot(k.u - tgt[key].u, k.v - tgt[key].v))
+            out["gt3d_cm"].append(100 * float(np.linalg.norm(p - true3d[key])))
+            if key in lifted:
+                out["cm"].append(100 * float(np.linalg.norm(p - lifted[key])))
+    return out
+
+
+def run_episode(planner, renderer: SceneRenderer, seed: int, split: str) -> EpisodeResult:  # noqa: ANN001
+    """Plan the scene of ``seed`` with ``planner`` and compare with the expert."""
+    from robo_brain.keypoints import CameraModel, make_locator
+    from robo_sim.expert import expert_plan
+
+    task, rgb, depth, target = renderer.scene(seed, split)
+    gt = expert_plan(task, renderer.world)
+    info = renderer.world.camera_info()
+    camera = CameraModel(info.K, info.T_base_camera, info.width, info.height)
+    result = planner.plan(task.instruction, rgb, depth, camera)
+    locate = make_locator(depth, camera, planner.config.keypoints)
+    errs = keypoint_errors(result.plan, target, gt, locate)
+    pred, ref = code_lines(result.plan), code_lines(target)
+    heldout = any(w in line for line in ref for w in HELDOUT_WORDS)
+    return EpisodeResult(seed, task.family, heldout, result.ok, pred == ref, subtask_f1(pred, ref), errs["cm"],
+                         errs["gt3d_cm"], errs["floor_cm"], errs["px"], float(result.timing["total"]),
+                         result.raw_outputs[-1] if result.raw_outputs else "", result.reason)
+
+
+def _median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def summarize(episodes: list[EpisodeResult]) -> dict:
+    """Aggregate metrics of a list of episodes (the keys of the module docstring)."""
+    lat = [e.latency_s for e in episodes]
+    flat = {k: [x for e in episodes for x in getattr(e, k)] for k in ("kp_cm", "kp_gt3d_cm", "floor_cm", "kp_px")}
+    return {
+        "episodes": len(episodes),
+        "plan_exact_match": float(np.mean([e.exact for e in episodes])),
+        "subtask_f1": float(np.mean([e.f1 for e in episodes])),
+        "keypoint_error_cm_median": _median(flat["kp_cm"]),
+        "keypoint_error_cm_p90": float(np.percentile(flat["kp_cm"], 90)) if flat["kp_cm"] else None,
+        "keypoint_error_gt3d_cm_median": _median(flat["kp_gt3d_cm"]),
+        "keypoint_lift_floor_cm_median": _median(flat["floor_cm"]),
+        "keypoint_error_px_median": _median(flat["kp_px"]),
+        "latency_s_p50": float(np.percentile(lat, 50)),
+        "latency_s_p95": float(np.percentile(lat, 95)),
+        "parse_failure_rate": float(np.mean([not e.ok for e in episodes])),
+    }
+
+
+def evaluate(cfg: EvalConfig, planner=None, progress: bool = True, keep_outputs: int = 5) -> dict:  # noqa: ANN001
+    """Run ``cfg.episodes`` scenes and return the metrics (with per-family and held-out-colour breakdowns).
+
+    ``planner`` defaults to a :class:`~robo_brain.planner.Planner` over ``make_backend('transformers', cfg.model)``.
+    """
+    import torch
+    from tqdm import tqdm
+
+    torch.set_num_threads(cfg.threads)
+    planner = planner or make_planner(cfg)
+    renderer = SceneRenderer()
+    try:
+        seeds = range(cfg.seed_offset, cfg.seed_offset + cfg.episodes)
+        episodes = [run_episode(planner, renderer, s, cfg.split)
+                    for s in tqdm(seeds, desc=f"eval brain ({cfg.split})", disable=not progress, unit="ep")]
+    finally:
+        renderer.close()
+    report = {"split": cfg.split, "model": cfg.model, "seed_offset": cfg.seed_offset,
+              "snap_radius": cfg.snap_radius, **summarize(episodes)}
+    families = sorted({e.family for e in episodes})
+    report["per_family"] = {f: summarize([e for e in episodes if e.family == f]) for f in families}
+    report["heldout_colour"] = {str(h).lower(): summarize([e for e in episodes if e.heldout == h])
+                                for h in (False, True) if any(e.heldout == h for e in episodes)}
+    bad = [e for e in episodes if not e.exact][:keep_outputs]
+    report["examples_wrong"] = [{"seed": e.seed, "family": e.family, "error": e.error, "output": e.output}
+                                for e in bad]
+    return report
+
+
+def make_planner(cfg: EvalConfig):  # noqa: ANN201 - Planner
+    """A planner over the ``transformers`` back-end loading ``cfg.model``."""
+    from robo_brain.backends import BackendConfig, GenerationSettings, make_backend
+    from robo_brain.planner import Planner, PlannerConfig
+
+    backend = make_backend(BackendConfig(backend="transformers", model_path=str(cfg.model)))
+    config = PlannerConfig(parse_retries=cfg.parse_retries,
+                           generation=GenerationSettings(max_new_tokens=cfg.max_new_tokens))
+    if cfg.snap_radius > 0:
+        from robo_brain.embedded.refine import SnapConfig, snapping_planner
+
+        return snapping_planner(backend, config, SnapConfig(radius=cfg.snap_radius))
+    return Planner(backend, config)

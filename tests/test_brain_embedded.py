@@ -1,0 +1,165 @@
+"""Embedded brain model: simulator dataset, byte-level tokenizer, training, evaluation, shipped checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robo_brain.backends.transformers_backend import encoder_decoder_prompt
+from robo_brain.embedded.dataset import SceneRenderer, generate, load_example, plan_prompt
+from robo_brain.embedded.evaluate import EvalConfig, evaluate, subtask_f1
+from robo_brain.embedded.model import ModelConfig, build_model, save_checkpoint
+from robo_brain.embedded.tokenizer import make_char_tokenizer
+from robo_brain.embedded.train import STATE_FILE, TrainConfig, batch_loss, collate, encode, lr_factor, train
+from robo_brain.plan_language import parse_model_output
+from robo_brain.planner import Planner
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "brain_embedded"
+TINY = ModelConfig(patch_size=16, enc_hidden=32, enc_layers=1, enc_heads=2, dec_hidden=48, dec_layers=1, dec_heads=2)
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    r = SceneRenderer()
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("brain_cache")
+    generate(path, range(12), "seen", progress=False)
+    return path
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_example_round_trips_through_the_parser(renderer: SceneRenderer, seed: int) -> None:
+    ex, rgb = renderer.example(seed, "seen")
+    task, _, _, plan = renderer.scene(seed, "seen")
+    parsed = parse_model_output(ex.target)
+    assert [s.call.code() for s in parsed.steps] == [s.code for s in plan.subtasks]
+    assert parsed.reasoning
+    for step in parsed.steps:
+        for u, v in step.pixels.values():
+            assert 0 <= u < rgb.shape[1] and 0 <= v < rgb.shape[0] and u == int(u) and v == int(v)
+    messages = Planner(None).plan_messages(task.instruction, rgb.shape[1], rgb.shape[0])  # type: ignore[arg-type]
+    assert ex.prompt == encoder_decoder_prompt(messages) == plan_prompt(task.instruction, 128, 128)
+    assert rgb.dtype == np.uint8 and rgb.shape == (128, 128, 3)
+
+
+def test_cache_is_resumable(cache: Path) -> None:
+    paths = generate(cache, range(12), "seen", progress=False)
+    assert all(p.is_file() for p in paths)
+    ex, rgb = load_example(paths[5])
+    assert ex.seed == 5 and rgb.shape == (128, 128, 3)
+
+
+def test_char_tokenizer_spells_unseen_words(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = make_char_tokenizer()
+    text = 'Instruction: put the purple cube in the orange bowl\npick(object="cyan block") @ grasp=(61, 88)'
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.unk_token_id not in ids
+    assert len(tok("purple", add_special_tokens=False)["input_ids"]) == 6  # spelled byte by byte
+    assert len(ids) < len(text)  # syntax chunks are whole tokens
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path, local_files_only=True)
+    assert again.decode([again.bos_token_id, *ids, again.eos_token_id], skip_special_tokens=True) == text
+
+
+def test_tiny_model_loss_decreases(cache: Path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    model, tok, _ = build_model(TINY)
+    data = encode(sorted((cache / "seen").glob("*.npz"))[:6], tok, TINY.n_positions)
+    batch = collate(data, list(range(6)), tok.pad_token_id)
+    assert (batch[2] != -100).sum() > 0 and batch[1].shape == batch[2].shape
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(12):
+        loss = batch_loss(model, batch, bf16=False)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_train_saves_and_resumes(cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ckpt"
+    base = {"out": str(out), "cache": str(cache), "examples": 12, "val_every": 6, "batch_size": 4,
+            "eval_interval": 2, "warmup_steps": 1, "model": TINY}
+    train(TrainConfig(**base, max_steps=2), progress=False)
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    assert (out / "preprocessor_config.json").is_file() and (out / STATE_FILE).is_file()
+    args = json.loads((out / "training_args.json").read_text())
+    assert args["max_steps"] == 2 and args["model"]["dec_hidden"] == TINY.dec_hidden
+    train(TrainConfig(**base, max_steps=4, export=str(tmp_path / "export")), progress=False)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4]
+    assert (tmp_path / "export" / "model.safetensors").is_file()
+    assert not (tmp_path / "export" / STATE_FILE).exists()
+
+
+def test_eval_reports_required_keys(tmp_path: Path) -> None:
+    model, tok, proc = build_model(TINY)
+    path = save_checkpoint(tmp_path / "tiny", model, tok, proc)
+    report = evaluate(EvalConfig(model=str(path), split="unseen", episodes=2, max_new_tokens=16), progress=False)
+    for key in ("plan_exact_match", "subtask_f1", "keypoint_error_cm_median", "latency_s_p50", "latency_s_p95",
+                "parse_failure_rate", "per_family"):
+        assert key in report
+    assert report["episodes"] == 2 and report["parse_failure_rate"] == 1.0
+    assert set(report["per_family"]) == {"pick_place", "stack"}
+
+
+def test_subtask_f1_and_lr_schedule() -> None:
+    ref = ['pick(object="red block")', 'place(target="blue bowl")', "done()"]
+    assert subtask_f1(ref, ref) == 1.0
+    assert subtask_f1(ref[:1] + ["done()"], ref) == pytest.approx(2 / 3)
+    assert subtask_f1([], ref) == 0.0
+    assert lr_factor(0, 100, 10, 0.1) == pytest.approx(0.1)
+    assert lr_factor(100, 100, 10, 0.1) == pytest.approx(0.1)
+    assert lr_factor(10, 100, 10, 0.1) == pytest.approx(1.0)
+
+
+def test_cli_registers_train_and_eval_brain() -> None:
+    from robo_common.cli import build_parser
+
+    args = build_parser().parse_args(["train", "brain", "--out", "x", "--max-steps", "3"])
+    assert args.max_steps == 3 and callable(args.func)
+    args = build_parser().parse_args(["eval", "brain", "--split", "seen", "--episodes", "2", "--json"])
+    assert args.episodes == 2 and args.json
+
+
+@pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="no shipped checkpoint")
+def test_shipped_checkpoint_plans_a_seen_scene(renderer: SceneRenderer) -> None:
+    from robo_brain.backends import BackendConfig, make_backend
+    from robo_brain.keypoints import CameraModel
+    from robo_brain.planner import PlannerConfig
+
+    backend = make_backend(BackendConfig(backend="transformers", model_path=str(SHIPPED)))
+    task, rgb, depth, _ = renderer.scene(1_000_000, "seen")
+    info = renderer.world.camera_info()
+    result = Planner(backend, PlannerConfig(parse_retries=0)).plan(
+        task.instruction, rgb, depth, CameraModel(info.K, info.T_base_camera, info.width, info.height))
+    assert result.ok, result.errors
+    assert result.plan.subtasks[-1].code == "done()"
+
+
+def test_snap_moves_a_nearby_pixel_onto_the_top_face(renderer: SceneRenderer) -> None:
+    from robo_brain.embedded.refine import SnapConfig, snap_to_top_face
+    from robo_brain.keypoints import CameraModel
+
+    _, _, depth, plan = renderer.scene(0, "seen")
+    info = renderer.world.camera_info()
+    camera = CameraModel(info.K, info.T_base_camera, info.width, info.height)
+    grasp = plan.subtasks[0].keypoint("grasp")
+    u, v = snap_to_top_face(grasp.u + 2.0, grasp.v - 2.0, depth, camera)
+    assert np.hypot(u - grasp.u, v - grasp.v) < 1.5
+    assert snap_to_top_face(3.0, 3.0, depth, camera) == (3.0, 3.0)  # nothing stands out of the table there
+    assert snap_to_top_face(grasp.u + 2, grasp.v, depth, camera, SnapConfig(radius=0)) == (grasp.u + 2, grasp.v)
