@@ -25,10 +25,8 @@ import math
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Point, PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from robo_stack.msg import FailureReport, Plan
 from sensor_msgs.msg import CameraInfo, Image
@@ -45,6 +43,7 @@ from robo_common.geometry import pose_to_matrix
 from robo_common.plan_types import PlanData
 from robo_common.ros.conversions import image_to_numpy, plan_to_msg, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
+from robo_common.ros.run import run_node
 
 TOPIC_BRAIN_STATUS = C.TOPIC_BRAIN_STATUS
 MAX_INSTRUCTION_BYTES = 4096
@@ -320,15 +319,7 @@ def plan_markers(plan: PlanData, stamp) -> MarkerArray:  # noqa: ANN001 - builti
 
 def main(args: list[str] | None = None) -> None:
     """Run ``brain_node`` until shut down."""
-    try:
-        with rclpy.init(args=args):
-            node = BrainNode()
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    run_node(BrainNode, args)
 
 
 if __name__ == "__main__":

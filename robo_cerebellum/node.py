@@ -20,11 +20,10 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from robo_stack.msg import ExecutionStatus, FailureReport, Plan
 from sensor_msgs.msg import Image, JointState
@@ -39,6 +38,7 @@ from robo_common.geometry import slerp
 from robo_common.resources import resource_path
 from robo_common.ros.conversions import image_to_numpy, plan_from_msg, pose_stamped
 from robo_common.ros.qos import qos_for_topic
+from robo_common.ros.run import run_node
 
 DEFAULT_CHECKPOINT = str(resource_path("models", "cerebellum"))
 
@@ -257,18 +257,8 @@ class CerebellumNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run ``cerebellum_node`` (multi-threaded executor: the loop never waits for image encoding)."""
-    try:
-        with rclpy.init(args=args):
-            sys.setswitchinterval(0.0005)  # let the control tick preempt the policy thread quickly
-            node = CerebellumNode()
-            executor = MultiThreadedExecutor(num_threads=4)
-            executor.add_node(node)
-            try:
-                executor.spin()
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    sys.setswitchinterval(0.0005)  # let the control tick preempt the policy thread quickly
+    run_node(CerebellumNode, args, executor=lambda: MultiThreadedExecutor(num_threads=4))
 
 
 if __name__ == "__main__":

@@ -14,15 +14,12 @@ line (``--ros-args -r /robo/ee_target:=/my_arm/target``) or in a launch file.
 from __future__ import annotations
 
 import json
-import math
 import time
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from robo_stack.srv import ResetSim
 from rosgraph_msgs.msg import Clock
@@ -31,8 +28,9 @@ from std_msgs.msg import Float64, String
 
 from robo_common import constants as C
 from robo_common.geometry import matrix_to_quat
-from robo_common.ros.conversions import plan_to_msg, pose_stamped
+from robo_common.ros.conversions import ns_to_stamp, plan_to_msg, pose_stamped
 from robo_common.ros.qos import qos_for_topic
+from robo_common.ros.run import run_node
 from robo_sim.sim_session import SimSession, SimSessionConfig
 
 PARAMETERS: dict[str, tuple[object, str]] = {
@@ -49,8 +47,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
 
 
 def _stamp(seconds: float) -> Time:
-    sec = math.floor(seconds)
-    return Time(sec=int(sec), nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    return ns_to_stamp(int(round(seconds * 1e9)))  # round once: 0.9999999999 s must not become 0 s
 
 
 def _pose_msg(stamp: object, pos: np.ndarray, quat: np.ndarray) -> PoseStamped:
@@ -204,15 +201,7 @@ class SimNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run ``sim_node`` until shut down."""
-    try:
-        with rclpy.init(args=args):
-            node = SimNode()
-            try:
-                rclpy.spin(node)
-            finally:
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    run_node(SimNode, args)
 
 
 if __name__ == "__main__":

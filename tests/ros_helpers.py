@@ -32,7 +32,8 @@ class NodeProcess:
 
     def log(self) -> str:
         """Everything the node printed so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def alive(self) -> bool:

@@ -57,3 +57,11 @@ def test_subtask_keypoint_lookup() -> None:
     sub = SubtaskData(0, "pick()", "pick", [KeypointData("grasp", (1, 2, 3))])
     assert sub.keypoint("grasp").point == (1.0, 2.0, 3.0)
     assert sub.keypoint("place") is None
+
+
+def test_sim_stamp_never_goes_back_a_second() -> None:
+    from robo_sim.node import _stamp
+
+    stamp = _stamp(240 * (1.0 / 240.0) - 1e-12)  # float sum of physics steps just under 1 s
+    assert (stamp.sec, stamp.nanosec) == (1, 0)
+    assert stamp_to_ns(_stamp(2.5)) == 2_500_000_000
