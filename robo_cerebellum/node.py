@@ -22,8 +22,6 @@ import time
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from robo_stack.msg import ExecutionStatus, FailureReport, Plan
 from sensor_msgs.msg import Image, JointState
@@ -87,11 +85,15 @@ class CerebellumNode(Node):
         self._gripper = 1.0
         self._lock = threading.Lock()
         self._pending_plan: Plan | None = None
+        self._depth: np.ndarray | None = None
+        self._new_image = False
+        self._stop = threading.Event()
         self._load(par)
-        self.timer = self.create_timer(1.0 / self.rate, self._tick, callback_group=self._loop_group)
+        self.timer = self.create_timer(1.0 / self.rate, self._tick)
+        self._policy_thread: threading.Thread | None = None
         if self.executor_core is not None:
-            self.policy_timer = self.create_timer(self.policy_period, self._policy_step,
-                                                  callback_group=MutuallyExclusiveCallbackGroup())
+            self._policy_thread = threading.Thread(target=self._policy_loop, name="cerebellum_policy", daemon=True)
+            self._policy_thread.start()
 
     # ------------------------------------------------------------------ set-up
     def _load(self, par: dict) -> None:
@@ -113,25 +115,18 @@ class CerebellumNode(Node):
                                f"policy {policy.cfg.policy_hz:.0f} Hz")
 
     def _make_interfaces(self) -> None:
-        self._loop_group = MutuallyExclusiveCallbackGroup()
-        inputs = MutuallyExclusiveCallbackGroup()
-        images = MutuallyExclusiveCallbackGroup()
         self.pub_target = self.create_publisher(PoseStamped, C.TOPIC_EE_TARGET, qos_for_topic(C.TOPIC_EE_TARGET))
         self.pub_gripper = self.create_publisher(Float64, C.TOPIC_GRIPPER_COMMAND,
                                                  qos_for_topic(C.TOPIC_GRIPPER_COMMAND))
         self.pub_status = self.create_publisher(ExecutionStatus, C.TOPIC_EXECUTION_STATUS,
                                                 qos_for_topic(C.TOPIC_EXECUTION_STATUS))
         self.pub_failure = self.create_publisher(FailureReport, C.TOPIC_FAILURE, qos_for_topic(C.TOPIC_FAILURE))
-        self.create_subscription(Plan, C.TOPIC_PLAN, self._on_plan, qos_for_topic(C.TOPIC_PLAN),
-                                 callback_group=inputs)
-        self.create_subscription(PoseStamped, C.TOPIC_EE_POSE, self._on_pose, qos_for_topic(C.TOPIC_EE_POSE),
-                                 callback_group=inputs)
+        self.create_subscription(Plan, C.TOPIC_PLAN, self._on_plan, qos_for_topic(C.TOPIC_PLAN))
+        self.create_subscription(PoseStamped, C.TOPIC_EE_POSE, self._on_pose, qos_for_topic(C.TOPIC_EE_POSE))
         self.create_subscription(JointState, C.TOPIC_JOINT_STATES, self._on_joints,
-                                 qos_for_topic(C.TOPIC_JOINT_STATES), callback_group=inputs)
-        self.create_subscription(Image, C.TOPIC_COLOR_IMAGE, self._on_rgb, qos_for_topic(C.TOPIC_COLOR_IMAGE),
-                                 callback_group=images)
-        self.create_subscription(Image, C.TOPIC_DEPTH_IMAGE, self._on_depth, qos_for_topic(C.TOPIC_DEPTH_IMAGE),
-                                 callback_group=images)
+                                 qos_for_topic(C.TOPIC_JOINT_STATES))
+        self.create_subscription(Image, C.TOPIC_COLOR_IMAGE, self._on_rgb, qos_for_topic(C.TOPIC_COLOR_IMAGE))
+        self.create_subscription(Image, C.TOPIC_DEPTH_IMAGE, self._on_depth, qos_for_topic(C.TOPIC_DEPTH_IMAGE))
 
     def _error(self, text: str) -> None:
         self.get_logger().error(text)
@@ -147,13 +142,10 @@ class CerebellumNode(Node):
                         f"expected {C.BASE_FRAME!r}")
             return
         if self._state is None:
-            self._pending_plan = msg
             self.get_logger().warning(f"plan {msg.plan_id} kept until the first robot state on {C.TOPIC_EE_POSE}")
-            return
-        self._start_plan(msg)
+        self._pending_plan = msg  # the policy thread starts it (once robot state has arrived)
 
     def _start_plan(self, msg: Plan) -> None:
-        self._pending_plan = None
         try:
             line = self.executor_core.set_plan(plan_from_msg(msg), self._state[0], self._state[1])
         except ValueError as exc:
@@ -172,8 +164,6 @@ class CerebellumNode(Node):
             return
         self._state = (pos, quat / np.linalg.norm(quat), self._width)
         self._state_time = time.monotonic()
-        if self._pending_plan is not None:
-            self._start_plan(self._pending_plan)
 
     def _on_joints(self, msg: JointState) -> None:
         fingers = [p for n, p in zip(msg.name, msg.position, strict=False) if "finger" in n]
@@ -187,21 +177,44 @@ class CerebellumNode(Node):
             self.get_logger().error(f"colour image ignored: {exc}", throttle_duration_sec=2.0)
 
     def _on_depth(self, msg: Image) -> None:
-        if self._rgb is None or self.executor_core is None:
-            return
         try:
             depth = image_to_numpy(msg)
-            self.executor_core.policy.update_image(self._rgb, depth)
         except ValueError as exc:
             self.get_logger().error(f"depth image ignored: {exc}", throttle_duration_sec=2.0)
             return
-        self._image_time = time.monotonic()
+        if self._rgb is not None:
+            self._depth, self._new_image = depth, True  # encoded by the policy thread
+            self._image_time = time.monotonic()
 
     # ------------------------------------------------------------------ loop
+    def _policy_loop(self) -> None:
+        """The policy thread: one step every policy period, on the latest inputs."""
+        next_time = time.monotonic()
+        while not self._stop.is_set():
+            next_time += self.policy_period
+            delay = next_time - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                return
+            next_time = max(next_time, time.monotonic() - self.policy_period)  # never try to catch up
+            try:
+                self._policy_step()
+            except Exception as exc:  # noqa: BLE001 - the loop must survive; the arm holds meanwhile
+                self.get_logger().error(f"policy step failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=2.0)
+
     def _policy_step(self) -> None:
         core, state = self.executor_core, self._state
         if core is None or state is None:
             return
+        if self._pending_plan is not None:
+            plan, self._pending_plan = self._pending_plan, None
+            self._start_plan(plan)
+        if self._new_image and self._rgb is not None and self._depth is not None:
+            self._new_image = False
+            try:
+                core.policy.update_image(self._rgb, self._depth)
+            except ValueError as exc:
+                self.get_logger().error(f"camera frame not usable: {exc}", throttle_duration_sec=2.0)
         now = time.monotonic()
         pos, quat, _ = state
         obs = Observation(pos, quat, self._width)
@@ -234,6 +247,13 @@ class CerebellumNode(Node):
         self.pub_target.publish(_pose_msg(stamp, pos, quat))
         self.pub_gripper.publish(Float64(data=float(gripper)))
 
+    def destroy_node(self) -> None:
+        """Stop the policy thread, then the node."""
+        self._stop.set()
+        if self._policy_thread is not None:
+            self._policy_thread.join(timeout=2.0)
+        super().destroy_node()
+
     def _publish_status(self, state: State, index: int, progress: float, detail: str) -> None:
         msg = ExecutionStatus(state=int(state), subtask_index=int(index), progress=float(progress), detail=detail)
         plan = self.executor_core.plan if self.executor_core is not None else None
@@ -256,9 +276,9 @@ class CerebellumNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run ``cerebellum_node`` (multi-threaded executor: the loop never waits for image encoding)."""
-    sys.setswitchinterval(0.0005)  # let the control tick preempt the policy thread quickly
-    run_node(CerebellumNode, args, executor=lambda: MultiThreadedExecutor(num_threads=4))
+    """Run ``cerebellum_node`` until shut down."""
+    sys.setswitchinterval(0.0005)  # let the control tick take the GIL from the policy thread quickly
+    run_node(CerebellumNode, args)
 
 
 if __name__ == "__main__":
