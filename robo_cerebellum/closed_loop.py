@@ -11,7 +11,6 @@ own ground-truth failure labels.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from robo_cerebellum.executor import PlanExecutor, State
 from robo_cerebellum.monitor import MonitorConfig
 from robo_cerebellum.policy import CerebellumPolicy, Observation
 from robo_cerebellum.safety import SafetyConfig
+from robo_common.parallel import run_jobs
 from robo_sim.episode import Perturber
 from robo_sim.expert import ControlOutput, expert_plan
 from robo_sim.scene import build_scene
@@ -117,8 +117,6 @@ def evaluate(checkpoint: Path, episodes: int, split: str, perturb: list[str] | N
 
     ``perturb``: modes to evaluate in addition to clean episodes (each gets ``episodes`` episodes).
     """
-    from tqdm import tqdm
-
     cfg = cfg or ClosedLoopConfig()
     specs = []
     for mode in [None, *(perturb or [])]:
@@ -126,18 +124,9 @@ def evaluate(checkpoint: Path, episodes: int, split: str, perturb: list[str] | N
             specs.append((seed0 + i // len(FAMILIES), split, FAMILIES[i % len(FAMILIES)], mode))
     chunks = [specs[i:i + 4] for i in range(0, len(specs), 4)]
     jobs = [(str(checkpoint), chunk, cfg) for chunk in chunks]
-    rows: list[dict] = []
     t0 = time.perf_counter()
-    with tqdm(total=len(specs), desc=f"closed loop {split}", unit="ep", disable=not progress) as bar:
-        if workers <= 1:
-            for job in jobs:
-                rows += _worker(job)
-                bar.update(len(job[1]))
-        else:
-            with mp.get_context("spawn").Pool(workers) as pool:
-                for part in pool.imap_unordered(_worker, jobs):
-                    rows += part
-                    bar.update(len(part))
+    rows = [row for part in run_jobs(_worker, jobs, workers, len(specs), f"closed loop {split}", size=len,
+                                     progress=progress) for row in part]
     return report(rows, split, time.perf_counter() - t0)
 
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from robo_common.parallel import run_jobs
 from robo_sim import catalog
 
 LOG = logging.getLogger(__name__)
@@ -178,31 +176,12 @@ def collect(cfg: CollectConfig, out: Path, workers: int = 2, progress: bool = Tr
             todo.append(i)
     if summary.skipped_existing:
         LOG.info("resuming: %d of %d episodes already in %s", summary.skipped_existing, cfg.episodes, out)
-    bar = tqdm(total=cfg.episodes, initial=summary.skipped_existing, desc="collect", unit="ep", disable=not progress)
     jobs = [(cfg, i, str(out)) for i in todo]
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(max(1, workers)) if workers > 1 else _InlinePool() as pool:
-        for i, meta, err in pool.imap_unordered(_worker, jobs):
-            bar.update(1)
-            if err is not None:
-                summary.failed.append({"episode": i, "name": cfg.episode_name(i), "error": err})
-                continue
-            summary.written += 1
-            summary.successes += int(bool(meta and meta["success"]))
-            bar.set_postfix(success=f"{summary.successes}/{summary.written}")
-    bar.close()
+    for i, meta, err in run_jobs(_worker, jobs, workers, len(todo), "collect", progress=progress):
+        if err is not None:
+            summary.failed.append({"episode": i, "name": cfg.episode_name(i), "error": err})
+            continue
+        summary.written += 1
+        summary.successes += int(bool(meta and meta["success"]))
     shutil.rmtree(out / PARTIAL, ignore_errors=True)
     return summary
-
-
-class _InlinePool:
-    """The subset of ``multiprocessing.Pool`` used above, run in this process (workers=1)."""
-
-    def __enter__(self) -> _InlinePool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def imap_unordered(self, fn: Any, jobs: list[Any]) -> Any:
-        return (fn(job) for job in jobs)

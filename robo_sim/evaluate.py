@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import time
 from collections import Counter, defaultdict
 
-from tqdm import tqdm
-
+from robo_common.parallel import run_jobs
 from robo_sim.episode import EpisodeResult, run_many
 from robo_sim.scene import check_split
 from robo_sim.tasks import FAMILIES
@@ -71,17 +69,8 @@ def evaluate_expert(
         )
     t0 = time.perf_counter()
     jobs = _jobs(episodes, split, fams, seed0, perturb, chunk)
-    rows: list[dict] = []
-    with tqdm(total=episodes, desc=f"eval expert {split}", unit="ep", disable=not progress) as bar:
-        if workers == 1:
-            for job in jobs:
-                rows += _worker(job)
-                bar.update(len(job[2]))
-        else:
-            with mp.get_context("spawn").Pool(workers) as pool:
-                for part in pool.imap_unordered(_worker, jobs):
-                    rows += part
-                    bar.update(len(part))
+    rows = [row for part in run_jobs(_worker, jobs, workers, episodes, f"eval expert {split}", size=len,
+                                     progress=progress) for row in part]
     return _report(rows, split, perturb, time.perf_counter() - t0)
 
 
