@@ -1,11 +1,9 @@
-"""Rotation helpers for the policy: quaternions (x, y, z, w), 6D representation, geodesic loss."""
+"""Rotation helpers for the policy: quaternions (x, y, z, w), 6D representation, geodesic angle."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-
-from robo_common.geometry import matrix_to_quat
 
 
 def quat_to_matrices(q: np.ndarray) -> np.ndarray:
@@ -40,19 +38,8 @@ def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([b1, b2, b3], dim=-1)
 
 
-def geodesic_loss(pred6d: torch.Tensor, target6d: torch.Tensor) -> torch.Tensor:
-    """Per-element rotation angle (rad) between predicted and target 6D rotations, shape ``(...)``."""
-    return geodesic_angle(rot6d_to_matrix(pred6d), rot6d_to_matrix(target6d))
-
-
 def geodesic_angle(r1: torch.Tensor, r2: torch.Tensor) -> torch.Tensor:
     """Per-element rotation angle (rad) between rotation matrices ``(..., 3, 3)``."""
     rel = r1.transpose(-1, -2) @ r2
     cos = ((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0).clamp(-1.0 + 1e-6, 1.0 - 1e-6)
     return torch.acos(cos)
-
-
-def rot6d_to_quat(x: np.ndarray) -> np.ndarray:
-    """Return the unit quaternion (x, y, z, w) of one 6D rotation."""
-    mat = rot6d_to_matrix(torch.as_tensor(np.asarray(x, np.float64)).reshape(6)).numpy()
-    return matrix_to_quat(mat)
