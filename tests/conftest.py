@@ -47,3 +47,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def repo_root() -> Path:
     """The repository root."""
     return REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def world():
+    """A simulated cell (default config) shared by the tests of one module."""
+    from robo_sim.world import SimWorld
+
+    w = SimWorld()
+    yield w
+    w.close()

@@ -11,7 +11,6 @@ from robo_sim.episode import run_episode
 from robo_sim.expert import expert_plan, parse_code
 from robo_sim.scene import build_scene
 from robo_sim.tasks import FAMILIES, make_task
-from robo_sim.world import SimWorld
 
 CODE = re.compile(
     r'^(pick\(object="[a-z ]+"\)|place\(target="[a-z ]+"\)|'
@@ -19,12 +18,6 @@ CODE = re.compile(
 )
 KP_NAMES = {"pick": {"grasp"}, "place": {"place"}, "push": {"push_start", "push_end"}, "done": set()}
 
-
-@pytest.fixture(scope="module")
-def world():
-    w = SimWorld()
-    yield w
-    w.close()
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -7,7 +7,6 @@ import pytest
 
 from robo_sim.scene import HELDOUT_BLOCK_COLORS, build_scene
 from robo_sim.tasks import FAMILIES, TEMPLATES, make_task
-from robo_sim.world import SimWorld
 
 UNSEEN_ONLY_PREFIXES = (
     "pick up the",
@@ -22,12 +21,6 @@ UNSEEN_ONLY_PREFIXES = (
     "shove",
 )
 
-
-@pytest.fixture(scope="module")
-def world():
-    w = SimWorld()
-    yield w
-    w.close()
 
 
 @pytest.mark.parametrize("family", FAMILIES)

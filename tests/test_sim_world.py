@@ -12,13 +12,6 @@ from robo_sim.expert import topdown_quat
 from robo_sim.world import SimWorld, WorldConfig
 
 
-@pytest.fixture(scope="module")
-def world():
-    w = SimWorld()
-    yield w
-    w.close()
-
-
 def _track(world: SimWorld, pos, quat, steps: int = 40) -> None:
     for _ in range(steps):
         world.set_ee_target(np.array(pos), quat)
