@@ -41,6 +41,7 @@ from robo_brain.worker import BrainWorker, Job, Observation
 from robo_common import constants as C
 from robo_common.geometry import pose_to_matrix
 from robo_common.plan_types import PlanData
+from robo_common.resources import resource_path
 from robo_common.ros.conversions import image_to_numpy, plan_to_msg, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
 from robo_common.ros.run import run_node
@@ -50,7 +51,8 @@ MAX_INSTRUCTION_BYTES = 4096
 
 PARAMETERS: dict[str, tuple[object, str]] = {
     "backend": ("transformers", "Model back-end: transformers, openai or scripted."),
-    "model_path": ("", "Checkpoint folder (transformers), model name (openai) or answers file (scripted)."),
+    "model_path": ("", "Checkpoint folder (transformers), model name (openai) or answers file (scripted); empty with "
+                   "the transformers back-end: the shipped embedded model (models/brain_embedded)."),
     "device": ("cpu", "Torch device of the transformers back-end (cpu, cuda, cuda:1...)."),
     "dtype": ("auto", "Torch dtype of the transformers back-end: auto, float32, float16, bfloat16."),
     "base_url": ("http://127.0.0.1:8000/v1", "Endpoint root of the openai back-end."),
@@ -63,6 +65,9 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "max_instruction_chars": (500, "Longest accepted instruction (characters)."),
     "parse_retries": (1, "Extra model attempts after an unusable answer, with the error fed back."),
     "max_corrections": (3, "Revisions allowed per plan before it is reported failed."),
+    "correction": ("auto", "How corrections are made: prompt (the model writes the remaining steps from the "
+                   "failure, plan so far and expert findings), replan (re-plan on the current image and resume "
+                   "after the finished steps), auto (replan for plan-only models such as the embedded one)."),
     "workspace": ([0.15, 0.85, -0.5, 0.5, -0.03, 0.45], "Keypoint box [x_min, x_max, y_min, y_max, z_min, z_max] "
                   "in the base frame (m)."),
     "table_z": (0.0, "Height of the table top in the base frame (m)."),
@@ -113,7 +118,10 @@ class BrainNode(Node):
     # ------------------------------------------------------------------ set-up
     def _configs(self) -> tuple[PlannerConfig, BackendConfig]:
         p = self.par
-        backend = BackendConfig(backend=str(p["backend"]), model_path=str(p["model_path"]), device=str(p["device"]),
+        model_path = str(p["model_path"])
+        if not model_path and p["backend"] == "transformers":
+            model_path = str(resource_path("models", "brain_embedded"))
+        backend = BackendConfig(backend=str(p["backend"]), model_path=model_path, device=str(p["device"]),
                                 dtype=str(p["dtype"]), base_url=str(p["base_url"]), api_key_env=str(p["api_key_env"]),
                                 timeout_s=float(p["request_timeout_s"]), retries=int(p["request_retries"]))
         keypoints = KeypointConfig(window=int(p["depth_window"]), table_z=float(p["table_z"]),
@@ -122,22 +130,28 @@ class BrainNode(Node):
                                  temperature=float(p["temperature"]))
         planner = PlannerConfig(max_instruction_chars=int(p["max_instruction_chars"]),
                                 parse_retries=int(p["parse_retries"]), max_corrections=int(p["max_corrections"]),
-                                generation=gen, checks=CheckConfig(keypoints=keypoints))
+                                generation=gen, checks=CheckConfig(keypoints=keypoints),
+                                correction=str(p["correction"]))
         return planner, backend
 
     def _make_interfaces(self) -> None:
-        self.pub_plan = self.create_publisher(Plan, C.TOPIC_PLAN, qos_for_topic(C.TOPIC_PLAN))
-        self.pub_markers = self.create_publisher(MarkerArray, C.TOPIC_MARKERS, qos_for_topic(C.TOPIC_MARKERS))
-        self.pub_status = self.create_publisher(String, TOPIC_BRAIN_STATUS, qos_for_topic(TOPIC_BRAIN_STATUS))
-        self.create_subscription(String, C.TOPIC_INSTRUCTION, self._on_instruction,
+        self.pub_plan = self.create_publisher(Plan, C.relative(C.TOPIC_PLAN), qos_for_topic(C.TOPIC_PLAN))
+        self.pub_markers = self.create_publisher(MarkerArray, C.relative(C.TOPIC_MARKERS),
+                                                 qos_for_topic(C.TOPIC_MARKERS))
+        self.pub_status = self.create_publisher(String, C.relative(TOPIC_BRAIN_STATUS),
+                                                qos_for_topic(TOPIC_BRAIN_STATUS))
+        self.create_subscription(String, C.relative(C.TOPIC_INSTRUCTION), self._on_instruction,
                                  qos_for_topic(C.TOPIC_INSTRUCTION))
         for key, msg_type, topic in (("rgb", Image, C.TOPIC_COLOR_IMAGE), ("depth", Image, C.TOPIC_DEPTH_IMAGE),
                                      ("info", CameraInfo, C.TOPIC_CAMERA_INFO)):
-            self.create_subscription(msg_type, topic, lambda m, k=key: self._on_sensor(k, m), qos_for_topic(topic))
-        self.create_subscription(PoseStamped, C.TOPIC_CAMERA_POSE, self._on_camera_pose,
+            self.create_subscription(msg_type, C.relative(topic), lambda m, k=key: self._on_sensor(k, m),
+                                     qos_for_topic(topic))
+        self.create_subscription(PoseStamped, C.relative(C.TOPIC_CAMERA_POSE), self._on_camera_pose,
                                  qos_for_topic(C.TOPIC_CAMERA_POSE))
-        self.create_subscription(PoseStamped, C.TOPIC_EE_POSE, self._on_ee_pose, qos_for_topic(C.TOPIC_EE_POSE))
-        self.create_subscription(FailureReport, C.TOPIC_FAILURE, self._on_failure, qos_for_topic(C.TOPIC_FAILURE))
+        self.create_subscription(PoseStamped, C.relative(C.TOPIC_EE_POSE), self._on_ee_pose,
+                                 qos_for_topic(C.TOPIC_EE_POSE))
+        self.create_subscription(FailureReport, C.relative(C.TOPIC_FAILURE), self._on_failure,
+                                 qos_for_topic(C.TOPIC_FAILURE))
 
     def _set_fallback_camera_pose(self) -> None:
         values = [float(v) for v in self.par["camera_pose"]]

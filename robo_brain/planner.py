@@ -14,9 +14,19 @@ Retries
 
 Corrections
     :meth:`Planner.correct` returns the same ``plan_id`` with ``revision + 1``. The revised
-    plan holds only the steps from the failed subtask on (the model writes them), renumbered
-    from 0; the reasoning is the previous reasoning plus this revision's failure, findings and
-    the model's reasoning. After ``max_corrections`` revisions it gives up with ``FAILED``.
+    plan holds only the steps from the failed subtask on, renumbered from 0; the reasoning is
+    the previous reasoning plus this revision's failure, expert findings and the model's
+    reasoning. After ``max_corrections`` revisions it gives up with ``FAILED``. Two modes
+    (``PlannerConfig.correction``):
+
+    * ``prompt``: the model gets the failure, the plan so far with each step's status and the
+      expert findings, reasons step by step and writes the remaining steps itself (chat models).
+    * ``replan``: for small fixed-format models that only learned instruction + image -> plan
+      (the embedded default): the model re-plans the instruction on the *current* image, and
+      :func:`resume_subtasks` drops the steps the old plan already finished (a failed ``place``
+      after a lost object also re-does its ``pick``). Keypoints all come from the new image.
+    * ``auto`` (default): ``replan`` when the back-end says it only plans
+      (``BrainBackend.plans_only``), else ``prompt``.
 """
 
 from __future__ import annotations
@@ -41,9 +51,14 @@ from robo_brain.plan_language import (
     plan_from_model_output,
     skill_language_description,
 )
-from robo_common.plan_types import PlanData
+from robo_common.plan_types import PlanData, SubtaskData
 
 logger = logging.getLogger(__name__)
+
+
+CORRECTION_MODES = ("auto", "prompt", "replan")
+REGRASP_KINDS = ("object_dropped", "grasp_missed")
+"""Failure kinds after which the object is not in the gripper: a failed ``place`` re-does its ``pick``."""
 
 
 class Outcome(StrEnum):
@@ -65,6 +80,7 @@ class PlannerConfig:
         generation: Decoding settings.
         checks: Expert-check thresholds, which also hold the keypoint / workspace settings.
         limits: Size guard of model output.
+        correction: ``auto``, ``prompt`` or ``replan`` (see the module docstring).
     """
 
     max_instruction_chars: int = 500
@@ -73,8 +89,12 @@ class PlannerConfig:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     checks: CheckConfig = field(default_factory=CheckConfig)
     limits: TextLimits = field(default_factory=TextLimits)
+    correction: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.correction not in CORRECTION_MODES:
+            raise ValueError(f"PlannerConfig.correction must be one of {', '.join(CORRECTION_MODES)}, "
+                             f"got {self.correction!r}")
         if not 1 <= self.max_instruction_chars <= 10_000:
             raise ValueError(f"PlannerConfig.max_instruction_chars must be in [1, 10000], "
                              f"got {self.max_instruction_chars!r}")
@@ -155,6 +175,13 @@ class Planner:
         """Use ``backend`` with ``config`` (defaults when None)."""
         self.backend = backend
         self.config = config or PlannerConfig()
+
+    @property
+    def correction_mode(self) -> str:
+        """``prompt`` or ``replan``: the configured mode, ``auto`` resolved from the back-end."""
+        if self.config.correction != "auto":
+            return self.config.correction
+        return "replan" if getattr(self.backend, "plans_only", False) else "prompt"
 
     # ------------------------------------------------------------------ prompts
     def system_prompt(self, width: int, height: int, ee_position: np.ndarray | None = None) -> str:
@@ -242,17 +269,59 @@ class Planner:
                               failure.measured_position, mask)
         locate = make_locator(depth, camera, self.config.keypoints)
         revision = plan.revision + 1
+        replan = self.correction_mode == "replan"
 
         def build(text: str) -> PlanData:
             new = plan_from_model_output(text, instruction=plan.instruction, locate=locate, plan_id=plan.plan_id,
                                          revision=revision, stamp_ns=stamp_ns, limits=self.config.limits,
                                          frame_id=plan.frame_id)
-            new.reasoning = _revision_reasoning(plan, failure, findings, revision, new.reasoning)
+            reasoning = new.reasoning
+            if replan:
+                new.subtasks, note = resume_subtasks(plan, failure, new.subtasks)
+                reasoning = f"{reasoning.strip()}\nRe-planned on the current image; {note}".strip()
+            new.reasoning = _revision_reasoning(plan, failure, findings, revision, reasoning)
             return new
 
-        messages = self.correction_messages(plan, failure, findings, camera.width, camera.height, ee_position)
+        if replan:
+            messages = self.plan_messages(plan.instruction, camera.width, camera.height, ee_position)
+        else:
+            messages = self.correction_messages(plan, failure, findings, camera.width, camera.height, ee_position)
         outcome = self._run(messages, rgb, build, cancel)
         return _result(outcome, Outcome.CORRECTED, [f.line() for f in findings], t0)
+
+
+def resume_subtasks(plan: PlanData, failure: FailureInfo,
+                    replanned: list[SubtaskData]) -> tuple[list[SubtaskData], str]:
+    """The steps of a full re-plan that are still to do after ``failure``, renumbered from 0, and a note.
+
+    The old plan's steps before the failed one are finished; each is dropped once from the
+    re-plan where the re-plan repeats it (same code line). When the failed step is a ``place``
+    and the failure says the object left the gripper (:data:`REGRASP_KINDS`), the ``pick``
+    before it is not counted as finished, so the object is grasped again.
+
+    Raises:
+        PlanParseError: nothing but ``done()`` is left (the re-plan only repeats finished steps).
+    """
+    failed = failure.subtask_index
+    finished = [s.code for s in plan.subtasks[:failed]]
+    regrasp = (plan.subtasks[failed].skill == "place" and failure.kind in REGRASP_KINDS and failed > 0
+               and plan.subtasks[failed - 1].skill == "pick")
+    if regrasp:
+        finished.pop()
+    todo, skipped = [], []
+    for sub in replanned:
+        if sub.code in finished:
+            finished.remove(sub.code)
+            skipped.append(sub.code)
+        else:
+            todo.append(sub)
+    if all(s.skill == "done" for s in todo):
+        raise PlanParseError(0, "the new plan only repeats steps that are already finished "
+                             f"({'; '.join(skipped) or 'none'}); the failed step must be planned again")
+    todo = [SubtaskData(i, s.code, s.skill, list(s.keypoints)) for i, s in enumerate(todo)]
+    note = (f"finished steps kept out: {'; '.join(skipped) or 'none'}"
+            f"{' (the object left the gripper: grasp it again)' if regrasp else ''}; resume at {todo[0].code}.")
+    return todo, note
 
 
 def _check_images(rgb: np.ndarray, depth: np.ndarray, camera: CameraModel) -> None:
@@ -292,5 +361,5 @@ def _result(outcome, kind: Outcome, findings: list[str], t0: float) -> PlanResul
     return PlanResult(Outcome.FAILED, None, outcome.outputs, errors, findings, timing)
 
 
-__all__ = ["FailureInfo", "Outcome", "PlanParseError", "PlanResult", "Planner", "PlannerConfig",
-           "sanitize_instruction"]
+__all__ = ["CORRECTION_MODES", "FailureInfo", "Outcome", "PlanParseError", "PlanResult", "Planner", "PlannerConfig",
+           "resume_subtasks", "sanitize_instruction"]

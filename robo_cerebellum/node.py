@@ -115,18 +115,23 @@ class CerebellumNode(Node):
                                f"policy {policy.cfg.policy_hz:.0f} Hz")
 
     def _make_interfaces(self) -> None:
-        self.pub_target = self.create_publisher(PoseStamped, C.TOPIC_EE_TARGET, qos_for_topic(C.TOPIC_EE_TARGET))
-        self.pub_gripper = self.create_publisher(Float64, C.TOPIC_GRIPPER_COMMAND,
+        self.pub_target = self.create_publisher(PoseStamped, C.relative(C.TOPIC_EE_TARGET),
+                                                qos_for_topic(C.TOPIC_EE_TARGET))
+        self.pub_gripper = self.create_publisher(Float64, C.relative(C.TOPIC_GRIPPER_COMMAND),
                                                  qos_for_topic(C.TOPIC_GRIPPER_COMMAND))
-        self.pub_status = self.create_publisher(ExecutionStatus, C.TOPIC_EXECUTION_STATUS,
+        self.pub_status = self.create_publisher(ExecutionStatus, C.relative(C.TOPIC_EXECUTION_STATUS),
                                                 qos_for_topic(C.TOPIC_EXECUTION_STATUS))
-        self.pub_failure = self.create_publisher(FailureReport, C.TOPIC_FAILURE, qos_for_topic(C.TOPIC_FAILURE))
-        self.create_subscription(Plan, C.TOPIC_PLAN, self._on_plan, qos_for_topic(C.TOPIC_PLAN))
-        self.create_subscription(PoseStamped, C.TOPIC_EE_POSE, self._on_pose, qos_for_topic(C.TOPIC_EE_POSE))
-        self.create_subscription(JointState, C.TOPIC_JOINT_STATES, self._on_joints,
+        self.pub_failure = self.create_publisher(FailureReport, C.relative(C.TOPIC_FAILURE),
+                                                 qos_for_topic(C.TOPIC_FAILURE))
+        self.create_subscription(Plan, C.relative(C.TOPIC_PLAN), self._on_plan, qos_for_topic(C.TOPIC_PLAN))
+        self.create_subscription(PoseStamped, C.relative(C.TOPIC_EE_POSE), self._on_pose,
+                                 qos_for_topic(C.TOPIC_EE_POSE))
+        self.create_subscription(JointState, C.relative(C.TOPIC_JOINT_STATES), self._on_joints,
                                  qos_for_topic(C.TOPIC_JOINT_STATES))
-        self.create_subscription(Image, C.TOPIC_COLOR_IMAGE, self._on_rgb, qos_for_topic(C.TOPIC_COLOR_IMAGE))
-        self.create_subscription(Image, C.TOPIC_DEPTH_IMAGE, self._on_depth, qos_for_topic(C.TOPIC_DEPTH_IMAGE))
+        self.create_subscription(Image, C.relative(C.TOPIC_COLOR_IMAGE), self._on_rgb,
+                                 qos_for_topic(C.TOPIC_COLOR_IMAGE))
+        self.create_subscription(Image, C.relative(C.TOPIC_DEPTH_IMAGE), self._on_depth,
+                                 qos_for_topic(C.TOPIC_DEPTH_IMAGE))
 
     def _error(self, text: str) -> None:
         self.get_logger().error(text)

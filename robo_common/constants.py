@@ -5,7 +5,7 @@ the simulator bridge, the recorder and the tests never spell a topic twice. Node
 declare these as parameter defaults; users remap or override them.
 
 The QoS profiles are described here as plain data (:class:`QosChoice`) so this module
-stays importable without ROS; :mod:`robo_common.ros_qos` turns them into
+stays importable without ROS; :mod:`robo_common.ros.qos` turns them into
 ``rclpy.qos.QoSProfile`` objects.
 """
 
@@ -43,6 +43,18 @@ TOPIC_SIM_EPISODE = "/sim/episode"
 SERVICE_SIM_RESET = "/sim/reset"
 
 # ---------------------------------------------------------------- frames
+def relative(name: str) -> str:
+    """The node-relative form of a topic or service name (``/robo/plan`` -> ``robo/plan``).
+
+    Nodes create their interfaces with relative names, so a node started in the default
+    namespace uses exactly the absolute names above, and a node started in a namespace
+    (``ros2 launch robo_stack bringup.launch.py namespace:=arm1``, ``--ros-args -r __ns:=/arm1``)
+    moves all of them under it (``/arm1/robo/plan``). Bags and the design table keep the
+    absolute names.
+    """
+    return name.lstrip("/")
+
+
 BASE_FRAME = "panda_link0"
 """Robot base frame: every 3D keypoint, target and pose is expressed in it."""
 EE_FRAME = "panda_hand_tcp"

@@ -86,22 +86,27 @@ class SimNode(Node):
     def _make_interfaces(self) -> None:
         sensor = qos_for_topic(C.TOPIC_EE_POSE)
         self.pub_clock = self.create_publisher(Clock, C.TOPIC_CLOCK, 10)
-        self.pub_pose = self.create_publisher(PoseStamped, C.TOPIC_EE_POSE, sensor)
-        self.pub_joints = self.create_publisher(JointState, C.TOPIC_JOINT_STATES, sensor)
-        self.pub_rgb = self.create_publisher(Image, C.TOPIC_COLOR_IMAGE, qos_for_topic(C.TOPIC_COLOR_IMAGE))
-        self.pub_depth = self.create_publisher(Image, C.TOPIC_DEPTH_IMAGE, qos_for_topic(C.TOPIC_DEPTH_IMAGE))
-        self.pub_info = self.create_publisher(CameraInfo, C.TOPIC_CAMERA_INFO, qos_for_topic(C.TOPIC_CAMERA_INFO))
-        self.pub_camera_pose = self.create_publisher(PoseStamped, C.TOPIC_CAMERA_POSE,
+        self.pub_pose = self.create_publisher(PoseStamped, C.relative(C.TOPIC_EE_POSE), sensor)
+        self.pub_joints = self.create_publisher(JointState, C.relative(C.TOPIC_JOINT_STATES), sensor)
+        self.pub_rgb = self.create_publisher(Image, C.relative(C.TOPIC_COLOR_IMAGE), qos_for_topic(C.TOPIC_COLOR_IMAGE))
+        self.pub_depth = self.create_publisher(Image, C.relative(C.TOPIC_DEPTH_IMAGE),
+                                               qos_for_topic(C.TOPIC_DEPTH_IMAGE))
+        self.pub_info = self.create_publisher(CameraInfo, C.relative(C.TOPIC_CAMERA_INFO),
+                                              qos_for_topic(C.TOPIC_CAMERA_INFO))
+        self.pub_camera_pose = self.create_publisher(PoseStamped, C.relative(C.TOPIC_CAMERA_POSE),
                                                      qos_for_topic(C.TOPIC_CAMERA_POSE))
-        self.pub_task = self.create_publisher(String, C.TOPIC_SIM_TASK, qos_for_topic(C.TOPIC_SIM_TASK))
+        self.pub_task = self.create_publisher(String, C.relative(C.TOPIC_SIM_TASK), qos_for_topic(C.TOPIC_SIM_TASK))
         from robo_stack.msg import Plan
 
-        self.pub_plan = self.create_publisher(Plan, C.TOPIC_SIM_EXPERT_PLAN, qos_for_topic(C.TOPIC_SIM_EXPERT_PLAN))
-        self.pub_episode = self.create_publisher(String, C.TOPIC_SIM_EPISODE, qos_for_topic(C.TOPIC_SIM_EPISODE))
-        self.create_subscription(PoseStamped, C.TOPIC_EE_TARGET, self._on_target, qos_for_topic(C.TOPIC_EE_TARGET))
-        self.create_subscription(Float64, C.TOPIC_GRIPPER_COMMAND, self._on_gripper,
+        self.pub_plan = self.create_publisher(Plan, C.relative(C.TOPIC_SIM_EXPERT_PLAN),
+                                              qos_for_topic(C.TOPIC_SIM_EXPERT_PLAN))
+        self.pub_episode = self.create_publisher(String, C.relative(C.TOPIC_SIM_EPISODE),
+                                                 qos_for_topic(C.TOPIC_SIM_EPISODE))
+        self.create_subscription(PoseStamped, C.relative(C.TOPIC_EE_TARGET), self._on_target,
+                                 qos_for_topic(C.TOPIC_EE_TARGET))
+        self.create_subscription(Float64, C.relative(C.TOPIC_GRIPPER_COMMAND), self._on_gripper,
                                  qos_for_topic(C.TOPIC_GRIPPER_COMMAND))
-        self.create_service(ResetSim, C.SERVICE_SIM_RESET, self._on_reset)
+        self.create_service(ResetSim, C.relative(C.SERVICE_SIM_RESET), self._on_reset)
 
     def _load(self, seed: int, split: str, family: str | None) -> str:
         task = self.session.reset(seed, split, family)

@@ -9,8 +9,17 @@ from robo_brain.backends import BrainBackend, GenerationSettings
 from robo_brain.backends.scripted import ScriptedBackend
 from robo_brain.backends.transformers_backend import TransformersBackend
 from robo_brain.keypoints import CameraModel
-from robo_brain.planner import FailureInfo, Outcome, Planner, PlannerConfig, sanitize_instruction
+from robo_brain.plan_language import PlanParseError
+from robo_brain.planner import (
+    FailureInfo,
+    Outcome,
+    Planner,
+    PlannerConfig,
+    resume_subtasks,
+    sanitize_instruction,
+)
 from robo_brain.tiny_models import make_tiny
+from robo_common.plan_types import PlanData, SubtaskData
 from robo_sim.world import SimWorld, WorldConfig
 
 
@@ -126,3 +135,66 @@ def test_correction_after_object_moved(sim, tmp_path) -> None:
     assert again.outcome == Outcome.FAILED and "max_corrections 1" in again.reason
     bad_index = planner.correct(plan, FailureInfo("timeout", "", 7), rgb2, depth2, cam)
     assert bad_index.outcome == Outcome.FAILED and "subtask 7" in bad_index.reason
+
+
+def _sub(i: int, code: str) -> SubtaskData:
+    return SubtaskData(i, code, code.split("(")[0])
+
+
+def _plan(*codes: str) -> PlanData:
+    return PlanData("p", 0, "instr", "", [_sub(i, c) for i, c in enumerate(codes)])
+
+
+PICK_A, PLACE_A = 'pick(object="red block")', 'place(target="blue bowl")'
+PICK_B, PLACE_B = 'pick(object="green block")', 'place(target="red bowl")'
+
+
+def test_resume_subtasks_drops_finished_steps_and_regrasps_after_a_drop() -> None:
+    old = _plan(PICK_A, PLACE_A, PICK_B, PLACE_B, "done()")
+    full = _plan(PICK_A, PLACE_A, PICK_B, PLACE_B, "done()").subtasks
+    # the second pick missed: the first move stays finished, the re-plan resumes at pick B
+    todo, note = resume_subtasks(old, FailureInfo("grasp_missed", "", 2), full)
+    assert [s.code for s in todo] == [PICK_B, PLACE_B, "done()"] and [s.index for s in todo] == [0, 1, 2]
+    assert "resume at " + PICK_B in note
+    # the object was dropped while placing: pick it again
+    todo, note = resume_subtasks(old, FailureInfo("object_dropped", "", 3), full)
+    assert [s.code for s in todo] == [PICK_B, PLACE_B, "done()"] and "grasp it again" in note
+    # a place that failed otherwise (object still held) resumes at the place
+    todo, _ = resume_subtasks(old, FailureInfo("tracking_error", "", 3), full)
+    assert [s.code for s in todo] == [PLACE_B, "done()"]
+    # a re-plan that only repeats finished steps is an error the planner reports
+    with pytest.raises(PlanParseError, match="only repeats steps that are already finished"):
+        resume_subtasks(old, FailureInfo("timeout", "", 2), _plan(PICK_A, PLACE_A, "done()").subtasks)
+
+
+def test_replan_correction_for_plan_only_models(sim, tmp_path) -> None:
+    world, red, bowl, cam = sim
+    home = world.object_pose(red)[0]
+    rgb, depth = world.render()
+    first = _answer(world, red, bowl)
+    world.move_object(red, np.array([0.42, 0.20, 0.025]))
+    world.settle(0.1)
+    second = _answer(world, red, bowl)
+    (tmp_path / "a.txt").write_text(first + "\n---\n" + second)
+    backend = Recording(tmp_path / "a.txt")
+    backend.plans_only = True
+    planner = Planner(backend)
+    assert planner.correction_mode == "replan"
+    assert Planner(backend, PlannerConfig(correction="prompt")).correction_mode == "prompt"
+    plan = planner.plan("put the red block in the blue bowl", rgb, depth, cam).plan
+    rgb2, depth2 = world.render()
+    result = planner.correct(plan, FailureInfo("object_dropped", "lost it", 1, home), rgb2, depth2, cam)
+    assert result.outcome == Outcome.CORRECTED, result.errors
+    new = result.plan
+    assert new.code_lines() == [PICK_A, PLACE_A, "done()"] and new.revision == 1
+    grasp = np.array(new.subtasks[0].keypoint("grasp").point)
+    assert np.linalg.norm(grasp[:2] - np.array([0.42, 0.20])) < 0.015
+    # the model saw the plain plan prompt (what it was trained on) with the current image
+    messages, image = backend.prompts[1]
+    assert messages[1]["content"] == "Instruction: put the red block in the blue bowl" and image is rgb2
+    assert "[revision 1] object_dropped" in new.reasoning and "grasp it again" in new.reasoning
+    assert any(f.startswith("[problem] the gripper was") for f in result.findings), result.findings
+    world.move_object(red, home)
+    world.settle(0.1)
+    with pytest.raises(ValueError, match="correction must be one of"):
+        PlannerConfig(correction="guess")

@@ -103,6 +103,9 @@ class BrainBackend(abc.ABC):
     """A model that answers a chat (with one image) with text."""
 
     name: str = "backend"
+    plans_only: bool = False
+    """True for a small fixed-format model that only learned first plans (instruction + image -> plan);
+    the planner then corrects by re-planning on the current image (``PlannerConfig.correction``)."""
 
     @abc.abstractmethod
     def generate(self, messages: list[dict], image: np.ndarray | None = None,

@@ -93,6 +93,7 @@ class TransformersBackend(BrainBackend):
 
             config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=trust_remote_code)
             self.kind = "encoder-decoder" if config.model_type in ENCODER_DECODER_TYPES else "chat"
+            self.plans_only = self.kind == "encoder-decoder"  # its prompt is the first user message only
             load = self._load_encoder_decoder if self.kind == "encoder-decoder" else self._load_chat
             load(dtype, trust_remote_code)
             self.model.to(device).eval()
