@@ -1,4 +1,5 @@
-"""``robo-stack train cerebellum``, ``eval closed-loop``, ``bench cerebellum``, ``cerebellum node``."""
+"""``robo-stack train cerebellum``, ``eval closed-loop``, ``eval correction``, ``bench cerebellum``,
+``cerebellum node``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from robo_common.cli import command_group
 from robo_common.resources import resource_path
+from robo_sim.catalog import PERTURB_MODES
 
 LOG = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT = resource_path("models", "cerebellum")
@@ -31,21 +33,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(func=_train)
 
-    ev = command_group(sub, "eval", "evaluate a model").add_parser(
-        "closed-loop", help="closed-loop success in the simulator, plans from a brain (oracle: the expert)")
-    ev.add_argument("--brain", choices=["oracle"], default="oracle",
-                    help="oracle: the scripted expert's plan (the embedded brain comes with the closed-loop issue)")
-    ev.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="cerebellum checkpoint folder")
-    ev.add_argument("--episodes", type=int, default=100, help="clean episodes (and per perturbation mode)")
-    ev.add_argument("--split", choices=["seen", "unseen"], default="seen")
+    evals = command_group(sub, "eval", "evaluate a model")
+    ev = evals.add_parser("closed-loop", help="closed-loop success in the simulator: a brain plans and corrects, "
+                                              "the cerebellum executes")
+    _closed_loop_arguments(ev)
     ev.add_argument("--perturb", nargs="*", default=[], metavar="MODE",
                     help="also run this many episodes per mode: grasp_offset nudge slip wrong_keypoint")
-    ev.add_argument("--seed0", type=int, default=100_000, help="first seed (training used 0..N)")
-    ev.add_argument("--workers", type=int, default=2)
-    ev.add_argument("--failure-threshold", type=float, default=0.6,
-                    help="learned failure probability that, held 3 steps, counts as a failure")
+    ev.add_argument("--no-correction", action="store_true", help="end an episode at the first detected failure")
+    ev.add_argument("--ros", action="store_true",
+                    help="run sim_node, brain_node and cerebellum_node as processes over DDS (clean episodes only)")
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(func=_eval)
+
+    cv = evals.add_parser("correction", help="the value of correction: perturbed episodes with and without it")
+    _closed_loop_arguments(cv, episodes=25)
+    cv.add_argument("--perturb", nargs="+", default=list(PERTURB_MODES), metavar="MODE",
+                    help="perturbation modes (default: all)")
+    cv.add_argument("--markdown", type=Path, default=None, help="also write the results table here")
+    cv.add_argument("--json", action="store_true", help="print the report as JSON")
+    cv.set_defaults(func=_eval_correction)
 
     bench = command_group(sub, "bench", "benchmarks").add_parser(
         "cerebellum", help="per-step latency vs a KV-cache transformer, and the node's loop rate")
@@ -60,6 +66,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         "node", help="run cerebellum_node (same as `ros2 run robo_stack cerebellum_node`)")
     node.add_argument("ros_args", nargs=argparse.REMAINDER, help="--ros-args ...")
     node.set_defaults(func=_node)
+
+
+def _closed_loop_arguments(p: argparse.ArgumentParser, episodes: int = 100) -> None:
+    p.add_argument("--brain", default="embedded",
+                   help="oracle (the scripted expert's plans), embedded (the shipped models/brain_embedded) or a "
+                        "transformers checkpoint folder")
+    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="cerebellum checkpoint folder")
+    p.add_argument("--episodes", type=int, default=episodes, help="clean episodes (and per perturbation mode)")
+    p.add_argument("--split", choices=["seen", "unseen"], default="seen")
+    p.add_argument("--seed0", type=int, default=100_000, help="first seed (training used lower seeds)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--max-corrections", type=int, default=3, help="revised plans per episode")
+    p.add_argument("--timeout", type=float, default=60.0, help="simulated seconds per episode")
+    p.add_argument("--failure-threshold", type=float, default=0.6,
+                   help="learned failure probability that, held 3 steps, counts as a failure")
+
+
+def _closed_loop_setup(args: argparse.Namespace):  # noqa: ANN202 - (BrainSpec, ClosedLoopConfig)
+    from robo_cerebellum.closed_loop import BrainSpec, ClosedLoopConfig
+    from robo_cerebellum.policy import CerebellumPolicy
+
+    CerebellumPolicy.load(args.checkpoint)
+    brain = BrainSpec.parse(args.brain)
+    cfg = ClosedLoopConfig(failure_threshold=args.failure_threshold, timeout_s=args.timeout,
+                           max_corrections=args.max_corrections,
+                           correction=not getattr(args, "no_correction", False))
+    return brain, cfg
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -79,24 +112,55 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from robo_cerebellum.closed_loop import ClosedLoopConfig, evaluate
-    from robo_cerebellum.policy import CerebellumPolicy, CheckpointError
+    from robo_cerebellum.closed_loop import evaluate
+    from robo_cerebellum.policy import CheckpointError
 
     try:
-        CerebellumPolicy.load(args.checkpoint)
-        cfg = ClosedLoopConfig(failure_threshold=args.failure_threshold)
-        result = evaluate(args.checkpoint, args.episodes, args.split, args.perturb, args.seed0, args.workers, cfg)
-    except (CheckpointError, ValueError) as exc:
+        brain, cfg = _closed_loop_setup(args)
+        if args.ros:
+            if args.perturb:
+                raise ValueError("--ros runs clean episodes only (perturbations are injected in-process)")
+            from robo_sim.stack import evaluate_ros
+
+            result = evaluate_ros(args.checkpoint, brain, args.episodes, args.split, args.seed0, cfg)
+        else:
+            result = evaluate(args.checkpoint, args.episodes, args.split, args.perturb, args.seed0, args.workers,
+                              cfg, brain=brain)
+    except (CheckpointError, ValueError, RuntimeError) as exc:
         LOG.error("%s", exc)
         return 2
     if args.json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
-    else:
-        for fam, rate in result["success_rate"].items():
-            sys.stdout.write(f"{fam:12s} {rate:6.1%}\n")
-        sys.stdout.write(f"{'overall':12s} {result['overall_success']:6.1%} ({result['episodes']} episodes)\n")
-        det = result["failure_detection"]
+        return 0
+    for fam, rate in result["success_rate"].items():
+        sys.stdout.write(f"{fam:12s} {rate:6.1%}\n")
+    sys.stdout.write(f"{'overall':12s} {result['overall_success']:6.1%} ({result['episodes']} episodes, brain "
+                     f"{result['brain']}, {result['corrections']} corrections)\n")
+    det = result.get("failure_detection")
+    if det:
         sys.stdout.write(f"failure detection: precision {det['precision']}, recall {det['recall']}\n")
+    return 0
+
+
+def _eval_correction(args: argparse.Namespace) -> int:
+    from robo_cerebellum.closed_loop import correction_table, correction_value
+    from robo_cerebellum.policy import CheckpointError
+
+    try:
+        brain, cfg = _closed_loop_setup(args)
+        unknown = sorted(set(args.perturb) - set(PERTURB_MODES))
+        if unknown:
+            raise ValueError(f"unknown perturbation mode(s) {unknown}; known: {list(PERTURB_MODES)}")
+        result = correction_value(args.checkpoint, brain, args.episodes, args.split, args.perturb, args.seed0,
+                                  args.workers, cfg)
+    except (CheckpointError, ValueError, RuntimeError) as exc:
+        LOG.error("%s", exc)
+        return 2
+    table = correction_table(result)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(table)
+    sys.stdout.write(json.dumps(result, indent=2) + "\n" if args.json else table)
     return 0
 
 

@@ -1,11 +1,19 @@
-"""Closed-loop evaluation in the simulator: a plan source drives the cerebellum, which drives the arm.
+"""Closed-loop evaluation in the simulator: a brain plans, the cerebellum executes, the brain corrects.
 
-``robo-stack eval closed-loop --brain oracle``: the scripted expert's plan (ground truth, or its
-perturbed version for plan-level perturbations) is handed to a :class:`PlanExecutor` running the
-cerebellum policy at its trained rate; physics, rendering (camera rate) and step-level
-perturbations run in the same process, no ROS. Reports success per family and, on perturbed
-episodes, failure-detection precision/recall of the cerebellum's monitor against the simulator's
-own ground-truth failure labels.
+``robo-stack eval closed-loop --brain oracle|embedded|PATH``: per episode, the brain plans the
+task's instruction from the rendered RGB-D image (``oracle``: the scripted expert's ground-truth
+plan), a :class:`PlanExecutor` runs the cerebellum policy at its trained rate, and physics,
+rendering (camera rate) and the simulator's perturbations run in the same process, no ROS
+(``--ros`` in :mod:`robo_sim.stack` runs the same episodes as three nodes over DDS). When the
+cerebellum's monitor reports a failure, the brain is asked for a revised plan from the current
+image (``--no-correction``: the episode ends there), up to ``max_corrections`` times.
+
+The simulation does not advance while the brain thinks (on a robot the cerebellum holds the
+pose meanwhile); brain wall time is reported separately and added to the time to success.
+
+Reports success per family, corrections, time to success, the instruction-to-first-command
+latency, and on perturbed episodes the failure-detection precision/recall of the monitor against
+the simulator's ground-truth failure labels and the episodes a revised plan recovered.
 """
 
 from __future__ import annotations
@@ -13,20 +21,25 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from robo_brain.keypoints import CameraModel
+from robo_brain.plan_language import PlanParseError
+from robo_brain.planner import FailureInfo, Planner, PlannerConfig, resume_subtasks
 from robo_cerebellum.executor import PlanExecutor, State
 from robo_cerebellum.monitor import MonitorConfig
 from robo_cerebellum.policy import CerebellumPolicy, Observation
 from robo_cerebellum.safety import SafetyConfig
 from robo_common.parallel import run_jobs
+from robo_common.plan_types import PlanData
+from robo_common.resources import resource_path
 from robo_sim.episode import Perturber
 from robo_sim.expert import ControlOutput, expert_plan
 from robo_sim.scene import build_scene
-from robo_sim.tasks import FAMILIES, make_task
+from robo_sim.tasks import FAMILIES, Task, make_task
 from robo_sim.world import SimWorld, WorldConfig
 
 LOG = logging.getLogger(__name__)
@@ -37,6 +50,34 @@ PHASES = {"pick": ("approach", "descend", "close", "lift"), "place": ("carry", "
 
 
 @dataclass(frozen=True)
+class BrainSpec:
+    """Which brain plans: ``oracle`` (the scripted expert) or a transformers checkpoint folder.
+
+    ``embedded`` names the shipped default (``models/brain_embedded``).
+    """
+
+    kind: str = "oracle"
+    model_path: str = ""
+    threads: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> BrainSpec:
+        """``oracle``, ``embedded`` or a checkpoint folder."""
+        if text == "oracle":
+            return cls("oracle")
+        path = resource_path("models", "brain_embedded") if text == "embedded" else Path(text)
+        if not (Path(path) / "config.json").is_file():
+            raise ValueError(f"brain {text!r}: no config.json in {str(path)!r} (oracle, embedded, or a "
+                             "transformers checkpoint folder)")
+        return cls("model", str(path))
+
+    @property
+    def name(self) -> str:
+        """Short label for reports."""
+        return "oracle" if self.kind == "oracle" else Path(self.model_path).name
+
+
+@dataclass(frozen=True)
 class ClosedLoopConfig:
     """Episode settings of the closed-loop evaluation."""
 
@@ -44,10 +85,79 @@ class ClosedLoopConfig:
     timeout_s: float = 60.0
     settle_s: float = 0.3
     failure_threshold: float = MonitorConfig.failure_threshold
+    correction: bool = True
+    max_corrections: int = 3
 
     def __post_init__(self) -> None:
-        if self.camera_every < 1 or self.timeout_s <= 0:
-            raise ValueError(f"camera_every must be >= 1 and timeout_s > 0: {self}")
+        if self.camera_every < 1 or self.timeout_s <= 0 or self.max_corrections < 0:
+            raise ValueError(f"camera_every must be >= 1, timeout_s > 0, max_corrections >= 0: {self}")
+
+
+@dataclass
+class BrainAnswer:
+    """A plan (None when the brain could not plan), why not, and the brain's wall time."""
+
+    plan: PlanData | None
+    error: str
+    seconds: float
+
+
+def camera_model(world: SimWorld) -> CameraModel:
+    """The brain's camera model of the simulator's camera."""
+    info = world.camera_info()
+    return CameraModel(info.K, info.T_base_camera, info.width, info.height)
+
+
+class OracleBrain:
+    """The scripted expert as the brain: ground-truth plans; a correction re-plans from the true state."""
+
+    name = "oracle"
+
+    def plan(self, task: Task, world: SimWorld) -> BrainAnswer:
+        """The expert plan of ``task`` in the current world."""
+        t0 = time.perf_counter()
+        return BrainAnswer(expert_plan(task, world), "", time.perf_counter() - t0)
+
+    def correct(self, plan: PlanData, failure: FailureInfo, task: Task, world: SimWorld) -> BrainAnswer:
+        """Expert plan of the current state, resumed after the finished steps (as the replan mode does)."""
+        t0 = time.perf_counter()
+        full = expert_plan(task, world)
+        try:
+            subtasks, note = resume_subtasks(plan, failure, full.subtasks)
+        except PlanParseError as exc:
+            return BrainAnswer(None, str(exc), time.perf_counter() - t0)
+        new = PlanData(plan.plan_id, plan.revision + 1, plan.instruction, f"{plan.reasoning}\n{note}", subtasks,
+                       frame_id=plan.frame_id)
+        return BrainAnswer(new, "", time.perf_counter() - t0)
+
+
+class ModelBrain:
+    """A :class:`~robo_brain.planner.Planner` over a transformers checkpoint, on rendered RGB-D images."""
+
+    def __init__(self, spec: BrainSpec, max_corrections: int) -> None:
+        """Load the checkpoint (``BackendError`` when it cannot load)."""
+        from robo_brain.backends import BackendConfig, make_backend
+
+        backend = make_backend(BackendConfig(backend="transformers", model_path=spec.model_path))
+        self.planner = Planner(backend, PlannerConfig(max_corrections=max_corrections))
+        self.name = spec.name
+
+    def plan(self, task: Task, world: SimWorld) -> BrainAnswer:
+        """Plan the task's instruction from the current image."""
+        rgb, depth = world.render()
+        result = self.planner.plan(task.instruction, rgb, depth, camera_model(world), world.ee_pose()[0])
+        return BrainAnswer(result.plan, result.reason, float(result.timing["total"]))
+
+    def correct(self, plan: PlanData, failure: FailureInfo, task: Task, world: SimWorld) -> BrainAnswer:
+        """Revise ``plan`` after ``failure`` from the current image."""
+        rgb, depth = world.render()
+        result = self.planner.correct(plan, failure, rgb, depth, camera_model(world), world.ee_pose()[0])
+        return BrainAnswer(result.plan, result.reason, float(result.timing["total"]))
+
+
+def make_brain(spec: BrainSpec, cfg: ClosedLoopConfig) -> OracleBrain | ModelBrain:
+    """The brain of ``spec``."""
+    return OracleBrain() if spec.kind == "oracle" else ModelBrain(spec, cfg.max_corrections)
 
 
 def _phase_output(executor: PlanExecutor, index: int, progress: float, gripper: float) -> ControlOutput:
@@ -59,29 +169,71 @@ def _phase_output(executor: PlanExecutor, index: int, progress: float, gripper: 
                          progress, False, False)
 
 
-def run_episode(policy: CerebellumPolicy, seed: int, split: str, family: str | None, perturb: str | None,
-                cfg: ClosedLoopConfig, world: SimWorld) -> dict:
-    """One closed-loop episode with the oracle plan; returns its summary row."""
+def _perturbed(injector: Perturber | None, plan: PlanData) -> PlanData:
+    """Apply a plan-level perturbation; a plan it cannot apply to (a model's odd plan) stays as it is."""
+    if injector is None:
+        return plan
+    try:
+        return injector.perturb_plan(plan)
+    except (KeyError, IndexError, ValueError) as exc:
+        LOG.info("plan-level perturbation %s not applicable to this plan: %s", injector.mode, exc)
+        return plan
+
+
+def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed: int, split: str,
+                family: str | None, perturb: str | None, cfg: ClosedLoopConfig, world: SimWorld) -> dict:
+    """One closed-loop episode; returns its summary row (see :func:`report` for the fields used)."""
     t0 = time.perf_counter()
     task = make_task(seed, split, family)
     world.reset_robot()
     build_scene(world, task.scene)
-    plan = expert_plan(task, world)
     injector = Perturber(perturb, task, world, np.random.default_rng([seed, 7])) if perturb else None
-    if injector:
-        plan = injector.perturb_plan(plan)
+    row = {"seed": seed, "family": task.family, "perturb": perturb, "instruction": task.instruction,
+           "success": False, "steps": 0, "corrections": 0, "brain_s": 0.0, "first_command_s": None,
+           "detected": None, "detections": [], "brain_error": "", "plans": []}
+    answer = brain.plan(task, world)
+    row["brain_s"] += answer.seconds
     executor = PlanExecutor(policy, SafetyConfig(), MonitorConfig(failure_threshold=cfg.failure_threshold))
-    pos, quat = world.ee_pose()
-    executor.set_plan(plan, pos, quat)
+    if answer.plan is not None:
+        plan = _perturbed(injector, answer.plan)
+        row["plans"].append(plan.code_lines())
+        pos, quat = world.ee_pose()
+        try:
+            executor.set_plan(plan, pos, quat)
+        except ValueError as exc:
+            row["brain_error"] = str(exc)
+    else:
+        row["brain_error"] = answer.error
     hz = policy.cfg.policy_hz
-    detected, step = None, 0
+    step = 0
     while step < int(cfg.timeout_s * hz) and executor.state == State.RUNNING:
         if step % cfg.camera_every == 0:
             policy.update_image(*world.render())
         pos, quat = world.ee_pose()
+        tick_t0 = time.perf_counter()
         result = executor.tick(Observation(pos, quat, world.gripper_width01()), 0.0, 0.0, 1.0 / hz)
+        if row["first_command_s"] is None:
+            row["first_command_s"] = row["brain_s"] + time.perf_counter() - tick_t0
         if result.failure is not None:
-            detected = (result.failure.kind, step)
+            row["detections"].append((result.failure.kind, step))
+            row["detected"] = row["detected"] or (result.failure.kind, step)
+            if cfg.correction and row["corrections"] < cfg.max_corrections:
+                commanded = result.command.target_pos if result.command is not None else None
+                failure = FailureInfo(result.failure.kind, result.failure.detail, result.subtask_index,
+                                      np.asarray(pos), commanded)
+                revised = brain.correct(executor.plan, failure, task, world)
+                row["brain_s"] += revised.seconds
+                if revised.plan is not None:
+                    row["corrections"] += 1
+                    row["plans"].append(revised.plan.code_lines())
+                    try:
+                        executor.set_plan(revised.plan, pos, quat)
+                    except ValueError as exc:
+                        row["brain_error"] = str(exc)
+                else:
+                    row["brain_error"] = revised.error
+            if executor.state == State.RUNNING:
+                continue
         gripper = result.gripper if result.gripper is not None else 1.0
         if injector:
             gripper = injector.before_step(step, _phase_output(executor, result.subtask_index, result.progress,
@@ -91,73 +243,159 @@ def run_episode(policy: CerebellumPolicy, seed: int, split: str, family: str | N
         world.step_control()
         step += 1
     world.settle(cfg.settle_s)
-    success = bool(task.check_success(world))
-    return {"seed": seed, "family": task.family, "perturb": perturb, "success": success, "steps": step,
-            "state": executor.state.name, "detected": detected,
-            "perturbation": (injector.event.kind, injector.event.step) if injector and injector.event else None,
-            "wall_s": time.perf_counter() - t0, "sim_s": step / hz}
+    row["success"] = bool(task.check_success(world))
+    row["steps"], row["sim_s"] = step, step / hz
+    row["state"] = executor.state.name
+    row["perturbation"] = (injector.event.kind, injector.event.step) if injector and injector.event else None
+    row["time_to_success_s"] = row["sim_s"] + row["brain_s"] if row["success"] else None
+    row["wall_s"] = time.perf_counter() - t0
+    return row
 
 
-def _worker(job: tuple[str, list[tuple[int, str, str | None, str | None]], ClosedLoopConfig]) -> list[dict]:
+def _worker(job: tuple[str, BrainSpec, list[tuple[int, str, str | None, str | None]], ClosedLoopConfig]) -> list[dict]:
     import torch
 
-    torch.set_num_threads(1)
-    checkpoint, episodes, cfg = job
+    checkpoint, spec, episodes, cfg = job
+    torch.set_num_threads(spec.threads)
     policy = CerebellumPolicy.load(checkpoint)
+    brain = make_brain(spec, cfg)
     world = SimWorld(WorldConfig(control_period=1.0 / policy.cfg.policy_hz))
     try:
-        return [run_episode(policy, seed, split, fam, pert, cfg, world) for seed, split, fam, pert in episodes]
+        return [run_episode(policy, brain, seed, split, fam, pert, cfg, world) for seed, split, fam, pert in episodes]
     finally:
         world.close()
 
 
-def evaluate(checkpoint: Path, episodes: int, split: str, perturb: list[str] | None = None, seed0: int = 0,
-             workers: int = 2, cfg: ClosedLoopConfig | None = None, progress: bool = True) -> dict:
-    """Run ``episodes`` episodes per perturbation setting, spread over the families; returns the report.
+def episode_specs(episodes: int, split: str, modes: list[str | None], seed0: int) -> list[tuple]:
+    """``(seed, split, family, mode)`` for ``episodes`` episodes per mode; families cycle, seeds are shared
+    across modes so that runs with and without a setting compare the same scenes."""
+    return [(seed0 + i // len(FAMILIES), split, FAMILIES[i % len(FAMILIES)], mode)
+            for mode in modes for i in range(episodes)]
 
-    ``perturb``: modes to evaluate in addition to clean episodes (each gets ``episodes`` episodes).
-    """
-    cfg = cfg or ClosedLoopConfig()
-    specs = []
-    for mode in [None, *(perturb or [])]:
-        for i in range(episodes):
-            specs.append((seed0 + i // len(FAMILIES), split, FAMILIES[i % len(FAMILIES)], mode))
+
+def run_specs(checkpoint: Path, brain: BrainSpec, specs: list[tuple], cfg: ClosedLoopConfig, workers: int = 2,
+              progress: bool = True, label: str = "closed loop") -> list[dict]:
+    """Run the episodes of ``specs`` over ``workers`` processes; rows in the order of ``specs``."""
     chunks = [specs[i:i + 4] for i in range(0, len(specs), 4)]
-    jobs = [(str(checkpoint), chunk, cfg) for chunk in chunks]
+    jobs = [(str(checkpoint), brain, chunk, cfg) for chunk in chunks]
+    rows = [row for part in run_jobs(_worker, jobs, workers, len(specs), label, size=len, progress=progress)
+            for row in part]
+    order = {(seed, fam, mode): i for i, (seed, _, fam, mode) in enumerate(specs)}
+    return sorted(rows, key=lambda r: order[(r["seed"], r["family"], r["perturb"])])
+
+
+def evaluate(checkpoint: Path, episodes: int, split: str, perturb: list[str] | None = None, seed0: int = 0,
+             workers: int = 2, cfg: ClosedLoopConfig | None = None, progress: bool = True,
+             brain: BrainSpec | None = None) -> dict:
+    """Run ``episodes`` clean episodes plus ``episodes`` per perturbation mode; returns the report."""
+    cfg = cfg or ClosedLoopConfig()
+    brain = brain or BrainSpec()
+    specs = episode_specs(episodes, split, [None, *(perturb or [])], seed0)
     t0 = time.perf_counter()
-    rows = [row for part in run_jobs(_worker, jobs, workers, len(specs), f"closed loop {split}", size=len,
-                                     progress=progress) for row in part]
-    return report(rows, split, time.perf_counter() - t0)
+    rows = run_specs(checkpoint, brain, specs, cfg, workers, progress, f"closed loop {brain.name} {split}")
+    out = report(rows, split, time.perf_counter() - t0)
+    out.update(brain=brain.name, correction=cfg.correction)
+    return out
+
+
+def _rate(rows: list[dict]) -> float | None:
+    return float(np.mean([r["success"] for r in rows])) if rows else None
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
 
 
 def report(rows: list[dict], split: str, wall_s: float) -> dict:
-    """Success per family (clean episodes) and failure detection precision/recall (see module doc)."""
+    """Success per family (clean episodes), corrections, latencies, and failure detection (see module doc)."""
     clean = [r for r in rows if r["perturb"] is None]
     by_family: dict[str, list[dict]] = defaultdict(list)
     for r in clean:
         by_family[r["family"]].append(r)
     perturbed = [r for r in rows if r["perturb"] is not None]
+    by_mode: dict[str, list[dict]] = defaultdict(list)
+    for r in perturbed:
+        by_mode[r["perturb"]].append(r)
     tp = sum(r["detected"] is not None for r in perturbed if r["perturbation"] is not None)
     fn = sum(r["detected"] is None for r in perturbed if r["perturbation"] is not None)
     fp = sum(r["detected"] is not None for r in clean)
+    first = [r["first_command_s"] for r in rows if r["first_command_s"] is not None]
+    tts = [r["time_to_success_s"] for r in rows if r["time_to_success_s"] is not None]
     return {
         "episodes": len(clean),
         "split": split,
-        "brain": "oracle",
-        "success_rate": {f: float(np.mean([r["success"] for r in rs])) for f, rs in sorted(by_family.items())},
-        "overall_success": float(np.mean([r["success"] for r in clean])) if clean else None,
+        "success_rate": {f: _rate(rs) for f, rs in sorted(by_family.items())},
+        "overall_success": _rate(clean),
+        "corrections": int(sum(r["corrections"] for r in rows)),
+        "corrections_per_episode": float(np.mean([r["corrections"] for r in rows])) if rows else None,
+        "recovered_after_correction": int(sum(r["success"] and r["corrections"] > 0 for r in rows)),
+        "time_to_success_s_median": _pct(tts, 50),
+        "first_command_s_p50": _pct(first, 50),
+        "first_command_s_p95": _pct(first, 95),
+        "brain_failures": int(sum(bool(r["brain_error"]) for r in rows)),
         "perturbed_episodes": len(perturbed),
-        "perturbed_success": float(np.mean([r["success"] for r in perturbed])) if perturbed else None,
+        "perturbed_success": _rate(perturbed),
+        "perturbed_success_by_mode": {m: _rate(rs) for m, rs in sorted(by_mode.items())},
         "failure_detection": {
             "precision": tp / (tp + fp) if tp + fp else None, "recall": tp / (tp + fn) if tp + fn else None,
             "true_positives": tp, "false_positives": fp, "false_negatives": fn,
             "clean_flagged": [(r["family"], r["seed"], r["detected"][0]) for r in clean if r["detected"]],
-            "detected_kinds": _count(r["detected"][0] for r in rows if r["detected"]),
+            "detected_kinds": _count(d[0] for r in rows for d in r["detections"]),
         },
         "mean_sim_s": float(np.mean([r["sim_s"] for r in rows])) if rows else None,
         "wall_s": wall_s,
         "failed_seeds": {f: [r["seed"] for r in rs if not r["success"]] for f, rs in sorted(by_family.items())},
+        "brain_errors": sorted({r["brain_error"][:160] for r in rows if r["brain_error"]})[:10],
     }
+
+
+def correction_value(checkpoint: Path, brain: BrainSpec, episodes: int, split: str, modes: list[str],
+                     seed0: int = 0, workers: int = 2, cfg: ClosedLoopConfig | None = None,
+                     progress: bool = True) -> dict:
+    """Success with and without correction on the same perturbed episodes, per perturbation mode.
+
+    ``recovered_by_revision``: episodes that succeeded with correction, after at least one revised
+    plan, and failed without correction (the revision is what made the difference).
+    """
+    cfg = cfg or ClosedLoopConfig()
+    specs = episode_specs(episodes, split, list(modes), seed0)
+    t0 = time.perf_counter()
+    with_c = run_specs(checkpoint, brain, specs, replace(cfg, correction=True), workers, progress,
+                       f"{brain.name} {split} with correction")
+    without = run_specs(checkpoint, brain, specs, replace(cfg, correction=False), workers, progress,
+                        f"{brain.name} {split} without correction")
+    table = {}
+    for mode in modes:
+        pairs = [(a, b) for a, b in zip(with_c, without, strict=True) if a["perturb"] == mode]
+        table[mode] = {
+            "episodes": len(pairs),
+            "success_with_correction": _rate([a for a, _ in pairs]),
+            "success_without_correction": _rate([b for _, b in pairs]),
+            "corrections": int(sum(a["corrections"] for a, _ in pairs)),
+            "recovered_by_revision": int(sum(a["success"] and a["corrections"] > 0 and not b["success"]
+                                             for a, b in pairs)),
+            "detected": int(sum(b["detected"] is not None for _, b in pairs)),
+        }
+    gain = {m: (t["success_with_correction"] - t["success_without_correction"]) for m, t in table.items()}
+    return {"brain": brain.name, "split": split, "episodes_per_mode": episodes, "modes": table,
+            "success_with_correction": _rate(with_c), "success_without_correction": _rate(without),
+            "gain_points": 100 * (_rate(with_c) - _rate(without)) if with_c else None,
+            "gain_points_by_mode": {m: 100 * g for m, g in gain.items()},
+            "wall_s": time.perf_counter() - t0}
+
+
+def correction_table(result: dict) -> str:
+    """The Markdown table of :func:`correction_value` (what the README shows)."""
+    lines = [f"brain `{result['brain']}`, split `{result['split']}`, {result['episodes_per_mode']} episodes per mode",
+             "", "| perturbation | success, no correction | success, with correction | corrections | "
+             "recovered by the revised plan |", "|---|---|---|---|---|"]
+    for mode, t in result["modes"].items():
+        lines.append(f"| {mode} | {t['success_without_correction']:.0%} | {t['success_with_correction']:.0%} | "
+                     f"{t['corrections']} | {t['recovered_by_revision']} |")
+    lines.append(f"| **all** | {result['success_without_correction']:.0%} | {result['success_with_correction']:.0%}"
+                 f" | {sum(t['corrections'] for t in result['modes'].values())} | "
+                 f"{sum(t['recovered_by_revision'] for t in result['modes'].values())} |")
+    return "\n".join(lines) + "\n"
 
 
 def _count(items: object) -> dict[str, int]:

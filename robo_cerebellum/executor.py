@@ -66,8 +66,10 @@ class PlanExecutor:
     def set_plan(self, plan: PlanData, measured_pos: np.ndarray, measured_quat: np.ndarray) -> str:
         """Start (or replace) the active plan; returns a log line saying what happened.
 
-        A plan with no subtasks stops execution (hold). A new revision of the running plan
-        resumes from its first subtask and keeps the recurrent state; a new plan resets it.
+        A plan with no subtasks stops execution (hold). A new plan resets the policy's recurrent
+        state; a new revision of the running plan resumes from its first subtask and keeps it,
+        except after a failure (a correction): the state then describes the failed attempt (e.g.
+        "carrying" after the object fell), so the revision starts from a fresh state.
 
         Raises:
             ValueError: a subtask uses a skill the policy does not know (the plan is refused).
@@ -79,7 +81,7 @@ class PlanExecutor:
         same = self.plan is not None and plan.plan_id == self.plan.plan_id
         if same and plan.revision <= self.plan.revision:
             return f"ignored plan {plan.plan_id} revision {plan.revision} (running revision {self.plan.revision})"
-        if not same:
+        if not same or self.state == State.FAILED:
             self.policy.reset()
         self.plan, self.index = plan, 0
         self.envelope.reset(measured_pos, measured_quat)
