@@ -1,4 +1,4 @@
-"""Closed loop in one process: brain (oracle or the embedded model) + shipped cerebellum + simulator, with corrections."""
+"""Closed loop in one process: a brain (oracle or embedded) + the shipped cerebellum + the simulator, corrections."""
 
 from __future__ import annotations
 
