@@ -16,7 +16,8 @@ import sys
 LOG = logging.getLogger("robo_stack")
 
 # Modules that contribute subcommands, in help order.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("robo_common.cli_check", "robo_sim.cli", "robo_brain.cli", "robo_cerebellum.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("robo_common.cli_check", "robo_sim.cli", "robo_brain.cli", "robo_cerebellum.cli",
+                                     "robo_eval.cli")
 
 
 _GROUPS: dict[tuple[int, str], argparse._SubParsersAction] = {}

@@ -1,0 +1,91 @@
+"""``robo-stack eval bag``, ``robo-stack replay``, ``robo-stack record``, ``robo-stack export lerobot``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from robo_common.cli import command_group
+from robo_common.resources import resource_path
+
+LOG = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the rosbag evaluation commands."""
+    ev = command_group(sub, "eval", "evaluate a model").add_parser(
+        "bag", help="score a model offline on recorded rosbag2 runs (mcap or sqlite3)")
+    ev.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="bag directories or folders of bags")
+    ev.add_argument("--model", choices=["cerebellum", "brain", "recorded"], default="cerebellum",
+                    help="recorded: the bag's own commands (the metric's floor) or --candidate's")
+    ev.add_argument("--checkpoint", type=Path, default=None,
+                    help="model folder (default: models/cerebellum or models/brain_embedded)")
+    ev.add_argument("--candidate", type=Path, default=None,
+                    help="with --model recorded: a bag recorded from live nodes during `robo-stack replay`")
+    ev.add_argument("--topic-map", type=Path, default=None, help="YAML mapping another robot's topics/frames to ours")
+    ev.add_argument("--offset-cm", type=float, nargs=3, default=None, metavar=("DX", "DY", "DZ"),
+                    help="shift every predicted target by this offset (a metric sanity check)")
+    ev.add_argument("--offset-deg", type=float, default=0.0, help="turn every predicted target about base z")
+    ev.add_argument("--mode", choices=["parallel", "recurrent"], default="parallel",
+                    help="cerebellum: one parallel pass per bag (fast), or step by step like the node "
+                         "(per-step latency)")
+    ev.add_argument("--failure-threshold", type=float, default=None, help="learned failure probability threshold")
+    ev.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ev.add_argument("--report", type=Path, default=None, metavar="DIR", help="write report.json, summary.md, plots")
+    ev.add_argument("--json", action="store_true", help="print the report as JSON")
+    ev.set_defaults(func=_eval_bag)
+
+
+def _model(args: argparse.Namespace, topic_map: object):  # noqa: ANN202 - StepModel | BrainModel
+    import numpy as np
+
+    from robo_eval.models import CerebellumModel, OffsetModel, RecordedModel
+
+    if args.model == "brain":
+        from robo_eval.brain import BrainModel
+
+        return BrainModel.load(args.checkpoint or resource_path("models", "brain_embedded"))
+    if args.model == "recorded":
+        model = RecordedModel(args.candidate, topic_map)
+    else:
+        model = CerebellumModel.load(args.checkpoint or resource_path("models", "cerebellum"), args.failure_threshold,
+                                     args.mode)
+    if args.offset_cm is not None or args.offset_deg:
+        model = OffsetModel(model, np.asarray(args.offset_cm or (0, 0, 0), float) / 100.0, args.offset_deg)
+    return model
+
+
+def _eval_bag(args: argparse.Namespace) -> int:
+    import torch
+
+    from robo_eval.bagread import TopicMap
+    from robo_eval.offline import evaluate_bags
+    from robo_eval.report import write_report
+
+    torch.set_num_threads(max(1, args.threads))
+    if args.candidate is not None and args.model != "recorded":
+        LOG.error("--candidate needs --model recorded")
+        return 2
+    try:
+        topic_map = TopicMap.load(args.topic_map) if args.topic_map else None
+        model = _model(args, topic_map)
+    except (OSError, ValueError, RuntimeError) as exc:
+        LOG.error("%s", exc)
+        return 2
+    result = evaluate_bags(args.paths, model, topic_map, progress=sys.stderr.isatty())
+    summary = result.summary()
+    if args.report:
+        paths = write_report(result, args.report, "robo-stack " + " ".join(sys.argv[1:]))
+        LOG.info("report written: %s", ", ".join(str(p) for p in paths.values()))
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "per_bag"}, indent=2))
+    else:
+        print(f"{summary['model']}: {summary.get('bags_scored', 0)} bag(s) scored, {summary['bags_failed']} failed; "
+              f"translation error median {summary.get('translation_error_cm_median')} cm, rotation "
+              f"{summary.get('rotation_error_deg_median')} deg, realtime factor {summary.get('realtime_factor')}")
+        for failed in summary["failed"]:
+            print(f"FAILED {failed['error']}")
+    return 1 if result.failed or not (result.scores or result.brain_scores) else 0
