@@ -38,6 +38,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(func=_eval_bag)
 
+    ex = command_group(sub, "export", "export recorded data").add_parser(
+        "lerobot", help="bags to a LeRobot dataset (v3.0 layout: parquet data, embedded images, meta/)")
+    ex.add_argument("bags", nargs="+", type=Path, metavar="BAG", help="bag directories or folders of bags")
+    ex.add_argument("out", type=Path, metavar="OUT", help="dataset root to create")
+    ex.add_argument("--fps", type=int, default=None, help="frame rate of the common clock (default: command rate)")
+    ex.add_argument("--robot-type", default="franka_panda", help="info.json robot_type")
+    ex.add_argument("--topic-map", type=Path, default=None, help="YAML mapping another robot's topics/frames to ours")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    ex.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ex.set_defaults(func=_export_lerobot)
+
 
 def _model(args: argparse.Namespace, topic_map: object):  # noqa: ANN202 - StepModel | BrainModel
     import numpy as np
@@ -89,3 +100,24 @@ def _eval_bag(args: argparse.Namespace) -> int:
         for failed in summary["failed"]:
             print(f"FAILED {failed['error']}")
     return 1 if result.failed or not (result.scores or result.brain_scores) else 0
+
+
+def _export_lerobot(args: argparse.Namespace) -> int:
+    from robo_eval.bagread import TopicMap
+    from robo_eval.lerobot_export import export_lerobot
+
+    try:
+        topic_map = TopicMap.load(args.topic_map) if args.topic_map else None
+        summary = export_lerobot(args.bags, args.out, args.fps, args.robot_type, topic_map, args.overwrite,
+                                 progress=sys.stderr.isatty())
+    except (OSError, ValueError) as exc:
+        LOG.error("%s", exc)
+        return 1
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        print(f"{summary.out}: {summary.episodes} episodes, {summary.frames} frames at {summary.fps} fps, "
+              f"{summary.bytes / 1e6:.1f} MB in {summary.seconds:.1f} s; {len(summary.failed)} bag(s) failed")
+        for failed in summary.failed:
+            print(f"FAILED {failed['error']}")
+    return 1 if summary.failed else 0
