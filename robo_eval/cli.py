@@ -38,6 +38,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(func=_eval_bag)
 
+    rp = sub.add_parser("replay", help="publish a bag's topics on DDS at recorded timing with /clock (online replay)")
+    rp.add_argument("bag", type=Path, metavar="PATH", help="bag directory")
+    rp.add_argument("--rate", type=float, default=1.0, help="playback speed (1: recorded timing)")
+    rp.add_argument("--topics", nargs="+", default=None, metavar="TOPIC", help="play only these (our names)")
+    rp.add_argument("--exclude", nargs="+", default=[], metavar="TOPIC", help="never play these")
+    rp.add_argument("--inputs-only", action="store_true",
+                    help="play only camera, state, plan and instruction topics (evaluate live nodes' outputs)")
+    rp.add_argument("--no-clock", action="store_true", help="do not publish /clock")
+    rp.add_argument("--clock-hz", type=float, default=100.0, help="/clock rate between messages")
+    rp.add_argument("--start-delay", type=float, default=1.0, help="seconds for discovery before the first message")
+    rp.add_argument("--wait-for", nargs="+", default=[], metavar="TOPIC",
+                    help="wait until each of these topics has a subscriber before playing")
+    rp.add_argument("--topic-map", type=Path, default=None, help="YAML mapping the bag's topics/frames to ours")
+    rp.add_argument("--json", action="store_true", help="print what was played as JSON")
+    rp.set_defaults(func=_replay)
+
+    rc = sub.add_parser("record", help="record live topics into a rosbag2 (for the offline scorer)")
+    rc.add_argument("out", type=Path, metavar="OUT", help="bag directory to create")
+    rc.add_argument("--topics", nargs="+", default=[], metavar="TOPIC", help="topics to record")
+    rc.add_argument("--all", action="store_true", help="record every topic that appears")
+    rc.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    rc.add_argument("--use-sim-time", action="store_true", help="stamp with /clock time (during a replay)")
+    rc.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: Ctrl-C)")
+    rc.add_argument("--idle-timeout", type=float, default=0.0,
+                    help="stop this many seconds after the last message (0: never)")
+    rc.set_defaults(func=_record)
+
     ex = command_group(sub, "export", "export recorded data").add_parser(
         "lerobot", help="bags to a LeRobot dataset (v3.0 layout: parquet data, embedded images, meta/)")
     ex.add_argument("bags", nargs="+", type=Path, metavar="BAG", help="bag directories or folders of bags")
@@ -121,3 +148,38 @@ def _export_lerobot(args: argparse.Namespace) -> int:
         for failed in summary.failed:
             print(f"FAILED {failed['error']}")
     return 1 if summary.failed else 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from robo_eval.bagread import BagError, TopicMap
+    from robo_eval.ros.player import PlayConfig, play_bag
+
+    try:
+        cfg = PlayConfig(rate=args.rate, topics=tuple(args.topics) if args.topics else None,
+                         exclude=tuple(args.exclude), inputs_only=args.inputs_only, clock=not args.no_clock,
+                         clock_hz=args.clock_hz, start_delay_s=args.start_delay, wait_for=tuple(args.wait_for))
+        topic_map = TopicMap.load(args.topic_map) if args.topic_map else None
+        result = play_bag(args.bag, cfg, topic_map)
+    except (BagError, OSError, ValueError) as exc:
+        LOG.error("%s", exc)
+        return 1
+    if args.json:
+        print(json.dumps(result.__dict__, indent=2))
+    else:
+        print(f"played {result.messages} messages ({result.bag_duration_s:.2f} s of bag) in {result.wall_s:.2f} s, "
+              f"{result.clock_messages} /clock messages")
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    from robo_eval.ros.recorder import RecordConfig, record
+
+    try:
+        cfg = RecordConfig(topics=tuple(args.topics), all_topics=args.all, storage=args.storage,
+                           use_sim_time=args.use_sim_time, duration_s=args.duration, idle_timeout_s=args.idle_timeout)
+        counts = record(args.out, cfg)
+    except (OSError, ValueError) as exc:
+        LOG.error("%s", exc)
+        return 1
+    print(json.dumps({"out": str(args.out), "messages": counts}))
+    return 0
