@@ -53,13 +53,13 @@ class BrainModel:
         self.name = name
 
     @classmethod
-    def load(cls, checkpoint: str | Path) -> BrainModel:
-        """A planner over the ``transformers`` back-end loading ``checkpoint``."""
+    def load(cls, checkpoint: str | Path, backend: str = "transformers") -> BrainModel:
+        """A planner over a back-end: ``transformers`` (a checkpoint folder) or ``scripted`` (an answers file)."""
         from robo_brain.backends import BackendConfig, make_backend
         from robo_brain.planner import Planner, PlannerConfig
 
-        backend = make_backend(BackendConfig(backend="transformers", model_path=str(checkpoint)))
-        return cls(Planner(backend, PlannerConfig()), f"brain:{Path(checkpoint).name}")
+        made = make_backend(BackendConfig(backend=backend, model_path=str(checkpoint)))
+        return cls(Planner(made, PlannerConfig()), f"brain:{Path(checkpoint).name}")
 
     def run(self, ep: ReplayEpisode) -> BrainScore:
         """Plan on the first frame of ``ep`` and score the plan.

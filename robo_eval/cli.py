@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="recorded: the bag's own commands (the metric's floor) or --candidate's")
     ev.add_argument("--checkpoint", type=Path, default=None,
                     help="model folder (default: models/cerebellum or models/brain_embedded)")
+    ev.add_argument("--brain-backend", choices=["transformers", "scripted"], default="transformers",
+                    help="brain: a transformers checkpoint, or a scripted answers file as --checkpoint")
     ev.add_argument("--candidate", type=Path, default=None,
                     help="with --model recorded: a bag recorded from live nodes during `robo-stack replay`")
     ev.add_argument("--topic-map", type=Path, default=None, help="YAML mapping another robot's topics/frames to ours")
@@ -85,7 +87,7 @@ def _model(args: argparse.Namespace, topic_map: object):  # noqa: ANN202 - StepM
     if args.model == "brain":
         from robo_eval.brain import BrainModel
 
-        return BrainModel.load(args.checkpoint or resource_path("models", "brain_embedded"))
+        return BrainModel.load(args.checkpoint or resource_path("models", "brain_embedded"), args.brain_backend)
     if args.model == "recorded":
         model = RecordedModel(args.candidate, topic_map)
     else:

@@ -164,3 +164,21 @@ def test_write_report_without_plots_for_no_scores(tmp_path: Path) -> None:
     result = EvalResult("x", failed=[{"bag": "b", "error": "b: bag is empty (no messages)"}])
     paths = write_report(result, tmp_path)
     assert "bag is empty" in paths["markdown"].read_text() and set(paths) == {"json", "markdown"}
+
+
+def test_brain_replay_plans_from_the_first_frame(eval_bags: list[Path], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A scripted brain that answers the expert's plan: plan match 1, keypoints within the lifting error."""
+    from robo_brain.plan_language import format_plan_text
+
+    rec = read_recording(eval_bags[0])
+    ep = build_episode(rec)
+    answers = tmp_path / "answers.txt"
+    answers.write_text(format_plan_text(ep.reference_plan, reasoning="the expert's plan"))
+    code = main(["eval", "bag", str(eval_bags[0]), "--model", "brain", "--brain-backend", "scripted",
+                 "--checkpoint", str(answers), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["bags_scored"] == 1
+    assert out["plan_exact_match"] == 1.0 and out["subtask_f1"] == 1.0 and out["parse_failure_rate"] == 0.0
+    assert 0.0 <= out["keypoint_error_cm_median"] < 5.0  # pixel lifted onto the visible surface vs the 3D point
+    assert out["latency_ms_p50"] > 0 and out["translation_error_cm_median"] is None
