@@ -1,0 +1,84 @@
+"""Bring up the robo_stack brain and cerebellum against a robot (or the simulator).
+
+    ros2 launch robo_stack bringup.launch.py
+    ros2 launch robo_stack bringup.launch.py brain_backend:=openai brain_model:=qwen2.5-vl \
+        brain_base_url:=http://gpu-box:8000/v1 namespace:=arm1 log_level:=debug
+
+Both nodes read their parameters from ``config/brain.yaml`` and ``config/cerebellum.yaml``
+(override with ``brain_params_file`` / ``cerebellum_params_file``); the arguments below override
+single parameters on top. All topic names are relative, so ``namespace`` moves every topic of
+both nodes (``/arm1/robo/plan``); remap the robot's own topics with the ``*_topic`` arguments.
+"""
+
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+PACKAGE = "robo_stack"
+
+ARGUMENTS = [
+    ("brain_params_file", PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "brain.yaml"]),
+     "Parameter file of brain_node."),
+    ("cerebellum_params_file", PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "cerebellum.yaml"]),
+     "Parameter file of cerebellum_node."),
+    ("brain_backend", "transformers", "Brain model back-end: transformers, openai or scripted."),
+    ("brain_model", "", "Brain model: a transformers checkpoint folder (empty: the shipped embedded model), "
+                        "a model name (openai) or an answers file (scripted)."),
+    ("brain_base_url", "http://127.0.0.1:8000/v1", "Endpoint root of the openai back-end."),
+    ("brain_device", "cpu", "Torch device of the transformers back-end (cpu, cuda, cuda:1...)."),
+    ("cerebellum_checkpoint", PathJoinSubstitution([FindPackageShare(PACKAGE), "models", "cerebellum"]),
+     "Cerebellum checkpoint folder (model.safetensors + config.json)."),
+    ("control_rate_hz", "200.0", "Rate of the cerebellum's control loop and of /robo/ee_target (Hz)."),
+    ("use_sim_time", "false", "Use /clock (true with the simulator or a bag replay)."),
+    ("log_level", "info", "Log level of both nodes: debug, info, warn, error."),
+    ("namespace", "", "Namespace of both nodes and of all their topics."),
+    ("start_brain", "true", "Start brain_node (false: plans come from elsewhere)."),
+    ("color_topic", "camera/color/image_raw", "The robot's colour image topic (sensor_msgs/Image, rgb8)."),
+    ("depth_topic", "camera/depth/image_raw", "The robot's depth image topic (sensor_msgs/Image, 32FC1 metres)."),
+    ("camera_info_topic", "camera/color/camera_info", "The colour camera's CameraInfo topic."),
+    ("ee_pose_topic", "robo/ee_pose", "The robot's measured end-effector pose (geometry_msgs/PoseStamped)."),
+    ("ee_target_topic", "robo/ee_target", "Where the cerebellum sends end-effector targets."),
+    ("gripper_command_topic", "robo/gripper_command", "Where the cerebellum sends gripper commands (0..1)."),
+]
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare every argument, then the two nodes."""
+    args = [DeclareLaunchArgument(name, default_value=default, description=text) for name, default, text in ARGUMENTS]
+    cfg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
+    sensors = [
+        ("camera/color/image_raw", cfg["color_topic"]),
+        ("camera/depth/image_raw", cfg["depth_topic"]),
+        ("camera/color/camera_info", cfg["camera_info_topic"]),
+        ("robo/ee_pose", cfg["ee_pose_topic"]),
+    ]
+    brain = Node(
+        package=PACKAGE, executable="brain_node", name="brain_node", namespace=cfg["namespace"], output="screen",
+        condition=IfCondition(cfg["start_brain"]),
+        parameters=[cfg["brain_params_file"], {
+            "backend": cfg["brain_backend"],
+            "model_path": cfg["brain_model"],
+            "base_url": cfg["brain_base_url"],
+            "device": cfg["brain_device"],
+            "use_sim_time": cfg["use_sim_time"],
+        }],
+        remappings=sensors,
+        arguments=["--ros-args", "--log-level", cfg["log_level"]],
+    )
+    cerebellum = Node(
+        package=PACKAGE, executable="cerebellum_node", name="cerebellum_node", namespace=cfg["namespace"],
+        output="screen",
+        parameters=[cfg["cerebellum_params_file"], {
+            "checkpoint": cfg["cerebellum_checkpoint"],
+            "control_rate_hz": cfg["control_rate_hz"],
+            "use_sim_time": cfg["use_sim_time"],
+        }],
+        remappings=[*sensors, ("robo/ee_target", cfg["ee_target_topic"]),
+                    ("robo/gripper_command", cfg["gripper_command_topic"])],
+        arguments=["--ros-args", "--log-level", cfg["log_level"]],
+    )
+    return LaunchDescription([*args, brain, cerebellum])

@@ -1,0 +1,56 @@
+"""The stack on the simulated Franka Panda: bringup.launch.py plus sim_node.
+
+    ros2 launch robo_stack sim.launch.py
+    ros2 topic pub --once /robo/instruction std_msgs/msg/String "{data: 'put the red block in the green bowl'}"
+    ros2 service call /sim/reset robo_stack/srv/ResetSim "{seed: 3, split: seen, family: stack}"
+
+sim_node is the clock source (it publishes /clock and runs on wall time); the brain and the
+cerebellum run on simulated time (``use_sim_time`` defaults to true here).
+"""
+
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+PACKAGE = "robo_stack"
+
+ARGUMENTS = [
+    ("sim_params_file", PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "sim.yaml"]),
+     "Parameter file of sim_node."),
+    ("seed", "0", "Seed of the task loaded at start-up (then use /sim/reset)."),
+    ("split", "seen", "Split of the start-up task: seen or unseen."),
+    ("family", "", "Family of the start-up task: pick_place, stack, rearrange, push (empty: from the seed)."),
+    ("render", "true", "Publish camera images (false: state only)."),
+    ("use_sim_time", "true", "Brain and cerebellum follow the simulator's /clock."),
+    ("log_level", "info", "Log level of all nodes: debug, info, warn, error."),
+    ("namespace", "", "Namespace of all nodes and topics."),
+]
+FORWARDED = ("use_sim_time", "log_level", "namespace")
+"""Arguments passed on to bringup.launch.py (its other arguments keep their defaults)."""
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare the arguments, include the bringup and add sim_node."""
+    args = [DeclareLaunchArgument(name, default_value=default, description=text) for name, default, text in ARGUMENTS]
+    cfg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
+    bringup = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare(PACKAGE), "launch",
+                                                            "bringup.launch.py"])),
+        launch_arguments={name: cfg[name] for name in FORWARDED}.items(),
+    )
+    sim = Node(
+        package=PACKAGE, executable="sim_node", name="sim_node", namespace=cfg["namespace"], output="screen",
+        parameters=[cfg["sim_params_file"], {
+            "seed": cfg["seed"],
+            "split": cfg["split"],
+            "family": cfg["family"],
+            "render": cfg["render"],
+            "use_sim_time": False,
+        }],
+        arguments=["--ros-args", "--log-level", cfg["log_level"]],
+    )
+    return LaunchDescription([*args, sim, bringup])
