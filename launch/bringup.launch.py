@@ -10,13 +10,12 @@ single parameters on top. All topic names are relative, so ``namespace`` moves e
 both nodes (``/arm1/robo/plan``); remap the robot's own topics with the ``*_topic`` arguments.
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
 
 PACKAGE = "robo_stack"
 

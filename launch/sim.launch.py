@@ -8,13 +8,12 @@ sim_node is the clock source (it publishes /clock and runs on wall time); the br
 cerebellum run on simulated time (``use_sim_time`` defaults to true here).
 """
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
 
 PACKAGE = "robo_stack"
 
