@@ -20,7 +20,7 @@ test-all: setup  ## every test
 lint: setup
 	$(VENV)/bin/ruff check .
 
-demo: setup  ## the main job (see README: what it runs today)
+demo: setup  ## the main job: the closed-loop demo (INSTRUCTION=..., SEED=, FAMILY=, SPLIT=, BRAIN=)
 	bash scripts/demo.sh
 
 clean:  ## remove the venv and build trees

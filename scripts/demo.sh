@@ -1,19 +1,16 @@
 #!/usr/bin/env bash
-# The main job, as far as the stack goes today (brain, cerebellum and simulator are not yet joined
-# into the closed-loop demo):
-#   1. a Plan round-trips between two processes over Fast DDS (the ROS 2 layer);
-#   2. the scripted expert runs 8 simulated episodes (two per task family) and reports success;
-#   3. two episodes are recorded as rosbag2 (mcap) under runs/demo-bags.
-# The closed-loop demo (brain + cerebellum + simulated Panda over ROS 2) replaces this.
+# The main job: the closed-loop demo on the embedded defaults (see README.md).
+# sim_node, brain_node and cerebellum_node start as separate processes talking over Fast DDS; the
+# task's instruction (or INSTRUCTION) is sent on /robo/instruction; the plan and per-subtask progress
+# are printed; the run is recorded as rosbag2 and drawn as a GIF under runs/demo/<time>/.
+# Exit code 0 when the task succeeded.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${ROBO_VENV:-$ROOT/.venv}"
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 101 ))}" ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-echo "[demo] NOTE: the closed-loop demo (brain + cerebellum + simulator) is not built yet; this runs the foundation and the simulator."
-echo "[demo] 1/3 ROS 2: Plan round trip between two processes"
-"$VENV/bin/robo-stack" check ros
-echo "[demo] 2/3 scripted expert on the simulated Panda (8 episodes, unseen split)"
-"$VENV/bin/robo-stack" sim eval --episodes 8 --split unseen 2>/dev/null
-echo "[demo] 3/3 recording 2 episodes as rosbag2 into runs/demo-bags"
-"$VENV/bin/robo-stack" sim collect --episodes 2 --split seen --out "$ROOT/runs/demo-bags" 2>&1 | grep -v "pybullet build time" | tail -n 1
-echo "[demo] done"
+cd "$ROOT"
+args=(--seed "${SEED:-3}" --split "${SPLIT:-seen}" --family "${FAMILY:-stack}" --brain "${BRAIN:-embedded}")
+if [[ -n "${INSTRUCTION:-}" ]]; then
+  args+=(--instruction "$INSTRUCTION")
+fi
+exec "$VENV/bin/robo-stack" demo "${args[@]}" 2> >(grep -v -e "^pybullet build time" -e "^\[transformers\]" >&2)
