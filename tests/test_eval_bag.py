@@ -182,3 +182,9 @@ def test_brain_replay_plans_from_the_first_frame(eval_bags: list[Path], tmp_path
     assert out["plan_exact_match"] == 1.0 and out["subtask_f1"] == 1.0 and out["parse_failure_rate"] == 0.0
     assert 0.0 <= out["keypoint_error_cm_median"] < 5.0  # pixel lifted onto the visible surface vs the 3D point
     assert out["latency_ms_p50"] > 0 and out["translation_error_cm_median"] is None
+
+
+def test_shipped_topic_map_example_loads() -> None:
+    example = TopicMap.load(Path(__file__).resolve().parent.parent / "config" / "topic_map_example.yaml")
+    assert example.ours("/fr3/measured_ee_pose") == C.TOPIC_EE_POSE and example.frame("fr3_link0") == C.BASE_FRAME
+    assert example.theirs(C.TOPIC_EE_TARGET) == "/fr3/commanded_ee_pose"

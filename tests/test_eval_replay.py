@@ -20,6 +20,8 @@ from robo_eval.offline import evaluate_bags
 from tests import eval_bags as fixtures
 from tests.ros_helpers import REPO_ROOT
 
+pytestmark = pytest.mark.ros
+
 eval_bags = fixtures.eval_bags
 tiny_checkpoint = fixtures.tiny_checkpoint
 CLI = [sys.executable, "-m", "robo_common.cli"]
@@ -68,7 +70,9 @@ def test_replay_publishes_at_recorded_timing_and_the_recording_scores_zero(eval_
     s = evaluate_bags([bag], RecordedModel(candidate=out), progress=False).summary()
     assert s["bags_scored"] == 1 and s["steps_unmatched"] == 0
     assert s["translation_error_cm_median"] == 0.0 and s["rotation_error_deg_p90"] < 1e-3
-    assert s["gripper_agreement"] == 1.0
+    # std_msgs/Float64 has no header: the recorder stamps it on receipt with the latest /clock it has seen,
+    # which can be one control step early at a gripper switch
+    assert s["gripper_agreement"] >= 0.97
 
 
 def test_inputs_only_leaves_the_outputs_to_the_live_nodes(eval_bags: list[Path], tmp_path: Path) -> None:
