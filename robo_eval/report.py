@@ -1,8 +1,9 @@
-"""Write an evaluation report: ``report.json``, ``summary.md`` and PNG plots.
+"""Write an evaluation report: ``report.json``, ``summary.md``, ``steps.csv`` and PNG plots.
 
-Plots (cerebellum / recorded models): ``error_over_time.png`` (per-step translation and rotation
-error of each bag), ``trajectory.png`` (commanded vs recorded target, top view x-y and side view
-x-z, for the first bags), ``error_histograms.png``. Brain replays get the JSON and Markdown only.
+``steps.csv`` holds every step's errors. Plots (cerebellum / recorded models):
+``error_over_time.png`` (per-step translation and rotation error of each bag), ``trajectory.png``
+(commanded vs recorded target, top view x-y and side view x-z, for the first bags),
+``error_histograms.png``. Brain replays get the JSON and Markdown only.
 """
 
 from __future__ import annotations
@@ -25,9 +26,30 @@ def write_report(result: EvalResult, out: Path, command: str = "") -> dict[str, 
     paths = {"json": out / "report.json", "markdown": out / "summary.md"}
     paths["json"].write_text(json.dumps(summary, indent=2) + "\n")
     if result.scores:
+        paths["csv"] = out / "steps.csv"
+        write_steps_csv(result, paths["csv"])
         paths.update(_plots(result, out))
     paths["markdown"].write_text(markdown(summary, command, [p.name for k, p in paths.items() if k.startswith("png")]))
     return paths
+
+
+def write_steps_csv(result: EvalResult, path: Path) -> None:
+    """One row per replayed step: bag, step, time, subtask, skill, whether scored, and its errors."""
+    import csv
+
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["bag", "step", "time_s", "subtask_index", "skill", "scored", "translation_error_cm",
+                         "rotation_error_deg", "gripper_agree"])
+        for s in result.scores:
+            for i in range(len(s.valid)):
+                writer.writerow([s.name, i, f"{s.time_s[i]:.3f}", int(s.subtask_index[i]), s.skills[i],
+                                 int(s.valid[i]), _num(s.translation_cm[i]), _num(s.rotation_deg[i]),
+                                 _num(s.gripper_agree[i])])
+
+
+def _num(x: float) -> str:
+    return "" if not np.isfinite(x) else f"{x:.4f}"
 
 
 def _fmt(value: object) -> str:

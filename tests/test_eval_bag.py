@@ -152,6 +152,8 @@ def test_cli_report_with_cerebellum(eval_bags: list[Path], tiny_checkpoint: Path
         assert isinstance(out[key], float) and out[key] > 0
     saved = json.loads((report / "report.json").read_text())
     assert len(saved["per_bag"]) == 3 and saved["per_bag"][0]["per_subtask"]
+    rows = (report / "steps.csv").read_text().splitlines()
+    assert rows[0].startswith("bag,step,time_s") and len(rows) == 1 + sum(p["steps"] for p in saved["per_bag"])
     md = (report / "summary.md").read_text()
     assert "translation_error_cm_median" in md and "![trajectory.png](trajectory.png)" in md
     for png in ("error_over_time.png", "trajectory.png", "error_histograms.png"):
