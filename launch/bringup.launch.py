@@ -6,8 +6,10 @@
 
 Both nodes read their parameters from ``config/brain.yaml`` and ``config/cerebellum.yaml``
 (override with ``brain_params_file`` / ``cerebellum_params_file``); the arguments below override
-single parameters on top. All topic names are relative, so ``namespace`` moves every topic of
-both nodes (``/arm1/robo/plan``); remap the robot's own topics with the ``*_topic`` arguments.
+single parameters on top, each with its declared type (``ParameterValue(..., value_type=...)``:
+``brain_model:=7`` stays a string, ``control_rate_hz:=100`` becomes 100.0, ``''`` stays ``''``).
+All topic names are relative, so ``namespace`` moves every topic of both nodes
+(``/arm1/robo/plan``); remap the robot's own topics with the ``*_topic`` arguments.
 """
 
 from launch import LaunchDescription
@@ -15,6 +17,7 @@ from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "robo_stack"
@@ -49,6 +52,7 @@ def generate_launch_description() -> LaunchDescription:
     """Declare every argument, then the two nodes."""
     args = [DeclareLaunchArgument(name, default_value=default, description=text) for name, default, text in ARGUMENTS]
     cfg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
+    sim_time = ParameterValue(cfg["use_sim_time"], value_type=bool)
     sensors = [
         ("camera/color/image_raw", cfg["color_topic"]),
         ("camera/depth/image_raw", cfg["depth_topic"]),
@@ -59,25 +63,25 @@ def generate_launch_description() -> LaunchDescription:
         package=PACKAGE, executable="brain_node", name="brain_node", namespace=cfg["namespace"], output="screen",
         condition=IfCondition(cfg["start_brain"]),
         parameters=[cfg["brain_params_file"], {
-            "backend": cfg["brain_backend"],
-            "model_path": cfg["brain_model"],
-            "base_url": cfg["brain_base_url"],
-            "device": cfg["brain_device"],
-            "use_sim_time": cfg["use_sim_time"],
+            "backend": ParameterValue(cfg["brain_backend"], value_type=str),
+            "model_path": ParameterValue(cfg["brain_model"], value_type=str),
+            "base_url": ParameterValue(cfg["brain_base_url"], value_type=str),
+            "device": ParameterValue(cfg["brain_device"], value_type=str),
+            "use_sim_time": sim_time,
         }],
         remappings=sensors,
-        arguments=["--ros-args", "--log-level", cfg["log_level"]],
+        ros_arguments=["--log-level", cfg["log_level"]],
     )
     cerebellum = Node(
         package=PACKAGE, executable="cerebellum_node", name="cerebellum_node", namespace=cfg["namespace"],
         output="screen",
         parameters=[cfg["cerebellum_params_file"], {
-            "checkpoint": cfg["cerebellum_checkpoint"],
-            "control_rate_hz": cfg["control_rate_hz"],
-            "use_sim_time": cfg["use_sim_time"],
+            "checkpoint": ParameterValue(cfg["cerebellum_checkpoint"], value_type=str),
+            "control_rate_hz": ParameterValue(cfg["control_rate_hz"], value_type=float),
+            "use_sim_time": sim_time,
         }],
         remappings=[*sensors, ("robo/ee_target", cfg["ee_target_topic"]),
                     ("robo/gripper_command", cfg["gripper_command_topic"])],
-        arguments=["--ros-args", "--log-level", cfg["log_level"]],
+        ros_arguments=["--log-level", cfg["log_level"]],
     )
     return LaunchDescription([*args, brain, cerebellum])

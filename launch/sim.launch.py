@@ -13,6 +13,7 @@ from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "robo_stack"
@@ -29,7 +30,9 @@ ARGUMENTS = [
     ("namespace", "", "Namespace of all nodes and topics."),
 ]
 FORWARDED = ("use_sim_time", "log_level", "namespace")
-"""Arguments passed on to bringup.launch.py (its other arguments keep their defaults)."""
+"""Arguments passed on to bringup.launch.py explicitly (sim's own defaults win over bringup's). Its other
+arguments (brain_model, brain_backend, ...) are listed by ``--show-args`` and reach it from the command line
+too: an included launch file sees every launch configuration set so far."""
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -44,12 +47,12 @@ def generate_launch_description() -> LaunchDescription:
     sim = Node(
         package=PACKAGE, executable="sim_node", name="sim_node", namespace=cfg["namespace"], output="screen",
         parameters=[cfg["sim_params_file"], {
-            "seed": cfg["seed"],
-            "split": cfg["split"],
-            "family": cfg["family"],
-            "render": cfg["render"],
+            "seed": ParameterValue(cfg["seed"], value_type=int),
+            "split": ParameterValue(cfg["split"], value_type=str),
+            "family": ParameterValue(cfg["family"], value_type=str),
+            "render": ParameterValue(cfg["render"], value_type=bool),
             "use_sim_time": False,
         }],
-        arguments=["--ros-args", "--log-level", cfg["log_level"]],
+        ros_arguments=["--log-level", cfg["log_level"]],
     )
     return LaunchDescription([*args, sim, bringup])
