@@ -115,3 +115,20 @@ def test_live_cerebellum_node_evaluated_online(eval_bags: list[Path], tiny_check
     s = evaluate_bags([eval_bags[0]], RecordedModel(candidate=out), progress=False).summary()
     assert s["bags_scored"] == 1 and s["steps_scored"] > 10, (s, node.log()[-2000:])
     assert s["translation_error_cm_median"] is not None and s["translation_error_cm_median"] > 0.0
+
+
+def test_player_applies_the_topic_map(eval_bags: list[Path], tmp_path: Path) -> None:
+    from robo_common import bags
+    from robo_eval.bagread import TopicMap
+    from robo_eval.ros.player import PlayConfig, load_messages
+    from tests.eval_bags import rewrite_bag
+
+    theirs = rewrite_bag(eval_bags[0], tmp_path / "fr3", rename={C.TOPIC_EE_POSE: "/fr3/ee_pose"},
+                         frames={C.BASE_FRAME: "fr3_link0"})
+    tmap = TopicMap({"/fr3/ee_pose": C.TOPIC_EE_POSE}, {"fr3_link0": C.BASE_FRAME})
+    messages, types = load_messages(theirs, PlayConfig(topics=(C.TOPIC_EE_POSE,)), tmap)
+    assert types == {C.TOPIC_EE_POSE: "geometry_msgs/msg/PoseStamped"} and len(messages) > 50
+    assert all(t == C.TOPIC_EE_POSE for _, t, _ in messages)
+    first = bags.typestore().deserialize_cdr(messages[0][2], types[C.TOPIC_EE_POSE])
+    assert first.header.frame_id == C.BASE_FRAME
+    assert [s for s, _, _ in messages] == sorted(s for s, _, _ in messages)
