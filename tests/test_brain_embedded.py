@@ -13,7 +13,17 @@ from robo_brain.embedded.dataset import SceneRenderer, generate, load_example, p
 from robo_brain.embedded.evaluate import EvalConfig, evaluate, subtask_f1
 from robo_brain.embedded.model import ModelConfig, build_model, save_checkpoint
 from robo_brain.embedded.tokenizer import make_char_tokenizer
-from robo_brain.embedded.train import STATE_FILE, TrainConfig, batch_loss, collate, encode, lr_factor, train
+from robo_brain.embedded.train import (
+    IGNORE,
+    STATE_FILE,
+    CoordLoss,
+    TrainConfig,
+    batch_loss,
+    collate,
+    encode,
+    lr_factor,
+    train,
+)
 from robo_brain.plan_language import parse_model_output
 from robo_brain.planner import Planner
 
@@ -69,6 +79,81 @@ def test_char_tokenizer_spells_unseen_words(tmp_path: Path) -> None:
     tok.save_pretrained(tmp_path)
     again = AutoTokenizer.from_pretrained(tmp_path, local_files_only=True)
     assert again.decode([again.bos_token_id, *ids, again.eos_token_id], skip_special_tokens=True) == text
+
+
+def test_coordinates_are_one_token_each_and_decode_to_digits() -> None:
+    from robo_brain.embedded.tokenizer import COORD_BINS, coord_token_ids
+
+    tok = make_char_tokenizer()
+    ids = coord_token_ids(tok)
+    assert len(ids) == len(set(ids)) == COORD_BINS
+    line = 'pick(object="red block") @ grasp=(127, 0)\n'
+    pieces = tok.convert_ids_to_tokens(tok(line, add_special_tokens=False)["input_ids"])
+    assert pieces[-4:] == ["127", ", ", "0", ")\n"]
+    text = "push_end=(130, -3)"  # outside the bins: still spelled with digit tokens, still decodes
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+
+
+def test_coordinate_embeddings_start_smooth() -> None:
+    import torch
+
+    from robo_brain.embedded.tokenizer import coord_token_ids
+
+    model, tok, _ = build_model(TINY)
+    emb = model.decoder.get_input_embeddings().weight[coord_token_ids(tok)]
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(emb[60], emb[61], dim=0) > 0.8 > cos(emb[60], emb[100], dim=0) + 0.3
+    assert model.decoder.lm_head.weight.data_ptr() == model.decoder.get_input_embeddings().weight.data_ptr()
+
+
+def test_rename_colours_keeps_prompt_and_target_consistent() -> None:
+    import random
+
+    from robo_brain.embedded.augment import rename_colours, renamed_lines, stand_in
+
+    prompt = "Instruction: put the red block in the blue bowl\n"
+    target = ('Reasoning: pick place, 2 steps.\nPlan:\npick(object="red block") @ grasp=(1, 2)\n'
+              'place(target="blue bowl") @ place=(3, 4)\ndone()')
+    rng = random.Random(0)
+    for _ in range(20):
+        p, t, words = rename_colours(prompt, target, rng)
+        assert len(words) == 1 and words[0] in p and words[0] in t
+        assert sum(c in p for c in ("red", "blue")) == 1  # one object renamed, the other kept
+        assert renamed_lines(t, words).count(True) == 1
+    assert rename_colours("Instruction: sort the blocks\n", target, rng)[2] == []
+    taken = {stand_in(rng, set()) for _ in range(300)}
+    assert not taken & {"purple", "cyan", "orange", "red", "white"}
+
+
+def test_renamed_examples_skip_their_coordinates(cache: Path) -> None:
+    from robo_brain.embedded.tokenizer import coord_token_ids
+
+    tok = make_char_tokenizer()
+    paths = sorted((cache / "seen").glob("*.npz"))[:4]
+    plain, renamed = encode(paths, tok, TINY.n_positions), encode(paths, tok, TINY.n_positions, rename_prob=1.0)
+    coords = set(coord_token_ids(tok))
+    n_coord = [sum(t in coords for t in lab) for lab in plain.labels]
+    n_kept = [sum(t in coords for t in lab) for lab in renamed.labels]
+    assert all(k <= n for k, n in zip(n_kept, n_coord, strict=True)) and sum(n_kept) < sum(n_coord)
+    assert all(len(i) == len(lab) and lab[0] == IGNORE for i, lab in zip(renamed.ids, renamed.labels, strict=True))
+
+
+def test_coord_loss_soft_labels() -> None:
+    import torch
+
+    from robo_brain.embedded.tokenizer import coord_token_ids
+
+    tok = make_char_tokenizer()
+    ids = coord_token_ids(tok)
+    labels = torch.tensor([[ids[40], IGNORE, tok.eos_token_id]])
+    near, far = torch.zeros(1, 3, len(tok)), torch.zeros(1, 3, len(tok))
+    near[0, 0, ids[41]] = far[0, 0, ids[90]] = 10.0
+    soft = CoordLoss(tok, sigma=1.0)
+    assert soft.coordinate_mask(labels).tolist() == [[True, False, False]]
+    assert soft(near, labels) < soft(far, labels)  # one pixel off costs less than fifty
+    hard = CoordLoss(tok, sigma=0.0)
+    ref = torch.nn.functional.cross_entropy(near[0, [0, 2]], labels[0, [0, 2]])
+    assert torch.isclose(hard(near, labels), ref)
 
 
 def test_tiny_model_loss_decreases(cache: Path) -> None:

@@ -15,14 +15,22 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``train brain`` (defaults are :class:`~robo_brain.embedded.train.TrainConfig`'s)."""
     p.add_argument("--out", required=True, help="checkpoint folder (resumed when it holds trainer_state.pt)")
     p.add_argument("--cache", default="data/brain_embedded/cache", help="example cache (rendered on demand)")
-    p.add_argument("--examples", type=int, default=20000, help="seen-split seeds 0..N-1 (validation included)")
-    p.add_argument("--val-every", type=int, default=50, help="hold out every K-th seed for validation")
+    p.add_argument("--examples", type=int, default=14000, help="seen-split seeds 0..N-1 (validation included)")
+    p.add_argument("--val-every", type=int, default=101,
+                   help="hold out every K-th seed for validation (not a multiple of the 4 families)")
     p.add_argument("--epochs", type=float, default=1.2)
-    p.add_argument("--max-steps", type=int, default=0, help="cap on optimizer steps (0: from --epochs)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-steps", type=int, default=3000, help="cap on optimizer steps (0: from --epochs)")
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup-steps", type=int, default=60)
-    p.add_argument("--eval-interval", type=int, default=50, help="steps between validation + checkpoint")
+    p.add_argument("--rename-prob", type=float, default=0.25,
+                   help="share of examples naming one object by a stand-in colour word (copying)")
+    p.add_argument("--coord-sigma", type=float, default=1.0,
+                   help="soft-label width (px) of the coordinate-token loss (0: hard labels)")
+    p.add_argument("--ground-weight", type=float, default=0.5,
+                   help="weight of the cross-attention grounding loss at keypoints (0: off)")
+    p.add_argument("--ground-sigma", type=float, default=6.0, help="its target width around the keypoint (px)")
+    p.add_argument("--eval-interval", type=int, default=150, help="steps between validation + checkpoint")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop (resumable) after this wall time")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
@@ -51,7 +59,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(out=args.out, cache=args.cache, examples=args.examples, val_every=args.val_every,
                       epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
-                      warmup_steps=args.warmup_steps, eval_interval=args.eval_interval,
+                      warmup_steps=args.warmup_steps, rename_prob=args.rename_prob,
+                      coord_sigma=args.coord_sigma, ground_weight=args.ground_weight,
+                      ground_sigma=args.ground_sigma, eval_interval=args.eval_interval,
                       max_minutes=args.max_minutes, threads=args.threads, bf16=not args.no_bf16, seed=args.seed,
                       export=args.export)
     out = train(cfg, progress=not args.no_progress)

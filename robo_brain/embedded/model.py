@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robo_brain.embedded.tokenizer import make_char_tokenizer
+from robo_brain.embedded.tokenizer import coord_token_ids, make_char_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -41,19 +41,25 @@ class ModelConfig:
         pos_scale: The ViT's (learned) patch position embeddings start as 2D sine-cosine embeddings
             times this (0: the default random initialisation). Smooth, explicit coordinates let the
             decoder read where an attended patch is from the start, which pixel keypoints need.
+        coord_scale: The decoder's (tied input/output) embeddings of the pixel-coordinate tokens
+            (:data:`~robo_brain.embedded.tokenizer.COORD_TOKENS`) start as 1D sine-cosine embeddings
+            of the value times this (0: random). Neighbouring pixels then start with similar
+            embeddings and logits, so a coordinate is learned as an ordered quantity, not 128
+            unrelated classes.
     """
 
     image_size: int = 128
     patch_size: int = 8
     enc_hidden: int = 192
-    enc_layers: int = 4
+    enc_layers: int = 3
     enc_heads: int = 3
     dec_hidden: int = 256
-    dec_layers: int = 4
+    dec_layers: int = 3
     dec_heads: int = 4
     n_positions: int = 640
     dropout: float = 0.0
     pos_scale: float = 0.5
+    coord_scale: float = 0.03
 
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size:
@@ -65,9 +71,10 @@ class ModelConfig:
         for name in ("enc_layers", "dec_layers", "n_positions"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.enc_hidden % 4 or self.pos_scale < 0:
-            raise ValueError(f"ModelConfig needs enc_hidden divisible by 4 and pos_scale >= 0, got "
-                             f"{self.enc_hidden}, {self.pos_scale}")
+        if self.enc_hidden % 4 or self.dec_hidden % 2 or self.pos_scale < 0 or self.coord_scale < 0:
+            raise ValueError(f"ModelConfig needs enc_hidden divisible by 4, dec_hidden even and pos_scale, "
+                             f"coord_scale >= 0, got {self.enc_hidden}, {self.dec_hidden}, {self.pos_scale}, "
+                             f"{self.coord_scale}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -108,12 +115,25 @@ def build_model(config: ModelConfig, seed: int = 0):  # noqa: ANN201 - (model, t
             emb = model.encoder.embeddings.position_embeddings
             emb[0, 0].zero_()
             emb[0, 1:] = c.pos_scale * torch.from_numpy(sincos_2d(grid, c.enc_hidden)).float()
+    coords = coord_token_ids(tok)
+    if c.coord_scale > 0 and coords:
+        with torch.no_grad():
+            wte = model.decoder.get_input_embeddings().weight
+            wte[coords] = c.coord_scale * torch.from_numpy(sincos_1d(len(coords), c.dec_hidden)).float()
     gen = model.generation_config
     gen.decoder_start_token_id, gen.pad_token_id, gen.eos_token_id = tok.bos_token_id, tok.pad_token_id, \
         tok.eos_token_id
     processor = ViTImageProcessor(do_resize=False, size={"height": c.image_size, "width": c.image_size},
                                   image_mean=[IMAGE_MEAN] * 3, image_std=[IMAGE_STD] * 3)
     return model, tok, processor
+
+
+def sincos_1d(n: int, dim: int, shortest: float = 4.0, longest: float = 512.0) -> np.ndarray:
+    """Sine-cosine embeddings ``n x dim`` of the values ``0 .. n-1``, wavelengths geometric from
+    ``shortest`` to ``longest`` (in value units)."""
+    wavelengths = shortest * (longest / shortest) ** (np.arange(dim // 2) / max(1, dim // 2 - 1))
+    angles = np.arange(n)[:, None] * (2 * np.pi / wavelengths)[None, :]
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
 
 
 def sincos_2d(grid: int, dim: int) -> np.ndarray:

@@ -46,6 +46,12 @@ class TrainConfig:
         warmup_steps: Linear warm-up steps.
         weight_decay: AdamW weight decay.
         grad_clip: Gradient norm clip.
+        rename_prob: Share of training examples whose instruction names one object by a stand-in
+            colour word (:mod:`robo_brain.embedded.augment`): teaches copying colour names.
+        coord_sigma: Soft-label width (pixels) of the coordinate-token loss (:class:`CoordLoss`; 0: hard
+            cross-entropy).
+        ground_weight: Weight of the cross-attention grounding loss (:class:`GroundingLoss`; 0: off).
+        ground_sigma: Width (pixels) of its target around the keypoint.
         bf16: bfloat16 autocast on the CPU (weights and optimizer stay float32).
         threads: Torch CPU threads.
         eval_interval: Steps between validation losses and checkpoint saves.
@@ -57,19 +63,23 @@ class TrainConfig:
 
     out: str
     cache: str = "data/brain_embedded/cache"
-    examples: int = 20000
-    val_every: int = 50
+    examples: int = 14000
+    val_every: int = 101
     epochs: float = 1.2
-    max_steps: int = 0
-    batch_size: int = 32
+    max_steps: int = 3000
+    batch_size: int = 16
     lr: float = 1e-3
     min_lr_ratio: float = 0.05
     warmup_steps: int = 60
     weight_decay: float = 0.01
     grad_clip: float = 1.0
+    rename_prob: float = 0.25
+    coord_sigma: float = 1.0
+    ground_weight: float = 0.5
+    ground_sigma: float = 6.0
     bf16: bool = True
     threads: int = 1
-    eval_interval: int = 50
+    eval_interval: int = 150
     max_minutes: float = 0.0
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -84,6 +94,12 @@ class TrainConfig:
         for name in ("epochs", "lr", "batch_size", "threads", "eval_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.ground_weight < 0 or self.ground_sigma <= 0:
+            raise ValueError(f"TrainConfig needs ground_weight >= 0 and ground_sigma > 0, got "
+                             f"{self.ground_weight!r}, {self.ground_sigma!r}")
+        if not 0 <= self.rename_prob <= 1 or self.coord_sigma < 0:
+            raise ValueError(f"TrainConfig needs rename_prob in [0, 1] and coord_sigma >= 0, got "
+                             f"{self.rename_prob!r}, {self.coord_sigma!r}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         if self.max_steps < 0 or self.max_minutes < 0 or self.warmup_steps < 0:
@@ -95,45 +111,74 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------- data
+IGNORE = -100
+"""Label of positions without loss (prompt, padding, coordinates of renamed objects)."""
+
+
 @dataclass
 class Encoded:
-    """Tokenised examples in memory: images ``N x H x W x 3`` uint8, token ids and answer start per example."""
+    """Tokenised examples in memory: images ``N x H x W x 3`` uint8, token ids ``<s> prompt answer </s>`` and
+    per-token labels (the token itself on the answer, :data:`IGNORE` elsewhere)."""
 
     images: np.ndarray
     ids: list[list[int]]
-    answer_start: list[int]
+    labels: list[list[int]]
     seeds: list[int]
 
 
-def encode(paths: list[Path], tokenizer, max_len: int) -> Encoded:  # noqa: ANN001 - tokenizer
-    """Load cached examples and tokenise ``<s> prompt answer </s>`` (answer start index kept for the loss mask)."""
-    images, ids, starts, seeds = [], [], [], []
+def _answer_labels(tokenizer, target: str, skip_lines: list[bool], coord_ids: set[int]) -> tuple[list[int], list[int]]:  # noqa: ANN001
+    """Token ids of ``target`` line by line and their labels (coordinates of ``skip_lines`` ignored)."""
+    ids, labels = [], []
+    for line, skip in zip(target.splitlines(keepends=True), skip_lines, strict=True):
+        part = tokenizer(line, add_special_tokens=False)["input_ids"]
+        ids += part
+        labels += [IGNORE if skip and t in coord_ids else t for t in part]
+    return ids, labels
+
+
+def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0, seed: int = 0) -> Encoded:  # noqa: ANN001
+    """Load cached examples and tokenise ``<s> prompt answer </s>`` with labels on the answer only.
+
+    With probability ``rename_prob`` an example's instruction names one object by a stand-in colour
+    word (:func:`robo_brain.embedded.augment.rename_colours`); the pixel coordinates of the plan
+    lines naming it get no loss.
+    """
+    from robo_brain.embedded.augment import rename_colours, renamed_lines
+    from robo_brain.embedded.tokenizer import coord_token_ids
+
+    rng = random.Random(seed)
+    coord_ids = set(coord_token_ids(tokenizer))
+    images, ids, labels, seeds = [], [], [], []
     for ex, rgb in iter_examples(paths):
-        prompt = tokenizer(ex.prompt, add_special_tokens=False)["input_ids"]
-        answer = tokenizer(ex.target, add_special_tokens=False)["input_ids"]
+        prompt_text, target, new_words = ex.prompt, ex.target, []
+        if rename_prob > 0 and rng.random() < rename_prob:
+            prompt_text, target, new_words = rename_colours(ex.prompt, ex.target, rng)
+        prompt = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        answer, answer_labels = _answer_labels(tokenizer, target, renamed_lines(target, new_words), coord_ids)
         seq = [tokenizer.bos_token_id, *prompt, *answer, tokenizer.eos_token_id]
         if len(seq) > max_len:
             logger.warning("seed %d: %d tokens exceed n_positions %d; skipped", ex.seed, len(seq), max_len)
             continue
         images.append(rgb)
         ids.append(seq)
-        starts.append(1 + len(prompt))
+        labels.append([IGNORE] * (1 + len(prompt)) + answer_labels + [tokenizer.eos_token_id])
         seeds.append(ex.seed)
-    return Encoded(np.stack(images), ids, starts, seeds)
+    return Encoded(np.stack(images), ids, labels, seeds)
 
 
 def collate(data: Encoded, index: list[int], pad_id: int):  # noqa: ANN201 - tensors
-    """``(pixel_values, decoder_input_ids, labels)`` of a batch; labels are -100 on the prompt and padding."""
+    """``(pixel_values, decoder_input_ids, labels)`` of a batch; labels are shifted (next token) and
+    :data:`IGNORE` on the prompt, padding and skipped coordinates."""
     import torch
 
     seqs = [data.ids[i] for i in index]
     width = max(len(s) for s in seqs) - 1
     inputs = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(seqs), width), -100, dtype=torch.long)
-    for row, (i, s) in enumerate(zip(index, seqs, strict=True)):
+    labels = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
+    for row, i in enumerate(index):
+        s = data.ids[i]
         inputs[row, :len(s) - 1] = torch.tensor(s[:-1])
-        start = data.answer_start[i] - 1
-        labels[row, start:len(s) - 1] = torch.tensor(s[start + 1:])
+        labels[row, :len(s) - 1] = torch.tensor(data.labels[i][1:])
     return pixel_values(data.images[index]), inputs, labels
 
 
@@ -153,30 +198,153 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
 
 
-def batch_loss(model, batch, bf16: bool):  # noqa: ANN001, ANN201 - torch objects
-    """Mean next-token cross-entropy over the answer tokens of a batch."""
+class CoordLoss:
+    """Soft labels for pixel-coordinate tokens: a Gaussian of ``sigma`` pixels over the coordinate tokens
+    around the target (an ordinal target: one pixel off costs less than forty), hard labels elsewhere.
+
+    ``sigma == 0`` or a tokenizer without coordinate tokens gives plain cross-entropy everywhere.
+    """
+
+    def __init__(self, tokenizer, sigma: float) -> None:  # noqa: ANN001 - tokenizer
+        """Look up the coordinate token ids of ``tokenizer``."""
+        import torch
+
+        from robo_brain.embedded.tokenizer import coord_token_ids
+
+        ids = coord_token_ids(tokenizer)
+        self.sigma = sigma
+        self.steps_id = tokenizer.get_vocab().get(" steps.", -1)
+        self.ids = torch.tensor(ids, dtype=torch.long)
+        self.value = torch.full((len(tokenizer),), -1, dtype=torch.long)
+        if ids:
+            self.value[self.ids] = torch.arange(len(ids))
+            grid = torch.arange(len(ids), dtype=torch.float32)
+            soft = torch.exp(-0.5 * ((grid[None, :] - grid[:, None]) / max(sigma, 1e-6)) ** 2)
+            self.soft = soft / soft.sum(dim=1, keepdim=True)
+
+    def coordinate_mask(self, labels):  # noqa: ANN001, ANN201 - tensors
+        """Positions whose label is a pixel coordinate (a coordinate token not followed by ``" steps."``)."""
+        import torch
+
+        if not len(self.ids):
+            return torch.zeros_like(labels, dtype=torch.bool)
+        following = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=IGNORE)
+        return (labels >= 0) & (self.value[labels.clamp(min=0)] >= 0) & (following != self.steps_id)
+
+    def __call__(self, logits, labels):  # noqa: ANN001, ANN204 - tensors
+        """Mean loss over the labelled positions of ``logits`` (``B x T x V``)."""
+        import torch
+
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        mask = labels != IGNORE
+        nll = -logp.gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+        if self.sigma > 0 and len(self.ids):
+            coord = self.coordinate_mask(labels)
+            if coord.any():
+                q = self.soft[self.value[labels[coord]]]
+                nll = nll.masked_scatter(coord, -(q * logp[coord][:, self.ids]).sum(-1))
+        return (nll * mask).sum() / mask.sum().clamp(min=1)
+
+
+class GroundingLoss:
+    """Auxiliary training loss that supervises *where* the decoder looks when it writes a keypoint.
+
+    At the two positions that predict the ``u`` and ``v`` of a ``grasp`` or ``place`` keypoint, head
+    ``head`` of every decoder cross-attention layer is pulled towards the image patches around the
+    target pixel (cross-entropy against a Gaussian of ``sigma_px`` over the patch centres). The
+    attention weights are ordinary model outputs; nothing is added to the checkpoint, which stays a
+    plain ``VisionEncoderDecoderModel``. Without it the decoder has to discover by trial which patch
+    to read (a plateau at chance-level keypoints in a CPU-sized run); with it the lookup "object
+    named in the instruction -> its patches" is taught directly, and the coordinate is then read
+    from the attended patches' position embeddings.
+    """
+
+    ANCHORS = ('") @ grasp=(', '") @ place=(')
+
+    def __init__(self, tokenizer, weight: float, sigma_px: float, image_size: int, patch_size: int,  # noqa: ANN001
+                 head: int = 0) -> None:
+        """Anchor tokens of ``tokenizer`` and the patch grid of the encoder."""
+        import torch
+
+        vocab = tokenizer.get_vocab()
+        self.anchors = torch.tensor([vocab[a] for a in self.ANCHORS if a in vocab], dtype=torch.long)
+        self.weight, self.sigma, self.head = weight, sigma_px, head
+        grid = image_size // patch_size
+        centres = (torch.arange(grid, dtype=torch.float32) + 0.5) * patch_size
+        self.rows, self.cols = (c.reshape(-1) for c in torch.meshgrid(centres, centres, indexing="ij"))
+
+    def targets(self, inputs, labels, value):  # noqa: ANN001, ANN201 - tensors
+        """``(batch, position, patch distribution)`` of every supervised query position."""
+        import torch
+
+        t = inputs.shape[1]
+        val = torch.where(labels >= 0, value[labels.clamp(min=0)], -1)
+        val2 = torch.nn.functional.pad(val[:, 2:], (0, 2), value=-1)  # the v two tokens after u
+        anchor = torch.isin(inputs, self.anchors) & (val >= 0) & (val2 >= 0)
+        b, p = anchor.nonzero(as_tuple=True)
+        u, v = val[b, p].float(), val2[b, p].float()
+        d2 = (self.cols[None, :] - u[:, None]) ** 2 + (self.rows[None, :] - v[:, None]) ** 2
+        q = torch.softmax(-d2 / (2 * self.sigma ** 2), dim=-1)
+        keep = p + 2 < t
+        return torch.cat([b, b[keep]]), torch.cat([p, p[keep] + 2]), torch.cat([q, q[keep]])
+
+    def __call__(self, cross_attentions, inputs, labels, value):  # noqa: ANN001, ANN204 - tensors
+        """Mean cross-entropy of the supervised heads' patch attention (0 when nothing is supervised)."""
+        b, p, q = self.targets(inputs, labels, value)
+        if not len(b):
+            return cross_attentions[0].sum() * 0.0
+        total = 0.0
+        for att in cross_attentions:
+            a = att[b, self.head, p, 1:].float()  # patch tokens (the CLS token is 0)
+            total = total + -(q * (a + 1e-6).log()).sum(-1).mean()
+        return self.weight * total / len(cross_attentions)
+
+
+def batch_loss(model, batch, bf16: bool, loss_fn: CoordLoss | None = None,  # noqa: ANN001, ANN201 - torch objects
+               grounding: GroundingLoss | None = None):
+    """Mean next-token loss over the answer tokens of a batch (cross-entropy, or ``loss_fn``), plus the
+    ``grounding`` loss when given (``loss_fn`` is then required; the model must use eager attention)."""
     import torch
 
     pixels, inputs, labels = batch
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        logits = model(pixel_values=pixels, decoder_input_ids=inputs).logits
-    return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                             ignore_index=-100)
+        out = model(pixel_values=pixels, decoder_input_ids=inputs, output_attentions=grounding is not None)
+    if loss_fn is None:
+        return torch.nn.functional.cross_entropy(out.logits.float().reshape(-1, out.logits.shape[-1]),
+                                                 labels.reshape(-1), ignore_index=IGNORE)
+    loss = loss_fn(out.logits, labels)
+    if grounding is not None and grounding.weight > 0:
+        loss = loss + grounding(out.cross_attentions, inputs, labels, loss_fn.value)
+    return loss
 
 
-def validation_loss(model, data: Encoded, pad_id: int, bf16: bool, batch_size: int) -> float:  # noqa: ANN001
-    """Mean answer loss over the validation examples."""
+def validation_metrics(model, data: Encoded, pad_id: int, bf16: bool, batch_size: int,  # noqa: ANN001
+                       loss_fn: CoordLoss) -> dict[str, float]:
+    """Mean answer cross-entropy of the validation examples and, teacher-forced, the pixel error of the
+    most likely coordinate token at every coordinate (mean, median, share within 2 px)."""
     import torch
 
     model.eval()
-    total, n = 0.0, 0
+    total, n, errors = 0.0, 0, []
     with torch.no_grad():
         for i in range(0, len(data.ids), batch_size):
-            index = list(range(i, min(i + batch_size, len(data.ids))))
-            total += float(batch_loss(model, collate(data, index, pad_id), bf16)) * len(index)
-            n += len(index)
+            pixels, inputs, labels = collate(data, list(range(i, min(i + batch_size, len(data.ids)))), pad_id)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(pixel_values=pixels, decoder_input_ids=inputs).logits.float()
+            mask = labels != IGNORE
+            total += float(torch.nn.functional.cross_entropy(logits[mask], labels[mask], reduction="sum"))
+            n += int(mask.sum())
+            if len(loss_fn.ids):
+                coord = loss_fn.coordinate_mask(labels)
+                guess = logits[coord][:, loss_fn.ids].argmax(-1)
+                errors += (guess - loss_fn.value[labels[coord]]).abs().tolist()
     model.train()
-    return total / max(1, n)
+    out = {"val_loss": total / max(1, n)}
+    if errors:
+        err = np.asarray(errors, dtype=float)
+        out |= {"val_coord_px_mean": float(err.mean()), "val_coord_px_median": float(np.median(err)),
+                "val_coord_within_2px": float((err <= 2).mean())}
+    return out
 
 
 def _batches(lengths: list[int], batch_size: int, rng: random.Random, pool: int = 32):
@@ -195,14 +363,15 @@ def _batches(lengths: list[int], batch_size: int, rng: random.Random, pool: int 
 
 
 # ---------------------------------------------------------------- state
-def _save(cfg: TrainConfig, out: Path, model, tok, proc, opt, sched, step: int, rng: random.Random) -> None:  # noqa: ANN001
+def _save(cfg: TrainConfig, out: Path, model, tok, proc, opt, sched, step: int, rng: random.Random,  # noqa: ANN001
+          elapsed_s: float) -> None:
     import torch
 
     save_checkpoint(out, model, tok, proc)
     (out / ARGS_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     tmp = out / (STATE_FILE + ".tmp")
     torch.save({"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rng": rng.getstate()}, tmp)
+                "rng": rng.getstate(), "elapsed_s": elapsed_s}, tmp)
     tmp.replace(out / STATE_FILE)
     logger.info("saved step %d to %s", step, out)
 
@@ -234,8 +403,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     paths = generate(cfg.cache, range(cfg.examples), "seen", progress)
     model, tok, proc, resumed = _load_or_build(cfg, out)
     logger.info("model: %.2f M parameters", n_parameters(model) / 1e6)
-    data = encode([paths[s] for s in train_seeds], tok, cfg.model.n_positions)
+    data = encode([paths[s] for s in train_seeds], tok, cfg.model.n_positions, cfg.rename_prob, cfg.seed)
     val = encode([paths[s] for s in val_seeds], tok, cfg.model.n_positions)
+    loss_fn = CoordLoss(tok, cfg.coord_sigma)
+    grounding = None
+    if cfg.ground_weight > 0:
+        model.set_attn_implementation("eager")  # attention weights are outputs; the saved config is unchanged
+        grounding = GroundingLoss(tok, cfg.ground_weight, cfg.ground_sigma, cfg.model.image_size,
+                                  cfg.model.patch_size)
     total = cfg.max_steps or math.ceil(cfg.epochs * len(data.ids) / cfg.batch_size)
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
@@ -243,13 +418,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, total, cfg.warmup_steps, cfg.min_lr_ratio))
     rng = random.Random(cfg.seed)
-    step = 0
+    step, elapsed = 0, 0.0
     if resumed:
         state = torch.load(out / STATE_FILE, weights_only=False)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         rng.setstate(state["rng"])
         step = int(state["step"])
+        elapsed = float(state.get("elapsed_s", 0.0))
     (out / ARGS_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     logger.info("%d training / %d validation examples; steps %d -> %d", len(data.ids), len(val.ids), step, total)
     model.train()
@@ -258,7 +434,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     bar = tqdm(total=total, initial=step, desc="train brain", disable=not progress, unit="step")
     running = None
     while step < total:
-        loss = batch_loss(model, collate(data, next(batches), tok.pad_token_id), cfg.bf16)
+        loss = batch_loss(model, collate(data, next(batches), tok.pad_token_id), cfg.bf16, loss_fn, grounding)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
@@ -271,11 +447,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         bar.set_postfix(loss=f"{running:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
         out_of_time = cfg.max_minutes and (time.monotonic() - t0) / 60 >= cfg.max_minutes
         if step % cfg.eval_interval == 0 or step == total or out_of_time:
-            vloss = validation_loss(model, val, tok.pad_token_id, cfg.bf16, cfg.batch_size)
-            _log_metrics(out, {"step": step, "train_loss": running, "val_loss": vloss,
-                               "lr": sched.get_last_lr()[0], "elapsed_s": time.monotonic() - t0})
-            logger.info("step %d: train loss %.4f, val loss %.4f", step, running, vloss)
-            _save(cfg, out, model, tok, proc, opt, sched, step, rng)
+            metrics = validation_metrics(model, val, tok.pad_token_id, cfg.bf16, cfg.batch_size, loss_fn)
+            _log_metrics(out, {"step": step, "train_loss": running, **metrics,
+                               "lr": sched.get_last_lr()[0], "elapsed_s": elapsed + time.monotonic() - t0})
+            logger.info("step %d: train loss %.4f, %s", step, running,
+                        ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            _save(cfg, out, model, tok, proc, opt, sched, step, rng, elapsed + time.monotonic() - t0)
         if out_of_time:
             logger.warning("time budget of %.1f min spent at step %d/%d; rerun to resume", cfg.max_minutes, step,
                            total)
