@@ -253,10 +253,12 @@ class CerebellumNode(Node):
         self.pub_gripper.publish(Float64(data=float(gripper)))
 
     def destroy_node(self) -> None:
-        """Stop the policy thread, then the node."""
-        self._stop.set()
-        if self._policy_thread is not None:
-            self._policy_thread.join(timeout=2.0)
+        """Stop the policy thread, then the node (also after a constructor that failed half-way)."""
+        stop, thread = getattr(self, "_stop", None), getattr(self, "_policy_thread", None)
+        if stop is not None:
+            stop.set()
+        if thread is not None:
+            thread.join(timeout=2.0)
         super().destroy_node()
 
     def _publish_status(self, state: State, index: int, progress: float, detail: str) -> None:

@@ -107,7 +107,10 @@ def test_config_files_match_declared_parameters(repo_root: Path, config: str, no
     import yaml
 
     declared = importlib.import_module(module).PARAMETERS
-    params = yaml.safe_load((repo_root / "config" / f"{config}.yaml").read_text())[node]["ros__parameters"]
+    data = yaml.safe_load((repo_root / "config" / f"{config}.yaml").read_text())
+    # "/**/<node>" matches the node in any namespace (a plain "<node>:" key would not apply under one)
+    assert list(data) == [f"/**/{node}"]
+    params = data[f"/**/{node}"]["ros__parameters"]
     optional = {"checkpoint"}  # defaults to the package's shipped model, a path only the node can know
     assert set(params) | (optional & set(declared)) == set(declared)
     for name, value in params.items():
