@@ -16,6 +16,7 @@ import numpy as np
 from robo_cerebellum.monitor import Failure, FailureMonitor, MonitorConfig
 from robo_cerebellum.policy import CerebellumPolicy, Command, Observation
 from robo_cerebellum.safety import SafeCommand, SafetyConfig, SafetyEnvelope, Verdict
+from robo_common.geometry import quat_angle
 from robo_common.plan_types import PlanData
 
 LOG = logging.getLogger(__name__)
@@ -61,6 +62,10 @@ class PlanExecutor:
         self.last_progress = 0.0
         self._progress_history: list[float] = []
         self.plateau_min, self.plateau_delta, self.plateau_steps = 0.8, 0.01, 8
+        self.start_pose: tuple[np.ndarray, np.ndarray] | None = None
+        self.recovery: tuple[np.ndarray, np.ndarray, float] | None = None
+        self.recovery_tolerance = (0.01, np.deg2rad(5.0))
+        self.recovery_timeout_s, self._recovery_steps = 10.0, 0
 
     # ------------------------------------------------------------------ plans
     def set_plan(self, plan: PlanData, measured_pos: np.ndarray, measured_quat: np.ndarray) -> str:
@@ -69,7 +74,10 @@ class PlanExecutor:
         A plan with no subtasks stops execution (hold). A new plan resets the policy's recurrent
         state; a new revision of the running plan resumes from its first subtask and keeps it,
         except after a failure (a correction): the state then describes the failed attempt (e.g.
-        "carrying" after the object fell), so the revision starts from a fresh state.
+        "carrying" after the object fell), so the revision starts from a fresh state, and the arm
+        first retreats (through the safety envelope) to the pose the plan started from, the
+        situation the policy was trained to start in; the gripper opens on the way unless the
+        revision resumes with a ``place`` (the object is still held).
 
         Raises:
             ValueError: a subtask uses a skill the policy does not know (the plan is refused).
@@ -81,14 +89,22 @@ class PlanExecutor:
         same = self.plan is not None and plan.plan_id == self.plan.plan_id
         if same and plan.revision <= self.plan.revision:
             return f"ignored plan {plan.plan_id} revision {plan.revision} (running revision {self.plan.revision})"
-        if not same or self.state == State.FAILED:
+        correction = same and self.state == State.FAILED
+        if not same or correction:
             self.policy.reset()
-        self.plan, self.index = plan, 0
+        if not same:
+            self.start_pose = (np.asarray(measured_pos, float).copy(), np.asarray(measured_quat, float).copy())
+        self.plan, self.index, self.recovery = plan, 0, None
         self.envelope.reset(measured_pos, measured_quat)
         if not plan.subtasks:
             self.state, self.detail = State.HOLDING, "empty plan: holding position"
             return self.detail
         self.state = State.RUNNING
+        if correction and self.start_pose is not None:
+            gripper = self.last_gripper if plan.subtasks[0].skill == "place" else 1.0
+            self.recovery, self._recovery_steps = (*self.start_pose, gripper), 0
+            self.detail = "recovering: back to the plan's start pose before the revised plan"
+            return f"revision {plan.plan_id} rev {plan.revision}: {len(plan.subtasks)} subtasks, after a retreat"
         self._enter_subtask()
         kind = "revision" if same else "plan"
         return f"new {kind} {plan.plan_id} rev {plan.revision}: {len(plan.subtasks)} subtasks"
@@ -114,6 +130,8 @@ class PlanExecutor:
         if self.state != State.RUNNING:
             safe = self.envelope.hold(obs.ee_pos, obs.ee_quat, self.detail)
             return TickResult(self.state, self.index, self.last_progress, self.detail, safe, self.last_gripper)
+        if self.recovery is not None:
+            return self._recover(obs, state_age_s, image_age_s, dt)
         try:
             cmd = self.policy.step(obs)
         except ValueError as exc:
@@ -147,6 +165,30 @@ class PlanExecutor:
         window = history[-self.plateau_steps:]
         return (len(window) == self.plateau_steps and min(window) >= self.plateau_min
                 and max(window) - window[0] < self.plateau_delta)
+
+    def _recover(self, obs: Observation, state_age_s: float, image_age_s: float, dt: float) -> TickResult:
+        """One step of the retreat to the plan's start pose; the revised plan starts once it is reached."""
+        pos, quat, gripper = self.recovery
+        self._recovery_steps += 1
+        if self._recovery_steps * dt > self.recovery_timeout_s:
+            return self._fail(obs, Failure("timeout", f"retreat to the start pose not done in "
+                                                      f"{self.recovery_timeout_s:.0f} s"))
+        if not (np.all(np.isfinite(obs.ee_pos)) and np.all(np.isfinite(obs.ee_quat))):
+            return self._fail(obs, Failure("unsafe_command", "non-finite robot state during the retreat"))
+        reached = (np.linalg.norm(obs.ee_pos - pos) < self.recovery_tolerance[0]
+                   and quat_angle(obs.ee_quat, quat) < self.recovery_tolerance[1])
+        if reached:
+            self.recovery = None
+            self.envelope.reset(obs.ee_pos, obs.ee_quat)
+            self._enter_subtask()
+            safe = self.envelope.hold(obs.ee_pos, obs.ee_quat, "retreat done")
+            return TickResult(State.RUNNING, self.index, 0.0, self.detail, safe, gripper)
+        safe = self.envelope.filter(pos, quat, obs.ee_pos, obs.ee_quat, state_age_s, image_age_s, dt)
+        if safe.verdict == Verdict.REJECTED:
+            return self._fail(obs, Failure("unsafe_command", "; ".join(safe.reasons)))
+        self.last_gripper = gripper
+        state = State.HOLDING if safe.verdict == Verdict.HOLD else State.RUNNING
+        return TickResult(state, self.index, 0.0, self.detail, safe, gripper)
 
     def _advance(self) -> None:
         self.index += 1

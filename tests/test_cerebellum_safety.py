@@ -174,3 +174,31 @@ def test_monitor_drop_needs_a_firm_grip() -> None:
     mon.start_subtask("place")
     assert mon.check(HOME, HOME, 0.3, 0.15, 0.7, 0.0) is None  # opening (command rising): not a drop
     assert mon.check(HOME, HOME, 0.02, 0.15, 0.2, 0.0).kind == "object_dropped"
+
+
+def test_a_correction_retreats_to_the_start_pose_then_resumes_with_a_fresh_state() -> None:
+    ex = _executor()
+    ex.set_plan(_plan(), HOME, Q0)
+    low = HOME + np.array([0.1, 0.05, -0.2])
+    failed = ex.tick(Observation(np.array([np.nan, 0, 0]), Q0, 1.0), 0.0, 0.0, 0.05)
+    assert failed.state == State.FAILED
+    cache = ex.policy.state.cache
+    assert "after a retreat" in ex.set_plan(_plan(revision=1), low, Q0)
+    assert ex.policy.state.cache is not cache or cache is None  # recurrent state restarted
+    pos, steps = low.copy(), 0
+    while ex.recovery is not None:
+        out = ex.tick(Observation(pos, Q0, 0.0), 0.0, 0.0, 0.05)
+        assert out.state == State.RUNNING and out.gripper == 1.0 and "recovering" in out.detail or ex.recovery is None
+        step = np.linalg.norm(out.safe.pos - pos)
+        assert step <= SafetyConfig().max_speed * 0.05 + 1e-9  # the retreat goes through the envelope
+        pos, steps = out.safe.pos, steps + 1
+        assert steps < 100
+    assert np.linalg.norm(pos - HOME) < 0.01 and ex.index == 0 and ex.detail.startswith("running pick")
+    # a revision that resumes with a place keeps the gripper as it was (the object is still held)
+    ex2 = _executor()
+    ex2.set_plan(_plan(), HOME, Q0)
+    ex2.last_gripper = 0.0
+    ex2.tick(Observation(np.array([np.nan, 0, 0]), Q0, 0.5), 0.0, 0.0, 0.05)
+    place_only = PlanData("p1", 1, "x", "", _plan().subtasks[1:])
+    ex2.set_plan(place_only, low, Q0)
+    assert ex2.tick(Observation(low, Q0, 0.5), 0.0, 0.0, 0.05).gripper == 0.0
