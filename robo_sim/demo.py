@@ -24,9 +24,10 @@ from robo_sim.stack import StackConfig, StackProcesses, make_client
 
 LOG = logging.getLogger(__name__)
 
-DEMO_TOPICS = {**BAG_TOPICS, C.TOPIC_INSTRUCTION: "std_msgs/msg/String", C.TOPIC_BRAIN_STATUS: "std_msgs/msg/String",
-               C.TOPIC_SIM_TASK: "std_msgs/msg/String"}
-"""What the demo records: the episode bag's topics plus the instruction and the brain's status."""
+DEMO_TOPICS = (*BAG_TOPICS, C.TOPIC_INSTRUCTION, C.TOPIC_BRAIN_STATUS, C.TOPIC_SIM_TASK, C.TOPIC_MARKERS)
+"""What the demo records: the episode bag's topics plus the instruction, the brain's status and markers."""
+RECORD_AT_START = (C.TOPIC_COLOR_IMAGE, C.TOPIC_EE_POSE, C.TOPIC_EE_TARGET, C.TOPIC_EXECUTION_STATUS)
+"""Topics whose publishers already run when the demo starts recording (it waits for them to be subscribed)."""
 
 STATE_NAMES = ("IDLE", "RUNNING", "SUCCEEDED", "FAILED", "HOLDING")
 
@@ -87,7 +88,7 @@ def run_demo(cfg: DemoConfig, say=print) -> int:  # noqa: ANN001 - print-like
     """Run the demo (see the module docstring); returns the exit code."""
     import rclpy
 
-    from robo_common.ros.recorder import LiveRecorder
+    from robo_eval.ros.recorder import RecordConfig, TopicRecorder
 
     out = Path(cfg.out) / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +110,8 @@ def run_demo(cfg: DemoConfig, say=print) -> int:  # noqa: ANN001 - print-like
             objects = ", ".join(o.get("name", "?") for o in task.get("scene", {}).get("objects", []))
             say(f"[demo] task: {task['family']} (seed {cfg.seed}, {cfg.split}); objects: {objects}")
             instruction = cfg.instruction or task["instruction"]
-            recorder = LiveRecorder(client, out / "bag", DEMO_TOPICS)
+            recorder = TopicRecorder(client, out / "bag", RecordConfig(topics=tuple(DEMO_TOPICS)))
+            client.spin_until(lambda: set(RECORD_AT_START) <= recorder.topics, 5.0, procs)
             client.keep_frames = True
             trace = client.run(instruction, cfg.timeout_s, procs)
             client.keep_frames = False

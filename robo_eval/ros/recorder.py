@@ -57,15 +57,18 @@ class RecordConfig:
             raise ValueError("RecordConfig.duration_s and idle_timeout_s must be >= 0")
 
 
-class BagRecorder(Node):
-    """Subscribes (raw) to topics as they appear and writes them to a bag."""
+class TopicRecorder:
+    """Writes the topics ``node`` sees into a bag: subscribes (raw) to each as its publishers appear.
+
+    Attach it to any node (the demo's client records this way); :class:`BagRecorder` is the
+    standalone recorder node of ``robo-stack record``. Topic names are absolute, as in the bag.
+    """
 
     IGNORED = ("/rosout", "/parameter_events")
 
-    def __init__(self, out: Path, cfg: RecordConfig) -> None:
-        """Open the bag at ``out`` (must not exist)."""
-        super().__init__("robo_bag_recorder", parameter_overrides=[
-            Parameter("use_sim_time", Parameter.Type.BOOL, cfg.use_sim_time)])
+    def __init__(self, node: Node, out: Path, cfg: RecordConfig) -> None:
+        """Open the bag at ``out`` (must not exist) and start discovering topics."""
+        self.node = node
         self.cfg = cfg
         self.out = Path(out)
         plugin = StoragePlugin.MCAP if cfg.storage == "mcap" else StoragePlugin.SQLITE3
@@ -75,21 +78,25 @@ class BagRecorder(Node):
         self.writer.open()
         self.counts: dict[str, int] = {}
         self.last_message = 0.0
+        self.closed = False
         self._conns: dict[str, Any] = {}
         self._subs: list[Any] = []
         self._store = bags.typestore()
         # graph polling on the steady clock: under use_sim_time a ROS-time timer waits for /clock
-        self.create_timer(0.1, self._discover, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._timer = node.create_timer(0.1, self._discover, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._discover()
 
     def _wanted(self, topic: str) -> bool:
         return topic in self.cfg.topics or (self.cfg.all_topics and topic not in self.IGNORED)
 
     def _discover(self) -> None:
-        for topic, types in self.get_topic_names_and_types():
+        if self.closed:
+            return
+        node = self.node
+        for topic, types in node.get_topic_names_and_types():
             if topic in self._conns or not self._wanted(topic) or not types:
                 continue
-            publishers = self.get_publishers_info_by_topic(topic)
+            publishers = node.get_publishers_info_by_topic(topic)
             if not publishers:
                 continue
             msgtype = types[0]
@@ -97,33 +104,70 @@ class BagRecorder(Node):
                 cls = message_class(msgtype)
                 conn = self.writer.add_connection(topic, msgtype, typestore=self._store)
             except Exception as exc:  # noqa: BLE001 - an unknown type skips the topic, never the recording
-                self.get_logger().error(f"cannot record {topic} ({msgtype}): {exc}")
+                node.get_logger().error(f"cannot record {topic} ({msgtype}): {exc}")
                 self._conns[topic] = None
                 continue
             self._conns[topic] = conn
-            self._subs.append(self.create_subscription(cls, topic, self._callback(topic), subscriber_qos(publishers),
+            self._subs.append(node.create_subscription(cls, topic, self._callback(topic), subscriber_qos(publishers),
                                                        raw=True))
-            self.get_logger().info(f"recording {topic} ({msgtype})")
+            node.get_logger().info(f"recording {topic} ({msgtype})")
 
     def _callback(self, topic: str):  # noqa: ANN202 - a subscription callback
         def write(raw: bytes) -> None:
-            self.writer.write(self._conns[topic], self.get_clock().now().nanoseconds, raw)
+            if self.closed:
+                return
+            self.writer.write(self._conns[topic], self.node.get_clock().now().nanoseconds, raw)
             self.counts[topic] = self.counts.get(topic, 0) + 1
             self.last_message = time.monotonic()
 
         return write
+
+    @property
+    def topics(self) -> set[str]:
+        """Topics being recorded so far."""
+        return {t for t, conn in self._conns.items() if conn is not None}
+
+    def set_metadata(self, key: str, value: str) -> None:
+        """Store ``value`` in the bag's custom data (metadata.yaml) under ``key``."""
+        self.writer.set_custom_data(key, value)
+
+    def close(self) -> dict[str, int]:
+        """Stop recording and close the bag (writes its metadata); returns messages per topic."""
+        if not self.closed:
+            self.closed = True
+            self.node.destroy_timer(self._timer)
+            for sub in self._subs:
+                self.node.destroy_subscription(sub)
+            self.writer.close()
+        return dict(self.counts)
+
+
+class BagRecorder(Node):
+    """The standalone recorder node: a :class:`TopicRecorder` on its own node."""
+
+    def __init__(self, out: Path, cfg: RecordConfig) -> None:
+        """Open the bag at ``out`` (must not exist)."""
+        super().__init__("robo_bag_recorder", parameter_overrides=[
+            Parameter("use_sim_time", Parameter.Type.BOOL, cfg.use_sim_time)])
+        self.cfg = cfg
+        self.recorder = TopicRecorder(self, out, cfg)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Messages written per topic."""
+        return self.recorder.counts
 
     def done(self, started: float) -> bool:
         """Whether the duration or the idle timeout has passed."""
         now = time.monotonic()
         if self.cfg.duration_s and now - started >= self.cfg.duration_s:
             return True
-        return bool(self.cfg.idle_timeout_s and self.last_message
-                    and now - self.last_message >= self.cfg.idle_timeout_s)
+        last = self.recorder.last_message
+        return bool(self.cfg.idle_timeout_s and last and now - last >= self.cfg.idle_timeout_s)
 
     def close(self) -> None:
         """Close the bag (writes its metadata)."""
-        self.writer.close()
+        self.recorder.close()
 
 
 def record(out: Path, cfg: RecordConfig, args: list[str] | None = None) -> dict[str, int]:
