@@ -25,6 +25,8 @@ ARGUMENTS = [
     ("split", "seen", "Split of the start-up task: seen or unseen."),
     ("family", "", "Family of the start-up task: pick_place, stack, rearrange, push (empty: from the seed)."),
     ("render", "true", "Publish camera images (false: state only)."),
+    ("lockstep_period_s", "0.05", "Synchronous simulation: sim_node waits for the cerebellum's step at every multiple "
+                                  "of this much simulated time (its policy period); 0.0: free-running real time."),
     ("use_sim_time", "true", "Brain and cerebellum follow the simulator's /clock."),
     ("log_level", "info", "Log level of all nodes: debug, info, warn, error."),
     ("namespace", "", "Namespace of all nodes and topics."),
@@ -51,6 +53,7 @@ def generate_launch_description() -> LaunchDescription:
             "split": ParameterValue(cfg["split"], value_type=str),
             "family": ParameterValue(cfg["family"], value_type=str),
             "render": ParameterValue(cfg["render"], value_type=bool),
+            "lockstep_period_s": ParameterValue(cfg["lockstep_period_s"], value_type=float),
             "use_sim_time": False,
         }],
         ros_arguments=["--log-level", cfg["log_level"]],

@@ -1,7 +1,10 @@
 """``cerebellum_node``: the ROS 2 adapter of the fast system (a thin layer over :class:`PlanExecutor`).
 
 A timer at ``control_rate_hz`` publishes ``/robo/ee_target`` and ``/robo/gripper_command`` every
-tick, interpolating between the two latest policy targets. A second timer runs one policy step at
+tick: the latest policy target, blended in from the previous one over ``interpolation_s`` (0: at
+once, which is how the demonstrations were recorded: a command holds for one policy period, and
+blending it in over that period makes the arm lag a period behind what the policy expects, e.g.
+the gripper closes before the fingers are around the object). A second timer runs one policy step at
 ``policy_hz`` (the rate the policy was trained at, from its checkpoint) on the latest state and
 image, and passes its command through the safety envelope. The timers, the image encoding and
 the plan/state inputs are in separate callback groups of a multi-threaded executor, so the
@@ -53,6 +56,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "tracking_error_m": (0.05, "Tracking error that, sustained, counts as a failure (m)."),
     "subtask_timeout_s": (30.0, "Longest time one subtask may take (s)."),
     "failure_threshold": (0.6, "Learned failure probability that, sustained, counts as a failure."),
+    "interpolation_s": (0.0, "Blend a new policy target in from the previous one over this long (s); 0: at once "
+                             "(as in the demonstrations). A smoother command costs up to this much lag."),
 }
 
 
@@ -77,6 +82,8 @@ class CerebellumNode(Node):
         self._make_interfaces()
         self._state: tuple[np.ndarray, np.ndarray, float] | None = None
         self._state_time = self._image_time = -math.inf
+        self._state_stamp = -math.inf  # header stamp (s) of the latest state
+        self._state_stamp_msg = None
         self._width = 1.0
         self._rgb: np.ndarray | None = None
         self._target: tuple[np.ndarray, np.ndarray] | None = None
@@ -110,6 +117,7 @@ class CerebellumNode(Node):
             return
         self.executor_core = PlanExecutor(policy, safety, monitor)
         self.policy_period = 1.0 / policy.cfg.policy_hz
+        self.interpolation_s = max(0.0, float(par["interpolation_s"]))
         self.get_logger().info(f"cerebellum up: {par['checkpoint']} ({policy.cfg.backbone} "
                                f"{policy.cfg.hidden_size}x{policy.cfg.num_layers}), loop {self.rate:.0f} Hz, "
                                f"policy {policy.cfg.policy_hz:.0f} Hz")
@@ -169,6 +177,8 @@ class CerebellumNode(Node):
             return
         self._state = (pos, quat / np.linalg.norm(quat), self._width)
         self._state_time = time.monotonic()
+        self._state_stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self._state_stamp_msg = msg.header.stamp
 
     def _on_joints(self, msg: JointState) -> None:
         fingers = [p for n, p in zip(msg.name, msg.position, strict=False) if "finger" in n]
@@ -193,14 +203,32 @@ class CerebellumNode(Node):
 
     # ------------------------------------------------------------------ loop
     def _policy_loop(self) -> None:
-        """The policy thread: one step every policy period, on the latest inputs."""
-        next_time = time.monotonic()
+        """The policy thread: one step every policy period, on the latest inputs.
+
+        The period is measured on the monotonic clock, or under ``use_sim_time`` on the stamps of
+        the robot state: the policy then steps on the first state stamped a policy period after
+        the previous step's, i.e. once per 1/policy_hz of simulated motion and on fresh state, as
+        in training, however fast the simulator runs. It never tries to catch up on missed steps.
+        """
+        sim = self.get_parameter("use_sim_time").value
+
+        def now() -> float:
+            return self._state_stamp if sim else time.monotonic()
+
+        next_time = now()
         while not self._stop.is_set():
-            next_time += self.policy_period
-            delay = next_time - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                return
-            next_time = max(next_time, time.monotonic() - self.policy_period)  # never try to catch up
+            t = now()
+            if not math.isfinite(t):  # no robot state yet
+                self._stop.wait(0.002)
+                continue
+            if t + 1e-6 < next_time:
+                # under sim time, poll the wall clock in small slices (the sim may run slower or faster)
+                self._stop.wait(min(next_time - t, 0.002) if sim else next_time - t)
+                continue
+            if sim:  # steps on the simulated-time grid k / policy_hz (what a lock-stepped sim_node waits on)
+                next_time = (math.floor(t / self.policy_period + 1e-6) + 1) * self.policy_period
+            else:
+                next_time = max(next_time + self.policy_period, t - self.policy_period)  # never try to catch up
             try:
                 self._policy_step()
             except Exception as exc:  # noqa: BLE001 - the loop must survive; the arm holds meanwhile
@@ -222,6 +250,7 @@ class CerebellumNode(Node):
                 self.get_logger().error(f"camera frame not usable: {exc}", throttle_duration_sec=2.0)
         now = time.monotonic()
         pos, quat, _ = state
+        state_stamp = self._state_stamp_msg
         obs = Observation(pos, quat, self._width)
         result = core.tick(obs, now - self._state_time, now - self._image_time, self.policy_period)
         with self._lock:
@@ -233,12 +262,14 @@ class CerebellumNode(Node):
         if result.safe.verdict == Verdict.CLAMPED:
             self.get_logger().warning("command clamped: " + "; ".join(result.safe.reasons),
                                       throttle_duration_sec=2.0)
-        self._publish_status(result.state, result.subtask_index, result.progress, result.detail)
+        self._tick()  # the new target goes out now, before the status that says this step is done
+        self._publish_status(result.state, result.subtask_index, result.progress, result.detail, state_stamp)
         if result.failure is not None:
             self._publish_failure(result, obs)
 
     def _interpolated(self, now: float) -> tuple[np.ndarray, np.ndarray]:
-        alpha = min(1.0, (now - self._target_time) / self.policy_period)
+        blend = self.interpolation_s
+        alpha = 1.0 if blend <= 0 else min(1.0, (now - self._target_time) / blend)
         (p0, q0), (p1, q1) = self._previous, self._target
         return p0 + alpha * (p1 - p0), slerp(q0, q1, alpha)
 
@@ -261,11 +292,13 @@ class CerebellumNode(Node):
             thread.join(timeout=2.0)
         super().destroy_node()
 
-    def _publish_status(self, state: State, index: int, progress: float, detail: str) -> None:
+    def _publish_status(self, state: State, index: int, progress: float, detail: str, stamp: object = None) -> None:
+        """Publish the execution status, stamped with the robot state it was computed from (else now)."""
         msg = ExecutionStatus(state=int(state), subtask_index=int(index), progress=float(progress), detail=detail)
         plan = self.executor_core.plan if self.executor_core is not None else None
         msg.plan_id, msg.revision = (plan.plan_id, plan.revision) if plan else ("", 0)
-        msg.header.stamp, msg.header.frame_id = self.get_clock().now().to_msg(), C.BASE_FRAME
+        msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
+        msg.header.frame_id = C.BASE_FRAME
         self.pub_status.publish(msg)
 
     def _publish_failure(self, result: TickResult, obs: Observation) -> None:

@@ -14,6 +14,7 @@ line (``--ros-args -r /robo/ee_target:=/my_arm/target``) or in a launch file.
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import numpy as np
@@ -43,6 +44,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "split": ("seen", "Split of the task loaded at start-up: seen or unseen."),
     "family": ("", "Task family loaded at start-up (pick_place, stack, rearrange, push); empty: from the seed."),
     "render": (True, "Publish camera images (false: state only, for fast tests)."),
+    "lockstep_period_s": (0.0, "Synchronous simulation: pause at every multiple of this much simulated time until the "
+                               "controller's /robo/execution_status stamped there arrives (the cerebellum's policy "
+                               "period, 0.05); 0: free-running real time, like a robot."),
+    "lockstep_timeout_s": (1.0, "Longest wall-clock wait for the controller at a lock-step point (s)."),
 }
 
 
@@ -72,6 +77,14 @@ class SimNode(Node):
         if not self.rtf > 0:
             raise ValueError(f"real_time_factor must be > 0, got {self.rtf}")
         self.session = SimSession(cfg)
+        self.lockstep = float(par["lockstep_period_s"])
+        self.lockstep_timeout = float(par["lockstep_timeout_s"])
+        if self.lockstep < 0 or self.lockstep_timeout <= 0:
+            raise ValueError(f"lockstep_period_s must be >= 0 and lockstep_timeout_s > 0, got {self.lockstep}, "
+                             f"{self.lockstep_timeout}")
+        self._answered = -1.0  # latest controller status stamp (sim s)
+        self._waiting_since: float | None = None
+        self.lockstep_timeouts = 0
         self._make_interfaces()
         self._load(int(par["seed"]), str(par["split"]), str(par["family"]) or None)
         self._last_wall = time.monotonic()
@@ -107,6 +120,11 @@ class SimNode(Node):
         self.create_subscription(Float64, C.relative(C.TOPIC_GRIPPER_COMMAND), self._on_gripper,
                                  qos_for_topic(C.TOPIC_GRIPPER_COMMAND))
         self.create_service(ResetSim, C.relative(C.SERVICE_SIM_RESET), self._on_reset)
+        if self.lockstep > 0:
+            from robo_stack.msg import ExecutionStatus
+
+            self.create_subscription(ExecutionStatus, C.relative(C.TOPIC_EXECUTION_STATUS), self._on_status,
+                                     qos_for_topic(C.TOPIC_EXECUTION_STATUS))
 
     def _load(self, seed: int, split: str, family: str | None) -> str:
         task = self.session.reset(seed, split, family)
@@ -135,6 +153,27 @@ class SimNode(Node):
         except ValueError as exc:
             self.get_logger().error(f"rejected ee target: {exc}")
 
+    def _on_status(self, msg) -> None:  # noqa: ANN001 - robo_stack/ExecutionStatus
+        self._answered = max(self._answered, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+
+    def _lockstep_hold(self, now: float) -> bool:
+        """At a lock-step point: True while the controller has not answered it (and the wait is not over)."""
+        t, period = self.session.sim_time, self.lockstep
+        if abs(t / period - round(t / period)) > 1e-6:
+            return False
+        if self._answered >= t - 1e-6:
+            self._waiting_since = None
+            return False
+        if self._waiting_since is None:
+            self._waiting_since = now
+        if now - self._waiting_since > self.lockstep_timeout:
+            self.lockstep_timeouts += 1
+            self._waiting_since = None
+            self.get_logger().warning(f"lock-step: no controller status for t={t:.3f} s within "
+                                      f"{self.lockstep_timeout} s; going on", throttle_duration_sec=5.0)
+            return False
+        return True
+
     def _on_gripper(self, msg: Float64) -> None:
         try:
             self.session.command_gripper(msg.data)
@@ -159,6 +198,11 @@ class SimNode(Node):
         now = time.monotonic()
         dt = min(now - self._last_wall, 0.1) * self.rtf  # never jump more than 0.1 s after a stall
         self._last_wall = now
+        if self.lockstep > 0:
+            if self._lockstep_hold(now):
+                return
+            t = self.session.sim_time
+            dt = min(dt, (math.floor(t / self.lockstep + 1e-6) + 1) * self.lockstep - t)  # stop at the next point
         self.session.advance(dt)
         stamp = _stamp(self.session.sim_time)
         self.pub_clock.publish(Clock(clock=stamp))

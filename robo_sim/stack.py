@@ -60,7 +60,9 @@ class StackConfig:
 
     ``brain``: ``embedded`` (brain_node's default model), a transformers checkpoint folder, or
     ``oracle`` (no brain_node: the client forwards the simulator's expert plan; no corrections).
-    ``params``: extra ``-p name:=value`` per executable.
+    ``params``: extra ``-p name:=value`` per executable. ``lockstep_period_s``: sim_node waits at
+    every multiple of this much simulated time for the cerebellum's step (its policy period): on a
+    busy machine the command latency of a free-running sim exceeds what the policy tolerates.
     """
 
     brain: str = "embedded"
@@ -73,6 +75,7 @@ class StackConfig:
     family: str = ""
     log_dir: Path = Path("runs/stack-logs")
     params: dict[str, dict[str, object]] = field(default_factory=dict)
+    lockstep_period_s: float = 0.05
 
     def executables(self) -> list[str]:
         """The nodes to start."""
@@ -82,7 +85,8 @@ class StackConfig:
         """``-p`` overrides of ``exe`` (on top of its ``config/*.yaml``)."""
         params: dict[str, object] = {"use_sim_time": self.use_sim_time}
         if exe == "sim_node":  # the clock source itself runs on wall time
-            params.update(use_sim_time=False, seed=self.seed, split=self.split, family=self.family)
+            params.update(use_sim_time=False, seed=self.seed, split=self.split, family=self.family,
+                          lockstep_period_s=self.lockstep_period_s)
         elif exe == "brain_node" and self.brain != "embedded":
             params["model_path"] = self.brain
         elif exe == "cerebellum_node" and self.cerebellum_checkpoint:

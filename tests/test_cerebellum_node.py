@@ -62,9 +62,10 @@ def test_runs_plan_streams_safe_targets_then_times_out_with_failure_report(stack
     assert all(t.header.frame_id == C.BASE_FRAME for t in targets)
     pos = np.array([[t.pose.position.x, t.pose.position.y, t.pose.position.z] for t in targets])
     assert np.all(pos >= np.array([0.2, -0.45, 0.005]) - 1e-6) and np.all(pos <= np.array([0.8, 0.45, 0.6]) + 1e-6)
-    stamps = np.array([t.header.stamp.sec + t.header.stamp.nanosec * 1e-9 for t in targets])
-    speeds = np.linalg.norm(np.diff(pos, axis=0), axis=1) / np.maximum(np.diff(stamps), 1e-4)
-    assert np.percentile(speeds, 95) <= 0.6 * 1.5  # the envelope's speed limit (stamp jitter allowed)
+    # a new target per policy step (interpolation_s 0: stepped at once, as trained); each step within
+    # the envelope's speed limit: max_speed 0.6 m/s x 0.05 s
+    jumps = np.linalg.norm(np.diff(pos, axis=0), axis=1)
+    assert jumps.max() <= 0.6 * 0.05 + 1e-6, jumps.max()
     assert all(0.0 <= g.data <= 1.0 for g in rec["gripper"])
     # subtask_timeout_s:=2: the untrained policy cannot finish; the node holds and reports a timeout.
     assert spin_until(node, lambda: rec["failure"], 20), stack["cb"].log()[-3000:]

@@ -145,3 +145,51 @@ def test_reset_service_loads_a_new_task(sim) -> None:
     assert spin_until(node, bad.done, 30)
     assert not bad.result().success and "split" in bad.result().message
     assert proc.alive()
+
+
+def test_lockstep_waits_for_the_controller_at_each_period(tmp_path) -> None:
+    """With lockstep_period_s, simulated time stops at every 0.05 s until a status stamped there arrives."""
+    import time
+
+    from robo_stack.msg import ExecutionStatus
+
+    # its own namespace and clock topic: the module's other sim_node runs beside it
+    proc = NodeProcess("robo_sim.node", {"render": False, "lockstep_period_s": 0.05, "lockstep_timeout_s": 0.5},
+                       log_dir=tmp_path, extra_args=["-r", "__ns:=/ls", "-r", "/clock:=/ls/clock"])
+    owns = not rclpy.ok()  # the module's fixture may already have initialised rclpy
+    if owns:
+        rclpy.init()
+    try:
+        if True:
+            node = Node("lockstep_probe")
+            clock = Latest(node, Clock, "/ls/clock")
+            pub = node.create_publisher(ExecutionStatus, "/ls" + C.TOPIC_EXECUTION_STATUS,
+                                        qos_for_topic(C.TOPIC_EXECUTION_STATUS))
+
+            def sim_t() -> float:
+                return clock.last.clock.sec + clock.last.clock.nanosec * 1e-9 if clock.last else -1.0
+
+            assert spin_until(node, lambda: clock.last is not None, 30.0), proc.log()
+            t0, w0 = sim_t(), time.monotonic()
+            spin_until(node, lambda: False, 1.5)  # nobody answers: one period per 0.5 s timeout at most
+            silent_rate = (sim_t() - t0) / (time.monotonic() - w0)
+            assert silent_rate < 0.25, silent_rate
+
+            def answer(msg: Clock) -> None:  # a controller that steps on every grid point
+                t = msg.clock.sec + msg.clock.nanosec * 1e-9
+                if abs(t * 20 - round(t * 20)) < 1e-4:
+                    status = ExecutionStatus(state=ExecutionStatus.IDLE)
+                    status.header.stamp = msg.clock
+                    pub.publish(status)
+
+            node.create_subscription(Clock, "/ls/clock", answer, 10)
+            t1, w1 = sim_t(), time.monotonic()
+            spin_until(node, lambda: False, 1.5)
+            answered_rate = (sim_t() - t1) / (time.monotonic() - w1)
+            assert answered_rate > 2 * silent_rate and answered_rate > 0.3, (silent_rate, answered_rate)
+            assert "lock-step: no controller status" in proc.log()
+            node.destroy_node()
+    finally:
+        if owns:
+            rclpy.shutdown()
+        proc.stop()
