@@ -25,6 +25,7 @@ import time
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from robo_stack.msg import ExecutionStatus, FailureReport, Plan
 from sensor_msgs.msg import Image, JointState
@@ -84,6 +85,7 @@ class CerebellumNode(Node):
         self._state_time = self._image_time = -math.inf
         self._state_stamp = -math.inf  # header stamp (s) of the latest state
         self._state_stamp_msg = None
+        self._pending_status: tuple | None = None
         self._width = 1.0
         self._rgb: np.ndarray | None = None
         self._target: tuple[np.ndarray, np.ndarray] | None = None
@@ -96,7 +98,9 @@ class CerebellumNode(Node):
         self._new_image = False
         self._stop = threading.Event()
         self._load(par)
-        self.timer = self.create_timer(1.0 / self.rate, self._tick)
+        # the control loop runs on the steady clock: under use_sim_time a ROS-time timer would stop while a
+        # lock-stepped simulator waits for this node's status, which this loop sends (see _tick)
+        self.timer = self.create_timer(1.0 / self.rate, self._tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._policy_thread: threading.Thread | None = None
         if self.executor_core is not None:
             self._policy_thread = threading.Thread(target=self._policy_loop, name="cerebellum_policy", daemon=True)
@@ -262,8 +266,8 @@ class CerebellumNode(Node):
         if result.safe.verdict == Verdict.CLAMPED:
             self.get_logger().warning("command clamped: " + "; ".join(result.safe.reasons),
                                       throttle_duration_sec=2.0)
-        self._tick()  # the new target goes out now, before the status that says this step is done
-        self._publish_status(result.state, result.subtask_index, result.progress, result.detail, state_stamp)
+        with self._lock:  # the control tick sends it right after the new target (see _tick)
+            self._pending_status = (result.state, result.subtask_index, result.progress, result.detail, state_stamp)
         if result.failure is not None:
             self._publish_failure(result, obs)
 
@@ -279,9 +283,12 @@ class CerebellumNode(Node):
                 return
             pos, quat = self._interpolated(time.monotonic())
             gripper = self._gripper
+            status, self._pending_status = self._pending_status, None
         stamp = self.get_clock().now().to_msg()
         self.pub_target.publish(_pose_msg(stamp, pos, quat))
         self.pub_gripper.publish(Float64(data=float(gripper)))
+        if status is not None:  # the status of a policy step follows its first target (a lock-stepped sim waits on it)
+            self._publish_status(*status)
 
     def destroy_node(self) -> None:
         """Stop the policy thread, then the node (also after a constructor that failed half-way)."""
