@@ -17,6 +17,7 @@ from robo_brain.embedded.train import (
     IGNORE,
     STATE_FILE,
     CoordLoss,
+    GroundingLoss,
     TrainConfig,
     batch_loss,
     collate,
@@ -94,16 +95,41 @@ def test_coordinates_are_one_token_each_and_decode_to_digits() -> None:
     assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
 
 
-def test_coordinate_embeddings_start_smooth() -> None:
+def test_coordinate_embeddings_read_patch_positions() -> None:
+    from robo_brain.embedded.model import coordinate_embeddings, patch_position_embeddings
+    from robo_brain.embedded.tokenizer import coord_token_ids
+
+    patches, coords = patch_position_embeddings(128, 8, 192), coordinate_embeddings(128, 256, 192, 8, 128)
+    for patch in (0, 37, 200, 255):
+        row, col = divmod(patch, 16)
+        x, y = patches[patch, :96], patches[patch, 96:]
+        assert abs(int(np.argmax(coords[:, :96] @ x)) - (8 * col + 3.5)) <= 1  # linear read-out = the centre
+        assert abs(int(np.argmax(coords[:, :96] @ y)) - (8 * row + 3.5)) <= 1
+    model, tok, _ = build_model(TINY)
+    emb = model.decoder.get_input_embeddings().weight[coord_token_ids(tok)].detach().numpy()
+    assert np.allclose(emb, TINY.coord_scale * coordinate_embeddings(128, 48, 32, 16, 128), atol=1e-6)
+    assert model.decoder.lm_head.weight.data_ptr() == model.decoder.get_input_embeddings().weight.data_ptr()
+
+
+def test_readout_init_maps_an_attended_patch_to_its_coordinates() -> None:
     import torch
 
     from robo_brain.embedded.tokenizer import coord_token_ids
 
-    model, tok, _ = build_model(TINY)
+    cfg = ModelConfig(patch_size=16, enc_hidden=64, enc_layers=1, enc_heads=2, dec_hidden=64, dec_layers=1,
+                      dec_heads=2, readout_init=True)
+    model, tok, _ = build_model(cfg)
+    attn, hd = model.decoder.transformer.h[0].crossattention, 32
     emb = model.decoder.get_input_embeddings().weight[coord_token_ids(tok)]
-    cos = torch.nn.functional.cosine_similarity
-    assert cos(emb[60], emb[61], dim=0) > 0.8 > cos(emb[60], emb[100], dim=0) + 0.3
-    assert model.decoder.lm_head.weight.data_ptr() == model.decoder.get_input_embeddings().weight.data_ptr()
+    with torch.no_grad():
+        enc = model.encoder(pixel_values=torch.zeros(1, 3, 128, 128)).last_hidden_state  # equal widths: no proj
+        value = attn.c_attn(enc).split(64, dim=2)[1][0]
+        for patch in (9, 42, 63):  # 8 x 8 grid of 16 px patches
+            row, col = divmod(patch, 8)
+            for head, centre in ((0, 16 * col + 7.5), (1, 16 * row + 7.5)):
+                v = torch.zeros(64)
+                v[head * hd:(head + 1) * hd] = value[1 + patch, head * hd:(head + 1) * hd]
+                assert abs(int((emb @ (attn.c_proj.weight.T @ v)).argmax()) - centre) <= 2
 
 
 def test_rename_colours_keeps_prompt_and_target_consistent() -> None:
@@ -154,6 +180,26 @@ def test_coord_loss_soft_labels() -> None:
     hard = CoordLoss(tok, sigma=0.0)
     ref = torch.nn.functional.cross_entropy(near[0, [0, 2]], labels[0, [0, 2]])
     assert torch.isclose(hard(near, labels), ref)
+
+
+def test_grounding_loss_targets_the_keypoint_patch() -> None:
+    import torch
+
+    tok = make_char_tokenizer()
+    text = 'Plan:\npick(object="red block") @ grasp=(84, 52)\ndone()'
+    ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
+    inputs, labels = ids[:, :-1], ids[:, 1:]
+    ground = GroundingLoss(tok, weight=1.0, sigma_px=4.0, image_size=128, patch_size=16)
+    b, p, axis, q = ground.targets(inputs, labels, CoordLoss(tok, 1.0).value)
+    assert axis.tolist() == [0, 1] and (p[1] - p[0]).item() == 2
+    assert tok.convert_ids_to_tokens(inputs[0, p].tolist()) == ['") @ grasp=(', ", "]
+    assert divmod(int(q[0].argmax()), 8) == (3, 5)  # v 52 -> patch row 3, u 84 -> patch column 5
+    att = torch.full((1, 2, inputs.shape[1], 65), 1 / 65)
+    good = att.clone()
+    good[0, 0, p[0]] = good[0, 1, p[1]] = torch.cat([torch.zeros(1), q[0]])  # the object, per coordinate
+    good[0, 1, p[0]] = good[0, 0, p[1]] = torch.eye(65)[0]  # the other head on CLS
+    assert ground((good,), inputs, labels, CoordLoss(tok, 1.0).value) < ground((att,), inputs, labels,
+                                                                              CoordLoss(tok, 1.0).value)
 
 
 def test_tiny_model_loss_decreases(cache: Path) -> None:

@@ -7,5 +7,7 @@
   loads by path.
 * :mod:`.dataset`: training examples rendered from the simulator (image, instruction, target text),
   cached on disk.
-* :mod:`.train`: ``robo-stack train brain``; :mod:`.evaluate`: ``robo-stack eval brain``.
+* :mod:`.augment`: colour stand-in words (teach copying colour names from the instruction).
+* :mod:`.train`: ``robo-stack train brain`` (coordinate soft labels, cross-attention grounding loss);
+  :mod:`.evaluate`: ``robo-stack eval brain``; :mod:`.refine`: depth snapping of grasp pixels.
 """

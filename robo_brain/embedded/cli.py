@@ -19,7 +19,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-every", type=int, default=101,
                    help="hold out every K-th seed for validation (not a multiple of the 4 families)")
     p.add_argument("--epochs", type=float, default=1.2)
-    p.add_argument("--max-steps", type=int, default=3000, help="cap on optimizer steps (0: from --epochs)")
+    p.add_argument("--max-steps", type=int, default=2600, help="cap on optimizer steps (0: from --epochs)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup-steps", type=int, default=60)

@@ -66,7 +66,7 @@ class TrainConfig:
     examples: int = 14000
     val_every: int = 101
     epochs: float = 1.2
-    max_steps: int = 3000
+    max_steps: int = 2600
     batch_size: int = 16
     lr: float = 1e-3
     min_lr_ratio: float = 0.05
@@ -249,35 +249,39 @@ class CoordLoss:
 class GroundingLoss:
     """Auxiliary training loss that supervises *where* the decoder looks when it writes a keypoint.
 
-    At the two positions that predict the ``u`` and ``v`` of a ``grasp`` or ``place`` keypoint, head
-    ``head`` of every decoder cross-attention layer is pulled towards the image patches around the
-    target pixel (cross-entropy against a Gaussian of ``sigma_px`` over the patch centres). The
-    attention weights are ordinary model outputs; nothing is added to the checkpoint, which stays a
-    plain ``VisionEncoderDecoderModel``. Without it the decoder has to discover by trial which patch
-    to read (a plateau at chance-level keypoints in a CPU-sized run); with it the lookup "object
-    named in the instruction -> its patches" is taught directly, and the coordinate is then read
-    from the attended patches' position embeddings.
+    At the position that predicts the ``u`` of a ``grasp`` or ``place`` keypoint, head 0 of every
+    decoder cross-attention layer is pulled onto the image patches around the target pixel
+    (cross-entropy against a Gaussian of ``sigma_px`` over the patch centres) and head 1 onto the
+    encoder's CLS token (a "look nowhere" slot without a position); at the position that predicts
+    ``v`` the two heads swap roles. Each coordinate then has its own head carrying the attended
+    patch's position, which the decoder can map *linearly* onto the coordinate token (the patch
+    position embeddings and the coordinate-token embeddings share their wavelengths, see
+    :mod:`robo_brain.embedded.model`). With one head for both, the decoder attended to the right
+    patch within ~1 000 steps but wrote chance-level coordinates: telling ``u`` from ``v`` out of
+    the same attended vector is a nonlinear gate to learn.
+
+    The attention weights are ordinary model outputs; nothing is added to the checkpoint, which
+    stays a plain ``VisionEncoderDecoderModel``.
     """
 
     ANCHORS = ('") @ grasp=(', '") @ place=(')
 
     def __init__(self, tokenizer, weight: float, sigma_px: float, image_size: int, patch_size: int,  # noqa: ANN001
-                 head: int = 0) -> None:
+                 heads: tuple[int, int] = (0, 1)) -> None:
         """Anchor tokens of ``tokenizer`` and the patch grid of the encoder."""
         import torch
 
         vocab = tokenizer.get_vocab()
         self.anchors = torch.tensor([vocab[a] for a in self.ANCHORS if a in vocab], dtype=torch.long)
-        self.weight, self.sigma, self.head = weight, sigma_px, head
+        self.weight, self.sigma, self.heads = weight, sigma_px, heads
         grid = image_size // patch_size
-        centres = (torch.arange(grid, dtype=torch.float32) + 0.5) * patch_size
+        centres = (torch.arange(grid, dtype=torch.float32) + 0.5) * patch_size - 0.5
         self.rows, self.cols = (c.reshape(-1) for c in torch.meshgrid(centres, centres, indexing="ij"))
 
     def targets(self, inputs, labels, value):  # noqa: ANN001, ANN201 - tensors
-        """``(batch, position, patch distribution)`` of every supervised query position."""
+        """``(batch, position, axis, patch distribution)`` of every supervised query position (axis 0: u, 1: v)."""
         import torch
 
-        t = inputs.shape[1]
         val = torch.where(labels >= 0, value[labels.clamp(min=0)], -1)
         val2 = torch.nn.functional.pad(val[:, 2:], (0, 2), value=-1)  # the v two tokens after u
         anchor = torch.isin(inputs, self.anchors) & (val >= 0) & (val2 >= 0)
@@ -285,18 +289,23 @@ class GroundingLoss:
         u, v = val[b, p].float(), val2[b, p].float()
         d2 = (self.cols[None, :] - u[:, None]) ** 2 + (self.rows[None, :] - v[:, None]) ** 2
         q = torch.softmax(-d2 / (2 * self.sigma ** 2), dim=-1)
-        keep = p + 2 < t
-        return torch.cat([b, b[keep]]), torch.cat([p, p[keep] + 2]), torch.cat([q, q[keep]])
+        axis = torch.cat([torch.zeros_like(p), torch.ones_like(p)])
+        return torch.cat([b, b]), torch.cat([p, p + 2]), axis, torch.cat([q, q])
 
     def __call__(self, cross_attentions, inputs, labels, value):  # noqa: ANN001, ANN204 - tensors
-        """Mean cross-entropy of the supervised heads' patch attention (0 when nothing is supervised)."""
-        b, p, q = self.targets(inputs, labels, value)
+        """Mean cross-entropy of the supervised heads' attention (0 when nothing is supervised)."""
+        import torch
+
+        b, p, axis, q = self.targets(inputs, labels, value)
         if not len(b):
             return cross_attentions[0].sum() * 0.0
+        on = torch.tensor(self.heads)[axis]  # the head that looks at the object for this coordinate
+        off = torch.tensor(self.heads)[1 - axis]  # the other one looks at CLS
         total = 0.0
         for att in cross_attentions:
-            a = att[b, self.head, p, 1:].float()  # patch tokens (the CLS token is 0)
-            total = total + -(q * (a + 1e-6).log()).sum(-1).mean()
+            look = -(q * (att[b, on, p, 1:].float() + 1e-6).log()).sum(-1)
+            rest = -(att[b, off, p, 0].float() + 1e-6).log()
+            total = total + (look + rest).mean()
         return self.weight * total / len(cross_attentions)
 
 
