@@ -72,6 +72,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
                   "in the base frame (m)."),
     "table_z": (0.0, "Height of the table top in the base frame (m)."),
     "depth_window": (2, "Half size of the depth median window around a keypoint (pixels)."),
+    "keypoint_snap_radius": (6, "Snap grasp pixels onto the top face of the object under them within this many "
+                                "pixels (depth only) before lifting them to 3D; 0: use the model's pixels."),
     "camera_pose": ([0.0], "Fallback camera extrinsics [x, y, z, qx, qy, qz, qw] of the optical frame in the "
                     "base frame, used until /camera/color/pose arrives; [0.0] for none."),
     "publish_empty_plan_on_failure": (True, "Publish an empty plan when planning fails, so the old plan stops."),
@@ -131,7 +133,7 @@ class BrainNode(Node):
         planner = PlannerConfig(max_instruction_chars=int(p["max_instruction_chars"]),
                                 parse_retries=int(p["parse_retries"]), max_corrections=int(p["max_corrections"]),
                                 generation=gen, checks=CheckConfig(keypoints=keypoints),
-                                correction=str(p["correction"]))
+                                correction=str(p["correction"]), snap_radius=int(p["keypoint_snap_radius"]))
         return planner, backend
 
     def _make_interfaces(self) -> None:

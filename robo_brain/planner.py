@@ -81,6 +81,9 @@ class PlannerConfig:
         checks: Expert-check thresholds, which also hold the keypoint / workspace settings.
         limits: Size guard of model output.
         correction: ``auto``, ``prompt`` or ``replan`` (see the module docstring).
+        snap_radius: When > 0, ``grasp`` pixels are snapped onto the top face of the object under
+            them (depth only: :mod:`robo_brain.embedded.refine`) within this many pixels before
+            they are lifted to 3D; 0 lifts the model's pixels as they are.
     """
 
     max_instruction_chars: int = 500
@@ -90,8 +93,11 @@ class PlannerConfig:
     checks: CheckConfig = field(default_factory=CheckConfig)
     limits: TextLimits = field(default_factory=TextLimits)
     correction: str = "auto"
+    snap_radius: int = 0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.snap_radius <= 32:
+            raise ValueError(f"PlannerConfig.snap_radius must be in [0, 32], got {self.snap_radius!r}")
         if self.correction not in CORRECTION_MODES:
             raise ValueError(f"PlannerConfig.correction must be one of {', '.join(CORRECTION_MODES)}, "
                              f"got {self.correction!r}")
@@ -183,6 +189,15 @@ class Planner:
             return self.config.correction
         return "replan" if getattr(self.backend, "plans_only", False) else "prompt"
 
+    def locator(self, depth: np.ndarray, camera: CameraModel):  # noqa: ANN201 - locate(name, u, v) -> KeypointData
+        """The pixel -> 3D keypoint function of one image (with grasp snapping when ``snap_radius`` > 0)."""
+        if self.config.snap_radius > 0:
+            from robo_brain.embedded.refine import SnapConfig, make_snapping_locator
+
+            snap = SnapConfig(radius=self.config.snap_radius, table_z=self.config.keypoints.table_z)
+            return make_snapping_locator(depth, camera, self.config.keypoints, snap)
+        return make_locator(depth, camera, self.config.keypoints)
+
     # ------------------------------------------------------------------ prompts
     def system_prompt(self, width: int, height: int, ee_position: np.ndarray | None = None) -> str:
         """The system prompt: role, skill language, output format, image size and gripper position."""
@@ -245,7 +260,7 @@ class Planner:
             _check_images(rgb, depth, camera)
         except ValueError as exc:
             return PlanResult(Outcome.FAILED, None, errors=[str(exc)], timing={"total": time.perf_counter() - t0})
-        locate = make_locator(depth, camera, self.config.keypoints)
+        locate = self.locator(depth, camera)
 
         def build(text: str) -> PlanData:
             return plan_from_model_output(text, instruction=instruction, locate=locate, plan_id=plan_id,
@@ -267,7 +282,7 @@ class Planner:
             return PlanResult(Outcome.FAILED, None, errors=[str(exc)], timing={"total": time.perf_counter() - t0})
         findings = run_checks(plan, failure.subtask_index, depth, camera, self.config.checks,
                               failure.measured_position, mask)
-        locate = make_locator(depth, camera, self.config.keypoints)
+        locate = self.locator(depth, camera)
         revision = plan.revision + 1
         replan = self.correction_mode == "replan"
 

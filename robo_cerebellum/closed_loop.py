@@ -53,12 +53,14 @@ PHASES = {"pick": ("approach", "descend", "close", "lift"), "place": ("carry", "
 class BrainSpec:
     """Which brain plans: ``oracle`` (the scripted expert) or a transformers checkpoint folder.
 
-    ``embedded`` names the shipped default (``models/brain_embedded``).
+    ``embedded`` names the shipped default (``models/brain_embedded``). ``snap_radius``: the
+    planner's grasp-pixel snapping (the brain node's ``keypoint_snap_radius``, default 6).
     """
 
     kind: str = "oracle"
     model_path: str = ""
     threads: int = 1
+    snap_radius: int = 6
 
     @classmethod
     def parse(cls, text: str) -> BrainSpec:
@@ -139,7 +141,7 @@ class ModelBrain:
         from robo_brain.backends import BackendConfig, make_backend
 
         backend = make_backend(BackendConfig(backend="transformers", model_path=spec.model_path))
-        self.planner = Planner(backend, PlannerConfig(max_corrections=max_corrections))
+        self.planner = Planner(backend, PlannerConfig(max_corrections=max_corrections, snap_radius=spec.snap_radius))
         self.name = spec.name
 
     def plan(self, task: Task, world: SimWorld) -> BrainAnswer:

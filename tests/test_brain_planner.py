@@ -198,3 +198,23 @@ def test_replan_correction_for_plan_only_models(sim, tmp_path) -> None:
     world.settle(0.1)
     with pytest.raises(ValueError, match="correction must be one of"):
         PlannerConfig(correction="guess")
+
+
+def test_snap_radius_moves_an_off_grasp_pixel_onto_the_object(sim, tmp_path) -> None:
+    world, red, bowl, cam = sim
+    world.move_object(red, np.array([0.45, 0.10, 0.025]))  # where the fixture put it (other tests move it)
+    world.settle(0.2)
+    rgb, depth = world.render()
+    g = _pixel(world, world.object_pose(red)[0] + [0, 0, 0.025])
+    off = (g[0] + 4, g[1] + 3)  # beside the block: the table
+    answer = _answer(world, red, bowl).replace(f"grasp={g}", f"grasp={off}")
+    (tmp_path / "a.txt").write_text(answer + "\n---\n" + answer)
+    plain = Planner(ScriptedBackend(tmp_path / "a.txt")).plan("put the red block in the blue bowl", rgb, depth, cam)
+    snapped = Planner(ScriptedBackend(tmp_path / "a.txt"), PlannerConfig(snap_radius=6)).plan(
+        "put the red block in the blue bowl", rgb, depth, cam)
+    block = world.object_pose(red)[0]
+    err_plain = np.linalg.norm(np.array(plain.plan.subtasks[0].keypoint("grasp").point)[:2] - block[:2])
+    err_snap = np.linalg.norm(np.array(snapped.plan.subtasks[0].keypoint("grasp").point)[:2] - block[:2])
+    assert err_snap < 0.012 and err_snap < err_plain / 2, (err_plain, err_snap)
+    with pytest.raises(ValueError, match="snap_radius"):
+        PlannerConfig(snap_radius=99)

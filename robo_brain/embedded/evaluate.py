@@ -222,10 +222,6 @@ def make_planner(cfg: EvalConfig):  # noqa: ANN201 - Planner
     from robo_brain.planner import Planner, PlannerConfig
 
     backend = make_backend(BackendConfig(backend="transformers", model_path=str(cfg.model)))
-    config = PlannerConfig(parse_retries=cfg.parse_retries,
+    config = PlannerConfig(parse_retries=cfg.parse_retries, snap_radius=cfg.snap_radius,
                            generation=GenerationSettings(max_new_tokens=cfg.max_new_tokens))
-    if cfg.snap_radius > 0:
-        from robo_brain.embedded.refine import SnapConfig, snapping_planner
-
-        return snapping_planner(backend, config, SnapConfig(radius=cfg.snap_radius))
     return Planner(backend, config)

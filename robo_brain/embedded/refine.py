@@ -111,36 +111,3 @@ def make_snapping_locator(depth: np.ndarray, camera: CameraModel, keypoints: Key
         return base(name, u, v)
 
     return locate
-
-
-def snapping_planner(backend, config=None, snap: SnapConfig = SnapConfig()):  # noqa: ANN001, ANN201
-    """A :class:`~robo_brain.planner.Planner` whose first plans lift keypoints with :func:`make_snapping_locator`.
-
-    Until the planner's keypoint step takes a refinement hook, this subclass repeats
-    :meth:`Planner.plan` with the snapping locator (corrections are unchanged).
-    """
-    import time
-
-    from robo_brain.plan_language import plan_from_model_output
-    from robo_brain.planner import Outcome, Planner, PlanResult, _check_images, _result, sanitize_instruction
-
-    class SnappingPlanner(Planner):
-        def plan(self, instruction, rgb, depth, camera, ee_position=None, *, plan_id=None, stamp_ns=0,  # noqa: ANN001, ANN201, D102
-                 cancel=None):
-            t0 = time.perf_counter()
-            try:
-                instruction = sanitize_instruction(instruction, self.config.max_instruction_chars)
-                _check_images(rgb, depth, camera)
-            except ValueError as exc:
-                return PlanResult(Outcome.FAILED, None, errors=[str(exc)],
-                                  timing={"total": time.perf_counter() - t0})
-            locate = make_snapping_locator(depth, camera, self.config.keypoints, snap)
-
-            def build(text: str):  # noqa: ANN202
-                return plan_from_model_output(text, instruction=instruction, locate=locate, plan_id=plan_id,
-                                              stamp_ns=stamp_ns, limits=self.config.limits)
-
-            messages = self.plan_messages(instruction, camera.width, camera.height, ee_position)
-            return _result(self._run(messages, rgb, build, cancel), Outcome.PLANNED, [], t0)
-
-    return SnappingPlanner(backend, config)
