@@ -51,7 +51,7 @@ from robo_brain.plan_language import (
     plan_from_model_output,
     skill_language_description,
 )
-from robo_common.plan_types import PlanData, SubtaskData
+from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 
 logger = logging.getLogger(__name__)
 
@@ -190,13 +190,30 @@ class Planner:
         return "replan" if getattr(self.backend, "plans_only", False) else "prompt"
 
     def locator(self, depth: np.ndarray, camera: CameraModel):  # noqa: ANN201 - locate(name, u, v) -> KeypointData
-        """The pixel -> 3D keypoint function of one image (with grasp snapping when ``snap_radius`` > 0)."""
+        """The pixel -> 3D keypoint function of one image.
+
+        Grasp pixels are snapped onto the object's top face when ``snap_radius`` > 0. A ``grasp``
+        pixel shows the object's top; its 3D point is set to the middle of the object below it
+        (half way between the top and the table), the convention of the plans the cerebellum
+        learned from (the expert grasps blocks at their centre).
+        """
         if self.config.snap_radius > 0:
             from robo_brain.embedded.refine import SnapConfig, make_snapping_locator
 
             snap = SnapConfig(radius=self.config.snap_radius, table_z=self.config.keypoints.table_z)
-            return make_snapping_locator(depth, camera, self.config.keypoints, snap)
-        return make_locator(depth, camera, self.config.keypoints)
+            lift = make_snapping_locator(depth, camera, self.config.keypoints, snap)
+        else:
+            lift = make_locator(depth, camera, self.config.keypoints)
+        table_z = self.config.keypoints.table_z
+
+        def locate(name: str, u: float, v: float) -> KeypointData:
+            kp = lift(name, u, v)
+            if name != "grasp" or kp.point[2] <= table_z:
+                return kp
+            x, y, z = kp.point
+            return KeypointData(kp.name, (x, y, table_z + (z - table_z) / 2.0), kp.u, kp.v, kp.confidence)
+
+        return locate
 
     # ------------------------------------------------------------------ prompts
     def system_prompt(self, width: int, height: int, ee_position: np.ndarray | None = None) -> str:

@@ -216,5 +216,7 @@ def test_snap_radius_moves_an_off_grasp_pixel_onto_the_object(sim, tmp_path) -> 
     err_plain = np.linalg.norm(np.array(plain.plan.subtasks[0].keypoint("grasp").point)[:2] - block[:2])
     err_snap = np.linalg.norm(np.array(snapped.plan.subtasks[0].keypoint("grasp").point)[:2] - block[:2])
     assert err_snap < 0.012 and err_snap < err_plain / 2, (err_plain, err_snap)
+    # the grasp pixel shows the block's top (5 cm); its 3D point is the block's centre, as in the expert's plans
+    assert abs(snapped.plan.subtasks[0].keypoint("grasp").point[2] - 0.025) < 0.006
     with pytest.raises(ValueError, match="snap_radius"):
         PlannerConfig(snap_radius=99)
