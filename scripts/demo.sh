@@ -9,7 +9,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${ROBO_VENV:-$ROOT/.venv}"
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 101 ))}" ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 cd "$ROOT"
-args=(--seed "${SEED:-3}" --split "${SPLIT:-seen}" --family "${FAMILY:-stack}" --brain "${BRAIN:-embedded}")
+args=(--seed "${SEED:-100001}" --split "${SPLIT:-seen}" --family "${FAMILY:-pick_place}" --brain "${BRAIN:-embedded}")
 if [[ -n "${INSTRUCTION:-}" ]]; then
   args+=(--instruction "$INSTRUCTION")
 fi
