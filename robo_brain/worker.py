@@ -114,6 +114,9 @@ class BrainWorker:
             logger.error("model failed to load: %s", exc)
             self._on_status("error", f"model failed to load: {exc}")
             return
+        warm_up = getattr(self.planner.backend, "warm_up", None)
+        if warm_up is not None:
+            logger.info("warm-up generation took %.2f s", warm_up())
         self.ready.set()
         self._on_status("ready", f"{self.planner.backend.name} loaded in {time.perf_counter() - t0:.2f} s")
         while True:
