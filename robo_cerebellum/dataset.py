@@ -82,23 +82,6 @@ def _read_topics(path: Path) -> dict[str, list[tuple[int, object]]]:
     return out
 
 
-def _pose_arrays(msgs: list[tuple[int, object]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    stamps = np.array([s for s, _ in msgs], np.int64)
-    pos = np.array([[m.pose.position.x, m.pose.position.y, m.pose.position.z] for _, m in msgs])
-    quat = np.array([[m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w]
-                     for _, m in msgs])
-    return stamps, pos, quat
-
-
-def _gripper_widths(msgs: list[tuple[int, object]]) -> tuple[np.ndarray, np.ndarray]:
-    stamps = np.array([s for s, _ in msgs], np.int64)
-    widths = []
-    for _, m in msgs:
-        fingers = [p for n, p in zip(m.name, m.position, strict=False) if "finger" in n]
-        widths.append(float(np.clip(sum(fingers) / 0.08, 0.0, 1.0)) if fingers else 1.0)
-    return stamps, np.array(widths)
-
-
 def decode_bag(path: Path, cfg: CerebellumConfig) -> Episode:
     """Decode one episode bag into aligned arrays.
 
@@ -107,9 +90,9 @@ def decode_bag(path: Path, cfg: CerebellumConfig) -> Episode:
     """
     path = Path(path)
     topics = _read_topics(path)
-    t_cmd, target_pos, target_quat = _pose_arrays(topics[C.TOPIC_EE_TARGET])
-    t_pose, ee_pos, ee_quat = _pose_arrays(topics[C.TOPIC_EE_POSE])
-    t_joint, widths = _gripper_widths(topics[C.TOPIC_JOINT_STATES])
+    t_cmd, target_pos, target_quat = bags.pose_arrays(topics[C.TOPIC_EE_TARGET])
+    t_pose, ee_pos, ee_quat = bags.pose_arrays(topics[C.TOPIC_EE_POSE])
+    t_joint, widths = bags.gripper_widths(topics[C.TOPIC_JOINT_STATES])
     grip = np.array([m.data for _, m in topics[C.TOPIC_GRIPPER_COMMAND]])
     t_grip = np.array([s for s, _ in topics[C.TOPIC_GRIPPER_COMMAND]], np.int64)
     status = [(s, m) for s, m in topics[C.TOPIC_EXECUTION_STATUS] if m.state == 1]  # RUNNING

@@ -36,6 +36,7 @@ from robo_cerebellum.monitor import MonitorConfig
 from robo_cerebellum.policy import CerebellumPolicy, CheckpointError, Observation
 from robo_cerebellum.safety import SafetyConfig, Verdict
 from robo_common import constants as C
+from robo_common.bags import finger_width01
 from robo_common.geometry import slerp
 from robo_common.resources import resource_path
 from robo_common.ros.conversions import image_to_numpy, plan_from_msg, pose_stamped
@@ -185,9 +186,9 @@ class CerebellumNode(Node):
         self._state_stamp_msg = msg.header.stamp
 
     def _on_joints(self, msg: JointState) -> None:
-        fingers = [p for n, p in zip(msg.name, msg.position, strict=False) if "finger" in n]
-        if fingers and all(math.isfinite(f) for f in fingers):
-            self._width = float(np.clip(sum(fingers) / 0.08, 0.0, 1.0))
+        width = finger_width01(msg.name, msg.position)
+        if width is not None and math.isfinite(width):
+            self._width = width
 
     def _on_rgb(self, msg: Image) -> None:
         try:

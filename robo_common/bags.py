@@ -193,3 +193,29 @@ def float64(value: float) -> Any:
 def string(value: str) -> Any:
     """Return a ``std_msgs/String``."""
     return msg_class("std_msgs/msg/String")(data=value)
+
+
+FINGERS_OPEN_M = 0.08
+"""Sum of the two finger joint positions of a fully open Panda gripper (m)."""
+
+
+def finger_width01(names: list[str], positions: list[float]) -> float | None:
+    """Gripper opening in [0, 1] (0 closed, 1 open) from a JointState's finger joints; None without fingers."""
+    fingers = [p for n, p in zip(names, positions, strict=False) if "finger" in n]
+    return float(np.clip(sum(fingers) / FINGERS_OPEN_M, 0.0, 1.0)) if fingers else None
+
+
+def pose_arrays(msgs: list[tuple[int, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stamps (ns), positions (N, 3) and xyzw quaternions (N, 4) of ``(stamp, PoseStamped)`` pairs."""
+    stamps = np.array([s for s, _ in msgs], np.int64)
+    pos = np.array([[m.pose.position.x, m.pose.position.y, m.pose.position.z] for _, m in msgs], float)
+    quat = np.array([[m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w]
+                     for _, m in msgs], float)
+    return stamps, pos.reshape(-1, 3), quat.reshape(-1, 4)
+
+
+def gripper_widths(msgs: list[tuple[int, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Stamps and gripper opening (see :func:`finger_width01`; 1.0 where a message has no fingers)."""
+    stamps = np.array([s for s, _ in msgs], np.int64)
+    widths = [finger_width01(m.name, m.position) for _, m in msgs]
+    return stamps, np.array([1.0 if w is None else w for w in widths], float)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from robo_common import bags
 from robo_common import constants as C
+from robo_common.bags import gripper_widths, pose_arrays
 from robo_common.plan_types import PlanData
 from robo_eval.bagread import BagError, Recording
 
@@ -35,25 +35,6 @@ OPTIONAL_TOPICS = (C.TOPIC_FAILURE, C.TOPIC_SIM_EPISODE, C.TOPIC_SIM_EXPERT_PLAN
 def latest_before(stamps: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Index of the latest stamp <= each query stamp (-1 when there is none)."""
     return np.searchsorted(stamps, query, side="right") - 1
-
-
-def pose_arrays(msgs: list[tuple[int, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stamps (ns), positions (N, 3) and xyzw quaternions (N, 4) of PoseStamped messages."""
-    stamps = np.array([s for s, _ in msgs], np.int64)
-    pos = np.array([[m.pose.position.x, m.pose.position.y, m.pose.position.z] for _, m in msgs], float)
-    quat = np.array([[m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w]
-                     for _, m in msgs], float)
-    return stamps, pos.reshape(-1, 3), quat.reshape(-1, 4)
-
-
-def gripper_widths(msgs: list[tuple[int, Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """Stamps and normalised gripper opening (0 closed .. 1 open, 0.08 m) from JointState finger joints."""
-    stamps = np.array([s for s, _ in msgs], np.int64)
-    widths = []
-    for _, m in msgs:
-        fingers = [p for n, p in zip(m.name, m.position, strict=False) if "finger" in n]
-        widths.append(float(np.clip(sum(fingers) / 0.08, 0.0, 1.0)) if fingers else 1.0)
-    return stamps, np.array(widths, float)
 
 
 @dataclass

@@ -39,8 +39,9 @@ import numpy as np
 
 from robo_common import bags
 from robo_common import constants as C
+from robo_common.bags import gripper_widths, pose_arrays
 from robo_eval.bagread import BagError, TopicMap, find_bags, read_recording
-from robo_eval.episode import episode_meta, gripper_widths, latest_before, pose_arrays
+from robo_eval.episode import episode_meta, latest_before
 
 LOG = logging.getLogger(__name__)
 

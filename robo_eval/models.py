@@ -23,9 +23,10 @@ from typing import Protocol
 import numpy as np
 
 from robo_common import constants as C
+from robo_common.bags import pose_arrays
 from robo_common.geometry import matrix_to_quat, quat_to_matrix
 from robo_eval.bagread import TopicMap, read_recording
-from robo_eval.episode import ReplayEpisode, latest_before, pose_arrays
+from robo_eval.episode import ReplayEpisode, latest_before
 
 LOG = logging.getLogger(__name__)
 
