@@ -118,7 +118,7 @@ def run_demo(cfg: DemoConfig, say=print) -> int:  # noqa: ANN001 - print-like
         finally:
             counts = recorder.close() if recorder is not None else {}
             client.destroy_node()
-    codes = procs.stop()
+    codes = procs.exit_codes  # stopped when the with-block closed
     gif = out / "episode.gif"
     n = write_gif(client.frames, gif)
     custom = bool(cfg.instruction) and cfg.instruction != task["instruction"]

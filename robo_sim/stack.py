@@ -114,6 +114,7 @@ class StackProcesses:
         self.cfg = cfg
         self.procs: dict[str, subprocess.Popen] = {}
         self._logs: dict[str, object] = {}
+        self.exit_codes: dict[str, int] = {}
 
     def start(self) -> None:
         """Start every node."""
@@ -152,6 +153,7 @@ class StackProcesses:
                 LOG.warning("%s did not stop on SIGINT within %.0f s; killed", exe, timeout)
         for log in self._logs.values():
             log.close()
+        self.exit_codes = codes
         return codes
 
     def __enter__(self) -> StackProcesses:
