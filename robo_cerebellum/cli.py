@@ -24,13 +24,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--data", type=Path, required=True, help="directory of rosbag2 episodes (searched recursively)")
     train.add_argument("--out", type=Path, required=True, help="checkpoint directory (re-run to resume)")
     train.add_argument("--epochs", type=int, default=14)
-    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--batch-size", type=int, default=4, help="episodes per batch")
     train.add_argument("--lr", type=float, default=2e-3)
     train.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     train.add_argument("--max-minutes", type=float, default=0.0, help="stop after this long (resumable); 0: no limit")
     train.add_argument("--hidden-size", type=int, default=128)
     train.add_argument("--num-layers", type=int, default=2)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--drift-noise", type=float, default=0.01,
+                       help="std (m) of the slowly wandering offset added to the observed position (0: off)")
+    train.add_argument("--gripper-weight", type=float, default=2.0, help="weight of the gripper loss term")
+    train.add_argument("--time-input", action="store_true",
+                       help="also feed the time spent in the subtask (off: the policy acts on state, not a clock)")
     train.set_defaults(func=_train)
 
     evals = command_group(sub, "eval", "evaluate a model")
@@ -100,9 +105,11 @@ def _train(args: argparse.Namespace) -> int:
     from robo_cerebellum.train import TrainConfig, train
 
     try:
-        model_cfg = CerebellumConfig(hidden_size=args.hidden_size, num_layers=args.num_layers)
+        model_cfg = CerebellumConfig(hidden_size=args.hidden_size, num_layers=args.num_layers,
+                                     time_input=args.time_input)
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
-                                max_minutes=args.max_minutes, seed=args.seed)
+                                max_minutes=args.max_minutes, seed=args.seed, drift_noise_m=args.drift_noise,
+                                gripper_weight=args.gripper_weight)
         summary = train(args.data, args.out, model_cfg, train_cfg)
     except (ValueError, FileNotFoundError) as exc:
         LOG.error("%s", exc)

@@ -144,10 +144,10 @@ def load_episodes(data_dir: Path, cfg: CerebellumConfig, progress: bool = True) 
     bag_dirs = sorted(p.parent for p in data_dir.rglob("metadata.yaml") if ".partial" not in p.parts)
     if not bag_dirs:
         raise FileNotFoundError(f"no rosbag2 directories (metadata.yaml) under {data_dir}")
-    cache = data_dir / ".cache"
-    cache.mkdir(exist_ok=True)
     episodes, errors = [], []
     for bag in tqdm(bag_dirs, desc="decode bags", unit="bag", disable=not progress):
+        cache = bag.parent / ".cache"  # beside the bags, so a parent folder of several collections reuses it
+        cache.mkdir(exist_ok=True)
         try:
             episodes.append(_cached(bag, cfg, cache))
         except BagError as exc:

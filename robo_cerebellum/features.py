@@ -64,12 +64,14 @@ def keypoint_features(keypoints: Mapping[str, np.ndarray], ee_pos: np.ndarray, c
 
 def proprio_features(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width: float, steps_in_subtask: int,
                      cfg: CerebellumConfig) -> np.ndarray:
-    """Return the proprioception vector: normalised position, 6D rotation, gripper width, time in subtask."""
+    """Return the proprioception vector: normalised position, 6D rotation, gripper width and, when the config
+    has ``time_input``, the time in the subtask."""
     out = np.empty(cfg.proprio_dim, np.float32)
     out[0:3] = normalise_position(ee_pos, cfg)
     out[3:9] = quat_to_rot6d(ee_quat)
     out[9] = gripper_width
-    out[10] = min(steps_in_subtask, 400) / 100.0
+    if cfg.time_input:
+        out[10] = min(steps_in_subtask, 400) / 100.0
     return out
 
 
@@ -125,5 +127,6 @@ def sequence_inputs(plan_subtasks: list, subtask_index: np.ndarray, ee_pos: np.n
     proprio[:, 0:3] = normalise_position(ee_pos, cfg)
     proprio[:, 3:9] = quat_to_rot6d(ee_quat)
     proprio[:, 9] = gripper_width
-    proprio[:, 10] = np.minimum(steps_in_subtask(subtask_index), 400) / 100.0
+    if cfg.time_input:
+        proprio[:, 10] = np.minimum(steps_in_subtask(subtask_index), 400) / 100.0
     return {"skill": skills, "code": codes, "keypoints": kps, "proprio": proprio}

@@ -49,11 +49,14 @@ class TrainConfig:
     """Optimisation settings (saved in ``OUT/train_config.json``)."""
 
     epochs: int = 14
-    batch_size: int = 8
+    batch_size: int = 4
     lr: float = 2e-3
     weight_decay: float = 1e-4
     val_fraction: float = 0.1
     pos_noise_m: float = 0.004
+    drift_noise_m: float = 0.01
+    drift_fraction: float = 0.5
+    gripper_weight: float = 2.0
     threads: int = 2
     seed: int = 0
     max_minutes: float = 0.0
@@ -63,8 +66,10 @@ class TrainConfig:
             raise ValueError(f"epochs, batch_size and threads must be >= 1: {self}")
         if not 0.0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}")
-        if self.lr <= 0 or self.pos_noise_m < 0:
-            raise ValueError(f"lr must be > 0 and pos_noise_m >= 0: {self}")
+        if self.lr <= 0 or self.pos_noise_m < 0 or self.drift_noise_m < 0 or self.gripper_weight < 0:
+            raise ValueError(f"lr must be > 0 and pos_noise_m, drift_noise_m, gripper_weight >= 0: {self}")
+        if not 0.0 <= self.drift_fraction <= 1.0:
+            raise ValueError(f"drift_fraction must be in [0, 1], got {self.drift_fraction}")
 
 
 def is_validation(name: str, fraction: float) -> bool:
@@ -72,10 +77,33 @@ def is_validation(name: str, fraction: float) -> bool:
     return (zlib.crc32(name.encode()) % 1000) < fraction * 1000
 
 
-def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator | None, noise: float) -> dict:
-    """Inputs and targets of one episode; ``noise`` (m) perturbs the observed position (DART-style)."""
+def drift(length: int, std: float, rng: np.random.Generator, smoothing: float = 0.05) -> np.ndarray:
+    """A slowly wandering 3D offset ``(length, 3)`` with per-axis standard deviation ``std`` (m): white noise
+    through a first-order low-pass filter (time constant about ``1 / smoothing`` steps)."""
+    white = rng.normal(0.0, 1.0, (length, 3))
+    out = np.empty_like(white)
+    out[0] = white[0] * std  # start in the stationary distribution
+    gain = std * math.sqrt(smoothing * (2.0 - smoothing))
+    for t in range(1, length):
+        out[t] = (1.0 - smoothing) * out[t - 1] + gain * white[t]
+    return out
+
+
+def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator | None, noise: float,
+                    drift_m: float = 0.0, drift_fraction: float = 0.0) -> dict:
+    """Inputs and targets of one episode.
+
+    The observed end-effector position is perturbed (DART-style): white noise of ``noise`` (m) per step and,
+    in ``drift_fraction`` of the episodes, a slowly wandering offset of ``drift_m`` (m). The target offset is
+    computed from the perturbed position, so the policy learns to steer back onto the demonstration from
+    states the expert never visited (the states a lagging or drifting policy reaches in closed loop).
+    """
     a = ep.arrays
-    ee_pos = a[K_EE_POS] + (rng.normal(0, noise, a[K_EE_POS].shape) if rng is not None and noise > 0 else 0.0)
+    ee_pos = a[K_EE_POS]
+    if rng is not None and noise > 0:
+        ee_pos = ee_pos + rng.normal(0, noise, ee_pos.shape)
+    if rng is not None and drift_m > 0 and rng.random() < drift_fraction:
+        ee_pos = ee_pos + drift(len(ee_pos), drift_m, rng)
     inputs = sequence_inputs(ep.plan.subtasks, a[K_SUBTASK], ee_pos, a[K_EE_QUAT], a[K_GRIPPER_WIDTH], cfg)
     return {
         **inputs,
@@ -110,8 +138,11 @@ def collate(items: list[dict]) -> dict[str, torch.Tensor]:
     return out
 
 
-def compute_loss(net: CerebellumNet, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-    """Masked behaviour-cloning loss: offset, geodesic rotation, gripper, progress and failure terms."""
+def compute_loss(net: CerebellumNet, batch: dict[str, torch.Tensor],
+                 gripper_weight: float = 2.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """Masked behaviour-cloning loss: offset, geodesic rotation, gripper, progress and failure terms.
+
+    The gripper term weighs ``gripper_weight`` (a gripper opened or closed early loses the episode)."""
     visual = net.visual(batch["images"])[batch["frame_index"]]
     embeds = net.embed(visual, batch["skill"], batch["code"], batch["keypoints"], batch["proprio"])
     out = net(embeds, batch["mask"])
@@ -132,7 +163,7 @@ def compute_loss(net: CerebellumNet, batch: dict[str, torch.Tensor]) -> tuple[to
         "failure": masked(F.binary_cross_entropy_with_logits(out["failure"][..., 0], batch["failure"],
                                                             pos_weight=torch.tensor(4.0), reduction="none")),
     }
-    weights = {"delta": 4.0, "rotation": 1.0, "gripper": 1.0, "progress": 1.0, "failure": 0.5}
+    weights = {"delta": 4.0, "rotation": 1.0, "gripper": gripper_weight, "progress": 1.0, "failure": 0.5}
     total = sum(weights[k] * v for k, v in terms.items())
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
@@ -144,13 +175,14 @@ def _batches(items: list, size: int, rng: np.random.Generator) -> list[list]:
     return [[items[i] for i in g] for g in groups]
 
 
-def _evaluate(net: CerebellumNet, episodes: list[Episode], cfg: CerebellumConfig, batch_size: int) -> dict:
+def _evaluate(net: CerebellumNet, episodes: list[Episode], cfg: CerebellumConfig, batch_size: int,
+              gripper_weight: float) -> dict:
     net.eval()
     sums: dict[str, float] = {}
     with torch.no_grad():
         for i in range(0, len(episodes), batch_size):
             chunk = [episode_tensors(ep, cfg, None, 0.0) for ep in episodes[i:i + batch_size]]
-            total, terms = compute_loss(net, collate(chunk))
+            total, terms = compute_loss(net, collate(chunk), gripper_weight)
             for k, v in {"loss": float(total), **terms}.items():
                 sums[k] = sums.get(k, 0.0) + v * len(chunk)
     net.train()
@@ -183,16 +215,17 @@ def train(data: Path, out: Path, model_cfg: CerebellumConfig, train_cfg: TrainCo
                disable=not progress)
     for epoch in range(state["epoch"], train_cfg.epochs):
         for group in _batches(train_eps, train_cfg.batch_size, rng):
-            loss, terms = compute_loss(net, collate([episode_tensors(e, model_cfg, rng, train_cfg.pos_noise_m)
-                                                     for e in group]))
+            batch = collate([episode_tensors(e, model_cfg, rng, train_cfg.pos_noise_m, train_cfg.drift_noise_m,
+                                             train_cfg.drift_fraction) for e in group])
+            loss, terms = compute_loss(net, batch, train_cfg.gripper_weight)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             sched.step()
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3f}", epoch=epoch)
-        metrics = _evaluate(net, val, model_cfg, train_cfg.batch_size)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", epoch=epoch)
+        metrics = _evaluate(net, val, model_cfg, train_cfg.batch_size, train_cfg.gripper_weight)
         state = _end_epoch(out, net, opt, sched, model_cfg, train_cfg, state, epoch, metrics)
         if train_cfg.max_minutes and (time.monotonic() - start) / 60 > train_cfg.max_minutes:
             LOG.warning("stopping after %.1f minutes (max_minutes); re-run to resume", train_cfg.max_minutes)

@@ -53,10 +53,12 @@ def _subtasks() -> list[SubtaskData]:
             SubtaskData(1, 'place(target="blue bowl")', "place", [KeypointData("place", (0.4, -0.1, 0.03))])]
 
 
-@pytest.mark.parametrize("backbone", ["mamba2", "transformer"])
-def test_recurrent_steps_match_parallel_forward(backbone: str) -> None:
-    """The policy's step() carries the state exactly like the training-time parallel forward."""
-    cfg = CerebellumConfig(**{**TINY, "backbone": backbone})
+@pytest.mark.parametrize(("backbone", "time_input"), [("mamba2", False), ("transformer", False), ("mamba2", True)])
+def test_recurrent_steps_match_parallel_forward(backbone: str, time_input: bool) -> None:
+    """The policy's step() carries the state exactly like the training-time parallel forward (with and without
+    the time-in-subtask input, which the step path and the sequence path compute separately)."""
+    cfg = CerebellumConfig(**{**TINY, "backbone": backbone, "time_input": time_input})
+    assert cfg.proprio_dim == (11 if time_input else 10)
     policy = CerebellumPolicy.from_config(cfg, seed=1)
     rng = np.random.default_rng(0)
     t = 24

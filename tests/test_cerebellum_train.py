@@ -20,7 +20,7 @@ from robo_cerebellum.dataset import (
     load_episodes,
 )
 from robo_cerebellum.policy import CerebellumPolicy
-from robo_cerebellum.train import TrainConfig, train
+from robo_cerebellum.train import TrainConfig, drift, train
 from robo_sim.collect import CollectConfig, collect
 
 TINY = dict(hidden_size=32, num_layers=1, head_dim=16, state_size=8, visual_dim=16, image_size=32, chunk_size=16)
@@ -89,3 +89,15 @@ def test_train_resume_and_closed_loop(bags: Path, tmp_path: Path) -> None:
     assert report["episodes"] == 1 and report["perturbed_episodes"] == 1
     assert set(report["success_rate"]) == {"pick_place"}
     assert {"precision", "recall"} <= set(report["failure_detection"])
+
+
+def test_drift_noise_is_slow_and_has_the_asked_spread() -> None:
+    """The DART-style offset wanders slowly (neighbouring steps nearly equal) with the requested spread."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([drift(400, 0.01, rng) for _ in range(200)])
+    assert x.shape == (80_000, 3)
+    assert x.std() == pytest.approx(0.01, rel=0.1)
+    steps = np.abs(np.diff(x[:400], axis=0))
+    assert steps.mean() < 0.003  # a white offset of the same spread would move ~11 mm per step
+    with pytest.raises(ValueError, match="drift_fraction"):
+        TrainConfig(drift_fraction=1.5)
