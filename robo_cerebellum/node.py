@@ -1,14 +1,14 @@
 """``cerebellum_node``: the ROS 2 adapter of the fast system (a thin layer over :class:`PlanExecutor`).
 
-A timer at ``control_rate_hz`` publishes ``/robo/ee_target`` and ``/robo/gripper_command`` every
+A control thread at ``control_rate_hz`` publishes ``/robo/ee_target`` and ``/robo/gripper_command`` every
 tick: the latest policy target, blended in from the previous one over ``interpolation_s`` (0: at
 once, which is how the demonstrations were recorded: a command holds for one policy period, and
 blending it in over that period makes the arm lag a period behind what the policy expects, e.g.
 the gripper closes before the fingers are around the object). A second timer runs one policy step at
 ``policy_hz`` (the rate the policy was trained at, from its checkpoint) on the latest state and
-image, and passes its command through the safety envelope. The timers, the image encoding and
-the plan/state inputs are in separate callback groups of a multi-threaded executor, so the
-control loop never waits for the policy, for images or for the brain. Status goes to
+image, and passes its command through the safety envelope. Both loops are threads of their own
+beside the executor that receives plans, state and images, so the control loop never waits for
+the policy, for images or for the brain. Status goes to
 ``/robo/execution_status`` at policy rate; a failure holds the arm where it is and publishes one ``/robo/failure``.
 
 Stale-input watchdog: the ages of the last state and image are measured on arrival (monotonic
@@ -25,7 +25,6 @@ import time
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from robo_stack.msg import ExecutionStatus, FailureReport, Plan
 from sensor_msgs.msg import Image, JointState
@@ -99,9 +98,12 @@ class CerebellumNode(Node):
         self._new_image = False
         self._stop = threading.Event()
         self._load(par)
-        # the control loop runs on the steady clock: under use_sim_time a ROS-time timer would stop while a
-        # lock-stepped simulator waits for this node's status, which this loop sends (see _tick)
-        self.timer = self.create_timer(1.0 / self.rate, self._tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        # The control loop is a thread of its own on the monotonic clock, not an executor timer: rclpy's
+        # executor dispatches timers from Python between subscription callbacks, which added milliseconds of
+        # jitter to the period, and under use_sim_time a ROS-time timer would stop while a lock-stepped
+        # simulator waits for this node's status, which this loop sends (see _tick).
+        self._control_thread = threading.Thread(target=self._control_loop, name="cerebellum_control", daemon=True)
+        self._control_thread.start()
         self._policy_thread: threading.Thread | None = None
         if self.executor_core is not None:
             self._policy_thread = threading.Thread(target=self._policy_loop, name="cerebellum_policy", daemon=True)
@@ -278,6 +280,29 @@ class CerebellumNode(Node):
         (p0, q0), (p1, q1) = self._previous, self._target
         return p0 + alpha * (p1 - p0), slerp(q0, q1, alpha)
 
+    def _control_loop(self) -> None:
+        """The control thread: :meth:`_tick` on absolute deadlines ``k / control_rate_hz`` (monotonic clock).
+
+        A late tick does not shift the ones after it (the rate stays ``control_rate_hz``); after a stall of
+        more than one period the schedule restarts from now instead of firing a burst of catch-up ticks.
+        """
+        period = 1.0 / self.rate
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            deadline += period
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -period:
+                deadline = time.monotonic()
+            try:
+                self._tick()
+            except Exception as exc:  # noqa: BLE001 - e.g. publishing while the context shuts down
+                if self._stop.is_set():
+                    return
+                self.get_logger().error(f"control tick failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=2.0)
+
     def _tick(self) -> None:
         with self._lock:
             if self._target is None:
@@ -293,11 +318,13 @@ class CerebellumNode(Node):
 
     def destroy_node(self) -> None:
         """Stop the policy thread, then the node (also after a constructor that failed half-way)."""
-        stop, thread = getattr(self, "_stop", None), getattr(self, "_policy_thread", None)
+        stop = getattr(self, "_stop", None)
         if stop is not None:
             stop.set()
-        if thread is not None:
-            thread.join(timeout=2.0)
+        for name in ("_control_thread", "_policy_thread"):
+            thread = getattr(self, name, None)
+            if thread is not None:
+                thread.join(timeout=2.0)
         super().destroy_node()
 
     def _publish_status(self, state: State, index: int, progress: float, detail: str, stamp: object = None) -> None:
