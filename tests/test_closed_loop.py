@@ -44,3 +44,34 @@ def test_brain_spec_rejects_a_folder_without_a_checkpoint(tmp_path) -> None:
     with pytest.raises(ValueError, match="no config.json"):
         BrainSpec.parse(str(tmp_path))
     assert BrainSpec.parse("oracle").name == "oracle"
+
+
+def test_world_failure_confirms_only_what_the_simulator_shows() -> None:
+    """A detection in a clean episode counts as right only when the ground truth agrees at that moment."""
+    import numpy as np
+
+    from robo_cerebellum.closed_loop import world_failure
+    from robo_sim.expert import expert_plan
+    from robo_sim.scene import build_scene
+    from robo_sim.tasks import make_task
+    from robo_sim.world import SimWorld, WorldConfig
+
+    world = SimWorld(WorldConfig())
+    try:
+        task = make_task(100_001, "seen", "pick_place")
+        build_scene(world, task.scene)
+        plan = expert_plan(task, world)
+        assert plan.subtasks[0].skill == "pick" and plan.subtasks[1].skill == "place"
+        # nothing wrong yet: the learned head firing now is a false alarm; a stall is a fact
+        assert world_failure(world, plan, 0, "low_confidence") == ""
+        assert world_failure(world, plan, 0, "no_progress") == "no_progress"
+        # during the place the block is not in the hand: it was dropped (or never taken)
+        assert "from the hand" in world_failure(world, plan, 1, "object_dropped")
+        # the block was knocked away from its grasp keypoint
+        name = plan.subtasks[0].code.split('"')[1]
+        body = world.object_by_name(name).body_id
+        pos, quat = world.object_pose(body)
+        world.move_object(body, pos + np.array([0.08, 0.0, 0.0]), quat)
+        assert "moved" in world_failure(world, plan, 0, "low_confidence")
+    finally:
+        world.close()
