@@ -235,6 +235,19 @@ def test_train_saves_and_resumes(cache: Path, tmp_path: Path) -> None:
     assert [r["step"] for r in rows] == [2, 4]
     assert (tmp_path / "export" / "model.safetensors").is_file()
     assert not (tmp_path / "export" / STATE_FILE).exists()
+    # continued training: a fresh run that starts from the exported weights, on a schedule of its own
+    import torch
+    from safetensors.torch import load_file
+
+    cont = tmp_path / "continued"
+    train(TrainConfig(**{**base, "out": str(cont)}, max_steps=1, lr=1e-9, init=str(tmp_path / "export")),
+          progress=False)
+    start, after = load_file(tmp_path / "export" / "model.safetensors"), load_file(cont / "model.safetensors")
+    assert start.keys() == after.keys()
+    assert all(torch.allclose(start[k], after[k], atol=1e-5) for k in start)  # lr 1e-9: still the init weights
+    with pytest.raises(FileNotFoundError, match="no checkpoint there"):
+        train(TrainConfig(**{**base, "out": str(tmp_path / "x")}, max_steps=1, init=str(tmp_path / "nothing")),
+              progress=False)
 
 
 def test_eval_reports_required_keys(tmp_path: Path) -> None:

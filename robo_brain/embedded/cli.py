@@ -35,6 +35,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="", help="start from this checkpoint's weights (continued training)")
     p.add_argument("--export", default="", help="also write the final checkpoint (no trainer state) here")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -63,7 +64,7 @@ def run_train(args: argparse.Namespace) -> int:
                       coord_sigma=args.coord_sigma, ground_weight=args.ground_weight,
                       ground_sigma=args.ground_sigma, eval_interval=args.eval_interval,
                       max_minutes=args.max_minutes, threads=args.threads, bf16=not args.no_bf16, seed=args.seed,
-                      export=args.export)
+                      export=args.export, init=args.init)
     out = train(cfg, progress=not args.no_progress)
     print(f"checkpoint: {out}")
     return 0

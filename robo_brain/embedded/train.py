@@ -59,6 +59,8 @@ class TrainConfig:
         seed: Initialisation and shuffling seed.
         model: Model sizes.
         export: Folder to also write the final checkpoint to (no trainer state), or empty.
+        init: Checkpoint folder whose weights (and tokenizer) a fresh run starts from instead of a random
+            initialisation (continued training of an exported model with a new schedule), or empty.
     """
 
     out: str
@@ -84,6 +86,7 @@ class TrainConfig:
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
     export: str = ""
+    init: str = ""
 
     def __post_init__(self) -> None:
         if not self.out:
@@ -391,6 +394,11 @@ def _load_or_build(cfg: TrainConfig, out: Path):  # noqa: ANN202
     if (out / STATE_FILE).is_file():
         logger.info("resuming from %s", out)
         return (*load_checkpoint(out), True)
+    if cfg.init:
+        if not (Path(cfg.init) / "config.json").is_file():
+            raise FileNotFoundError(f"--init {cfg.init}: no checkpoint there (config.json missing)")
+        logger.info("starting from the weights of %s", cfg.init)
+        return (*load_checkpoint(Path(cfg.init)), False)
     return (*build_model(cfg.model, cfg.seed), False)
 
 
