@@ -84,8 +84,8 @@ def _closed_loop_arguments(p: argparse.ArgumentParser, episodes: int = 100) -> N
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--max-corrections", type=int, default=3, help="revised plans per episode")
     p.add_argument("--timeout", type=float, default=60.0, help="simulated seconds per episode")
-    p.add_argument("--failure-threshold", type=float, default=0.6,
-                   help="learned failure probability that, held 3 steps, counts as a failure")
+    p.add_argument("--failure-threshold", type=float, default=1.0,
+                   help="learned failure probability that, held 3 steps, counts as a failure (1.0: head off)")
 
 
 def _closed_loop_setup(args: argparse.Namespace):  # noqa: ANN202 - (BrainSpec, ClosedLoopConfig)

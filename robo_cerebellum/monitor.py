@@ -4,14 +4,20 @@ Checks (all from observations, never simulator ground truth):
 
 * ``grasp_missed``: after a pick closed the gripper, the fingers closed on nothing (width below
   ``empty_width`` once the close command has been held ``grasp_settle_steps``).
-* ``object_dropped``: while carrying (a place before its release, the gripper commanded firmly
-  closed: below ``firm_grip``), the fingers closed further than a held object allows.
+* ``object_dropped``: during a place, the gripper commanded firmly closed (below ``firm_grip``) and
+  the fingers closed further than a held object allows, for ``drop_steps`` consecutive steps. No
+  "released" latch: when a block slips out, the policy sees the fingers open and commands open for
+  a step or two, then closes on nothing; a latch set by that brief open command hid every slip.
 * ``tracking_error``: measured TCP farther than ``tracking_error_m`` from the command for
   ``tracking_steps`` consecutive steps.
 * ``no_progress``: the progress head has not advanced by ``min_progress`` in ``no_progress_s``.
 * ``timeout``: one subtask has run longer than ``subtask_timeout_s``.
 * ``low_confidence``: the learned failure probability stayed above ``failure_threshold`` for
-  ``failure_steps`` consecutive steps.
+  ``failure_steps`` consecutive steps. Off by default (``failure_threshold`` 1.0, a probability never
+  exceeds it): the shipped policy's head fires with high confidence at ordinary releases (a slip,
+  fingers opening during a carry, is what it learned as failure), so in clean closed-loop episodes
+  it raised false alarms in about one episode of eight even at 0.9-0.99, and each one costs a
+  retreat and a re-plan. Set it below 1 for a policy whose head is calibrated.
 """
 
 from __future__ import annotations
@@ -27,13 +33,14 @@ class MonitorConfig:
 
     empty_width: float = 0.2
     firm_grip: float = 0.1
+    drop_steps: int = 3
     grasp_settle_steps: int = 14
     tracking_error_m: float = 0.05
     tracking_steps: int = 10
     no_progress_s: float = 8.0
     min_progress: float = 0.05
     subtask_timeout_s: float = 30.0
-    failure_threshold: float = 0.6
+    failure_threshold: float = 1.0
     failure_steps: int = 3
 
     def __post_init__(self) -> None:
@@ -41,7 +48,7 @@ class MonitorConfig:
             raise ValueError(f"empty_width must be in (0, 1), got {self.empty_width}")
         if not 0.0 < self.failure_threshold <= 1.0:
             raise ValueError(f"failure_threshold must be in (0, 1], got {self.failure_threshold}")
-        for name in ("grasp_settle_steps", "tracking_steps", "failure_steps"):
+        for name in ("grasp_settle_steps", "tracking_steps", "failure_steps", "drop_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"MonitorConfig.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("tracking_error_m", "no_progress_s", "subtask_timeout_s"):
@@ -72,7 +79,7 @@ class FailureMonitor:
         self.steps = 0
         self.closed_steps = 0
         self.holding = skill == "place"
-        self.released = False
+        self.empty_closed = 0
         self.tracking_bad = 0
         self.high_failure = 0
         self.best_progress = 0.0
@@ -95,13 +102,13 @@ class FailureMonitor:
         return None
 
     def _drop(self, command: float, width: float) -> Failure | None:
-        if self.skill != "place" or self.released:
+        if self.skill != "place":
             return None
-        if command >= 0.5:
-            self.released = True
-            return None
-        if command < self.config.firm_grip and width < self.config.empty_width:
-            return Failure("object_dropped", f"gripper width fell to {width:.2f} while carrying: object lost")
+        empty = command < self.config.firm_grip and width < self.config.empty_width
+        self.empty_closed = self.empty_closed + 1 if empty else 0
+        if self.empty_closed >= self.config.drop_steps:
+            return Failure("object_dropped", f"gripper closed to {width:.2f} of open while placing: the object is "
+                                             f"no longer in the hand")
         return None
 
     def _tracking(self, commanded: np.ndarray, measured: np.ndarray) -> Failure | None:

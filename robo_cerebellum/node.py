@@ -56,7 +56,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "image_timeout_s": (0.5, "Hold when no camera image arrived for this long (s); 0 disables."),
     "tracking_error_m": (0.05, "Tracking error that, sustained, counts as a failure (m)."),
     "subtask_timeout_s": (30.0, "Longest time one subtask may take (s)."),
-    "failure_threshold": (0.6, "Learned failure probability that, sustained, counts as a failure."),
+    "failure_threshold": (1.0, "Learned failure probability that, sustained, counts as a failure (1.0: the learned "
+                                "head is off, only the explicit checks run)."),
     "interpolation_s": (0.0, "Blend a new policy target in from the previous one over this long (s); 0: at once "
                              "(as in the demonstrations). A smoother command costs up to this much lag."),
 }

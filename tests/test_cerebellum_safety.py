@@ -82,10 +82,15 @@ def test_monitor_grasp_missed_and_dropped() -> None:
     assert all(mon.check(HOME, HOME, 0.0, 0.5, 0.5, 0.0) is None for _ in range(10))  # holding a block
     mon.start_subtask("place")
     assert mon.check(HOME, HOME, 0.0, 0.5, 0.1, 0.0) is None
-    assert mon.check(HOME, HOME, 0.0, 0.02, 0.2, 0.0).kind == "object_dropped"
+    dropped = [mon.check(HOME, HOME, 0.0, 0.02, 0.2, 0.0) for _ in range(3)]  # drop_steps = 3
+    assert dropped[:2] == [None, None] and dropped[2].kind == "object_dropped"
     mon.start_subtask("place")
-    assert mon.check(HOME, HOME, 0.9, 0.9, 0.5, 0.0) is None  # released on purpose
-    assert mon.check(HOME, HOME, 0.0, 0.02, 0.6, 0.0) is None
+    assert all(mon.check(HOME, HOME, 0.9, 0.9, 0.5, 0.0) is None for _ in range(5))  # released on purpose
+    # a slip: the fingers open, the policy answers with a brief open command, then closes on nothing
+    mon.start_subtask("place")
+    steps = [(0.0, 0.6), (0.9, 1.0), (0.0, 1.0), (0.0, 0.02), (0.0, 0.0), (0.0, 0.0)]
+    kinds = [mon.check(HOME, HOME, cmd, width, 0.3, 0.0) for cmd, width in steps]
+    assert kinds[:-1] == [None] * 5 and kinds[-1].kind == "object_dropped"
 
 
 def test_monitor_tracking_progress_timeout_learned() -> None:
@@ -172,8 +177,8 @@ def test_executor_subtask_end_by_threshold_or_high_plateau() -> None:
 def test_monitor_drop_needs_a_firm_grip() -> None:
     mon = FailureMonitor(MonitorConfig(), rate_hz=20)
     mon.start_subtask("place")
-    assert mon.check(HOME, HOME, 0.3, 0.15, 0.7, 0.0) is None  # opening (command rising): not a drop
-    assert mon.check(HOME, HOME, 0.02, 0.15, 0.2, 0.0).kind == "object_dropped"
+    assert all(mon.check(HOME, HOME, 0.3, 0.15, 0.7, 0.0) is None for _ in range(5))  # opening: not a drop
+    assert [mon.check(HOME, HOME, 0.02, 0.15, 0.2, 0.0) for _ in range(3)][-1].kind == "object_dropped"
 
 
 def test_a_correction_retreats_to_the_start_pose_then_resumes_with_a_fresh_state() -> None:
