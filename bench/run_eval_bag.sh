@@ -2,11 +2,11 @@
 # Rosbag replay evaluation benchmark, one run on this machine: offline replay speed of the shipped
 # cerebellum (parallel pass and node-like recurrent stepping), the metric's floor (the expert's own
 # recorded commands) and truth (those commands offset by a known 2 cm / 5 deg), and the LeRobot export.
-# Usage: bash bench/run_eval_bag.sh [BAG_DIR] [N]   (default: data/cerebellum_seen, 10 bags)
+# Usage: bash bench/run_eval_bag.sh [BAG_DIR] [N]   (default: data/cerebellum/seen_a, 10 bags)
 # Writes bench/results/eval_bag_*.json.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DATA="${1:-$ROOT/data/cerebellum_seen}"
+DATA="${1:-$ROOT/data/cerebellum/seen_a}"
 N="${2:-10}"
 RS="$ROOT/.venv/bin/robo-stack"
 OUT="$ROOT/bench/results"
