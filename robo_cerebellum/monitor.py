@@ -4,10 +4,12 @@ Checks (all from observations, never simulator ground truth):
 
 * ``grasp_missed``: after a pick closed the gripper, the fingers closed on nothing (width below
   ``empty_width`` once the close command has been held ``grasp_settle_steps``).
-* ``object_dropped``: during a place, the gripper commanded firmly closed (below ``firm_grip``) and
-  the fingers closed further than a held object allows, for ``drop_steps`` consecutive steps. No
-  "released" latch: when a block slips out, the policy sees the fingers open and commands open for
-  a step or two, then closes on nothing; a latch set by that brief open command hid every slip.
+* ``object_dropped``: during a place, before its release, the gripper commanded firmly closed
+  (below ``firm_grip``) and the fingers closed further than a held object allows, for
+  ``drop_steps`` consecutive steps. The release is an open command once the policy's own progress
+  is past ``release_progress`` (the release phase): when a block slips out during the carry, the
+  policy sees the fingers open and commands open for a step or two, then closes on nothing, and a
+  release latched on any open command hid every slip.
 * ``tracking_error``: measured TCP farther than ``tracking_error_m`` from the command for
   ``tracking_steps`` consecutive steps.
 * ``no_progress``: the progress head has not advanced by ``min_progress`` in ``no_progress_s``.
@@ -34,6 +36,7 @@ class MonitorConfig:
     empty_width: float = 0.2
     firm_grip: float = 0.1
     drop_steps: int = 3
+    release_progress: float = 0.4
     grasp_settle_steps: int = 14
     tracking_error_m: float = 0.05
     tracking_steps: int = 10
@@ -80,6 +83,7 @@ class FailureMonitor:
         self.closed_steps = 0
         self.holding = skill == "place"
         self.empty_closed = 0
+        self.released = False
         self.tracking_bad = 0
         self.high_failure = 0
         self.best_progress = 0.0
@@ -89,7 +93,7 @@ class FailureMonitor:
               gripper_width: float, progress: float, failure_probability: float) -> Failure | None:
         """Run every check on one step; returns the first failure found, or None."""
         self.steps += 1
-        return (self._grasp(gripper_command, gripper_width) or self._drop(gripper_command, gripper_width)
+        return (self._grasp(gripper_command, gripper_width) or self._drop(gripper_command, gripper_width, progress)
                 or self._tracking(commanded_pos, measured_pos) or self._progress(progress)
                 or self._timeout() or self._learned(failure_probability))
 
@@ -101,8 +105,11 @@ class FailureMonitor:
             return Failure("grasp_missed", f"gripper closed to {width:.2f} of open: nothing between the fingers")
         return None
 
-    def _drop(self, command: float, width: float) -> Failure | None:
-        if self.skill != "place":
+    def _drop(self, command: float, width: float, progress: float) -> Failure | None:
+        if self.skill != "place" or self.released:
+            return None
+        if command >= 0.5 and progress >= self.config.release_progress:
+            self.released = True
             return None
         empty = command < self.config.firm_grip and width < self.config.empty_width
         self.empty_closed = self.empty_closed + 1 if empty else 0

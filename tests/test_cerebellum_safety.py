@@ -86,6 +86,7 @@ def test_monitor_grasp_missed_and_dropped() -> None:
     assert dropped[:2] == [None, None] and dropped[2].kind == "object_dropped"
     mon.start_subtask("place")
     assert all(mon.check(HOME, HOME, 0.9, 0.9, 0.5, 0.0) is None for _ in range(5))  # released on purpose
+    assert all(mon.check(HOME, HOME, 0.0, 0.0, 0.8, 0.0) is None for _ in range(5))  # closing after the release
     # a slip: the fingers open, the policy answers with a brief open command, then closes on nothing
     mon.start_subtask("place")
     steps = [(0.0, 0.6), (0.9, 1.0), (0.0, 1.0), (0.0, 0.02), (0.0, 0.0), (0.0, 0.0)]
