@@ -2,16 +2,16 @@
 # Rosbag replay evaluation benchmark, one run on this machine: offline replay speed of the shipped
 # cerebellum (parallel pass and node-like recurrent stepping), the metric's floor (the expert's own
 # recorded commands) and truth (those commands offset by a known 2 cm / 5 deg), and the LeRobot export.
-# Usage: bash bench/run_eval_bag.sh [BAG_DIR] [N]   (default: data/cerebellum/seen_a, 10 bags)
+# Usage: bash bench/run_eval_bag.sh [BAG_DIR] [N]   (default: data/cerebellum, searched two levels deep, first 10 bags)
 # Writes bench/results/eval_bag_*.json.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DATA="${1:-$ROOT/data/cerebellum/seen_a}"
+DATA="${1:-$ROOT/data/cerebellum}"
 N="${2:-10}"
 RS="$ROOT/.venv/bin/robo-stack"
 OUT="$ROOT/bench/results"
 mkdir -p "$OUT"
-mapfile -t BAGS < <(find "$DATA" -mindepth 1 -maxdepth 1 -type d -name 'ep_*' | sort | head -n "$N")
+mapfile -t BAGS < <(find "$DATA" -mindepth 1 -maxdepth 2 -type d -name 'ep_*' | sort | head -n "$N")
 [ "${#BAGS[@]}" -gt 0 ] || { echo "no ep_* bags under $DATA (make some: robo-stack sim collect)" >&2; exit 1; }
 echo "${#BAGS[@]} bags from $DATA" >&2
 run() { local name="$1"; shift; "$RS" eval bag "${BAGS[@]}" --json "$@" > "$OUT/eval_bag_$name.json"; }
