@@ -39,7 +39,7 @@ from robo_cerebellum.safety import SafetyConfig
 from robo_common.parallel import run_jobs
 from robo_common.plan_types import PlanData
 from robo_common.resources import resource_path
-from robo_sim.episode import Perturber
+from robo_sim.episode import HAND_RADIUS, Perturber, hand_distance
 from robo_sim.expert import ControlOutput, expert_plan, parse_code
 from robo_sim.scene import build_scene
 from robo_sim.tasks import FAMILIES, Task, make_task
@@ -191,21 +191,20 @@ def world_failure(world: SimWorld, plan: PlanData, index: int, kind: str) -> str
     sub = plan.subtasks[index]
     try:
         _, args = parse_code(sub.code)
-        tcp, _ = world.ee_pose()
         if sub.skill == "pick":
-            info = world.object_by_name(args["object"])
-            pos, _ = world.object_pose(info.body_id)
-            grasp = np.asarray(sub.keypoint("grasp").point)
-            if np.linalg.norm(pos[:2] - grasp[:2]) > 0.03 and np.linalg.norm(pos - tcp) > 0.06:
-                return f"{info.name} moved {np.linalg.norm(pos[:2] - grasp[:2]) * 100:.1f} cm from its keypoint"
-            if world.gripper_width01() < MonitorConfig.empty_width and np.linalg.norm(pos - tcp) > 0.06:
-                return f"fingers closed {np.linalg.norm(pos - tcp) * 100:.1f} cm from {info.name}"
+            name = args["object"]
+            pos, _ = world.object_pose(world.object_by_name(name).body_id)
+            moved = float(np.linalg.norm(pos[:2] - np.asarray(sub.keypoint("grasp").point)[:2]))
+            in_hand = hand_distance(world, name)
+            if moved > 0.03 and in_hand > HAND_RADIUS:
+                return f"{name} moved {moved * 100:.1f} cm from its keypoint"
+            if world.gripper_width01() < MonitorConfig.empty_width and in_hand > HAND_RADIUS:
+                return f"fingers closed {in_hand * 100:.1f} cm from {name}"
         elif sub.skill == "place" and index > 0 and plan.subtasks[index - 1].skill == "pick":
-            _, held = parse_code(plan.subtasks[index - 1].code)
-            info = world.object_by_name(held["object"])
-            pos, _ = world.object_pose(info.body_id)
-            if np.linalg.norm(pos - tcp) > 0.06:
-                return f"{info.name} is {np.linalg.norm(pos - tcp) * 100:.1f} cm from the hand"
+            name = parse_code(plan.subtasks[index - 1].code)[1]["object"]
+            in_hand = hand_distance(world, name)
+            if in_hand > HAND_RADIUS:
+                return f"{name} is {in_hand * 100:.1f} cm from the hand"
     except (KeyError, ValueError):  # a model's plan naming an object the scene does not have
         return "the plan names an object the scene does not have"
     return ""

@@ -81,7 +81,6 @@ class FailureMonitor:
         self.skill = skill
         self.steps = 0
         self.closed_steps = 0
-        self.holding = skill == "place"
         self.empty_closed = 0
         self.released = False
         self.tracking_bad = 0

@@ -38,7 +38,7 @@ from robo_common import constants as C
 from robo_common.bags import finger_width01
 from robo_common.geometry import slerp
 from robo_common.resources import resource_path
-from robo_common.ros.conversions import image_to_numpy, plan_from_msg, pose_stamped
+from robo_common.ros.conversions import image_to_numpy, plan_from_msg, pose_stamped, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
 from robo_common.ros.run import run_node
 
@@ -187,7 +187,7 @@ class CerebellumNode(Node):
             return
         self._state = (pos, quat / np.linalg.norm(quat), self._width)
         self._state_time = time.monotonic()
-        self._state_stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self._state_stamp = stamp_to_ns(msg.header.stamp) / 1e9
         self._state_stamp_msg = msg.header.stamp
 
     def _on_joints(self, msg: JointState) -> None:

@@ -254,6 +254,17 @@ def _record(
     )
 
 
+HAND_RADIUS = 0.06
+"""An object farther than this (m) from the TCP is not in the hand."""
+
+
+def hand_distance(world: SimWorld, name: str) -> float:
+    """Distance (m) from the TCP to the object called ``name`` (KeyError if the scene has none)."""
+    pos, _ = world.object_pose(world.object_by_name(name).body_id)
+    tcp, _ = world.ee_pose()
+    return float(np.linalg.norm(pos - tcp))
+
+
 class FailureMonitor:
     """Labels failures from ground truth as the episode runs."""
 
@@ -293,19 +304,15 @@ class FailureMonitor:
     def _check_lifted(self, step: int, name: str) -> None:
         info = self.world.object_by_name(name)
         pos, _ = self.world.object_pose(info.body_id)
-        ee, _ = self.world.ee_pose()
-        if pos[2] < info.size / 2.0 + 0.04 or np.linalg.norm(pos - ee) > 0.06:
+        if pos[2] < info.size / 2.0 + 0.04 or hand_distance(self.world, name) > HAND_RADIUS:
             self._fail("grasp_missed", step, f"{name} not lifted (z={pos[2]:.3f})")
 
     def _check_held(self, step: int, index: int) -> None:
         _, args = parse_code(self._code(index - 1))
-        info = self.world.object_by_name(args.get("object", ""))
-        pos, _ = self.world.object_pose(info.body_id)
-        ee, _ = self.world.ee_pose()
-        if np.linalg.norm(pos - ee) > 0.06:
-            self._fail(
-                "object_dropped", step, f"{info.name} is {np.linalg.norm(pos - ee):.3f} m from the TCP"
-            )
+        name = args.get("object", "")
+        distance = hand_distance(self.world, name)
+        if distance > HAND_RADIUS:
+            self._fail("object_dropped", step, f"{name} is {distance:.3f} m from the TCP")
 
     def _check_push(self, step: int, out: ControlOutput, name: str, direction: str) -> None:
         pos, _ = self.world.object_pose(self.world.object_by_name(name).body_id)

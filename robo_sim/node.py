@@ -29,7 +29,7 @@ from std_msgs.msg import Float64, String
 
 from robo_common import constants as C
 from robo_common.geometry import matrix_to_quat
-from robo_common.ros.conversions import ns_to_stamp, plan_to_msg, pose_stamped
+from robo_common.ros.conversions import ns_to_stamp, plan_to_msg, pose_stamped, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
 from robo_common.ros.run import run_node
 from robo_sim.sim_session import SimSession, SimSessionConfig
@@ -154,7 +154,7 @@ class SimNode(Node):
             self.get_logger().error(f"rejected ee target: {exc}")
 
     def _on_status(self, msg) -> None:  # noqa: ANN001 - robo_stack/ExecutionStatus
-        self._answered = max(self._answered, msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+        self._answered = max(self._answered, stamp_to_ns(msg.header.stamp) / 1e9)
 
     def _lockstep_hold(self, now: float) -> bool:
         """At a lock-step point: True while the controller has not answered it (and the wait is not over)."""
