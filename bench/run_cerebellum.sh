@@ -3,6 +3,5 @@
 # the same width and depth (one run, so the ratio is meaningful on a shared machine), and the loop rate
 # and period jitter of cerebellum_node while sim_node streams 15 Hz images. Writes bench/results/.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-mkdir -p "$ROOT/bench/results"
-"$ROOT/.venv/bin/robo-stack" bench cerebellum --json "$@" | tee "$ROOT/bench/results/cerebellum.json"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+"$RS" bench cerebellum --json "$@" | tee "$OUT/cerebellum.json"

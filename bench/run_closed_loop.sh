@@ -4,14 +4,11 @@
 # on a fixed seed set. Long: ~1 h on 2 busy cores with EPISODES=100 (set EPISODES / CORR_EPISODES lower
 # for a quick look). Writes bench/results/closed_loop_*.json and the README's correction table.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RS="$ROOT/.venv/bin/robo-stack"
-OUT="$ROOT/bench/results"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 EPISODES="${EPISODES:-100}"
 CORR_EPISODES="${CORR_EPISODES:-20}"
 AGREE_EPISODES="${AGREE_EPISODES:-12}"
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 101 ))}" ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-mkdir -p "$OUT"
 cd "$ROOT"
 for split in seen unseen; do
   "$RS" eval closed-loop --brain embedded --episodes "$EPISODES" --split "$split" --json \

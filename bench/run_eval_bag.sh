@@ -5,12 +5,9 @@
 # Usage: bash bench/run_eval_bag.sh [BAG_DIR] [N]   (default: data/cerebellum, searched two levels deep, first 10 bags)
 # Writes bench/results/eval_bag_*.json.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 DATA="${1:-$ROOT/data/cerebellum}"
 N="${2:-10}"
-RS="$ROOT/.venv/bin/robo-stack"
-OUT="$ROOT/bench/results"
-mkdir -p "$OUT"
 mapfile -t BAGS < <(find "$DATA" -mindepth 1 -maxdepth 2 -type d -name 'ep_*' | sort | head -n "$N")
 [ "${#BAGS[@]}" -gt 0 ] || { echo "no ep_* bags under $DATA (make some: robo-stack sim collect)" >&2; exit 1; }
 echo "${#BAGS[@]} bags from $DATA" >&2

@@ -3,12 +3,9 @@
 # episodes of each split, and failure detection on DETECT_EPISODES clean episodes plus DETECT_EPISODES per
 # perturbation mode (seen split). ~20 min on 2 quiet cores with the defaults. Writes bench/results/.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RS="$ROOT/.venv/bin/robo-stack"
-OUT="$ROOT/bench/results"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 EPISODES="${EPISODES:-100}"
 DETECT_EPISODES="${DETECT_EPISODES:-50}"
-mkdir -p "$OUT"
 cd "$ROOT"
 for split in seen unseen; do
   "$RS" eval closed-loop --brain oracle --episodes "$EPISODES" --split "$split" --json \
