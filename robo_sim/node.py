@@ -31,7 +31,7 @@ from robo_common import constants as C
 from robo_common.geometry import matrix_to_quat
 from robo_common.ros.conversions import ns_to_stamp, plan_to_msg, pose_stamped, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
-from robo_common.ros.run import run_node
+from robo_common.ros.run import events_executor, run_node
 from robo_sim.sim_session import SimSession, SimSessionConfig
 
 PARAMETERS: dict[str, tuple[object, str]] = {
@@ -250,7 +250,7 @@ class SimNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run ``sim_node`` until shut down."""
-    run_node(SimNode, args)
+    run_node(SimNode, args, executor=events_executor)  # 400 commands a second in, 400 states out
 
 
 if __name__ == "__main__":

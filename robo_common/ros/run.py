@@ -6,10 +6,35 @@ import logging
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import Executor, ExternalShutdownException
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 LOG = logging.getLogger(__name__)
+
+
+def events_executor() -> Executor:
+    """rclpy's C++ events executor where this rclpy has one (Jazzy and later), else a single-threaded one.
+
+    For nodes with high-rate subscriptions: on this machine the default executor spends ~0.5 ms of
+    CPU per message in Python bookkeeping while holding the GIL (400 messages/s: 20 % of a core); the
+    events executor about half of that. Spin it with :func:`spin_until_shutdown`, not ``spin()``.
+    """
+    try:
+        from rclpy.experimental import EventsExecutor
+    except ImportError:  # rclpy before Jazzy
+        return SingleThreadedExecutor()
+    return EventsExecutor()
+
+
+def spin_until_shutdown(executor: Executor, period_s: float = 0.1) -> None:
+    """``spin_once`` with a timeout until the context shuts down.
+
+    ``EventsExecutor.spin()`` (and ``spin_once()`` without a timeout) busy-loops at 100 % CPU and runs
+    no callbacks on the rclpy of this project while another Python thread exists (measured, Kilted
+    wheels); a bounded wait does not.
+    """
+    while executor.context.ok():
+        executor.spin_once(timeout_sec=period_s)
 
 
 def run_node(make_node: Callable[[], Node], args: list[str] | None = None,
@@ -29,7 +54,7 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None,
                 else:
                     ex = executor()
                     ex.add_node(node)
-                    ex.spin()
+                    spin_until_shutdown(ex)
             except RuntimeError:
                 if init.context.ok():
                     raise
