@@ -63,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     bench.add_argument("--steps", type=int, default=10_050,
                        help="steps of one episode to time (the step-10 000 window needs 10 050)")
+    bench.add_argument("--repeats", type=int, default=100,
+                       help="steps timed from each mark's saved state, marks interleaved (0: the one pass only)")
     bench.add_argument("--node-seconds", type=float, default=20.0, help="how long to measure the node (0: skip)")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=_bench)
@@ -176,7 +178,7 @@ def _bench(args: argparse.Namespace) -> int:
     from robo_cerebellum.policy import CheckpointError
 
     try:
-        result = run_benchmark(args.checkpoint, args.steps, args.node_seconds)
+        result = run_benchmark(args.checkpoint, args.steps, args.node_seconds, args.repeats)
     except (CheckpointError, RuntimeError) as exc:
         LOG.error("%s", exc)
         return 2
