@@ -39,10 +39,11 @@ from robo_cerebellum.safety import SafetyConfig
 from robo_common.parallel import run_jobs
 from robo_common.plan_types import PlanData
 from robo_common.resources import resource_path
+from robo_sim import catalog
 from robo_sim.episode import HAND_RADIUS, Perturber, hand_distance
-from robo_sim.expert import ControlOutput, expert_plan, parse_code
+from robo_sim.expert import ControlOutput, ExpertConfig, expert_plan, parse_code
 from robo_sim.scene import build_scene
-from robo_sim.tasks import FAMILIES, Task, make_task
+from robo_sim.tasks import FAMILIES, Task, make_task, pushed
 from robo_sim.world import SimWorld, WorldConfig
 
 LOG = logging.getLogger(__name__)
@@ -183,14 +184,24 @@ def world_failure(world: SimWorld, plan: PlanData, index: int, kind: str) -> str
 
     Checked at the moment the monitor reports ``kind`` in an episode without an injected perturbation:
     a pick whose object left its keypoint or that closed the fingers away from the object, a place whose
-    object is no longer in the hand, or a failure of the arm itself (``MEASURED_KINDS``). A report that
-    none of these confirms (e.g. the learned head firing on a good push) is a false alarm.
+    object is no longer in the hand, a push that did not move its object along (as the task's success
+    test counts it, from where its keypoints say the object stood), or a failure of the arm itself
+    (``MEASURED_KINDS``). A report that none of these confirms (e.g. the learned head firing on a good
+    push) is a false alarm.
     """
-    if kind in MEASURED_KINDS:
-        return kind
     sub = plan.subtasks[index]
+    if kind in MEASURED_KINDS and sub.skill != "push":
+        return kind
     try:
         _, args = parse_code(sub.code)
+        if sub.skill == "push":
+            name, start = args["object"], sub.keypoint("push_start")
+            d = np.array(catalog.DIRECTIONS[args["direction"]])
+            half = world.object_by_name(name).size / 2.0 + ExpertConfig().push_gap
+            start_xy = np.asarray(start.point)[:2] + d * half
+            if not pushed(world, name, args["direction"], tuple(start_xy)):
+                return f"{name} was not pushed {args['direction']} (from where its push_start keypoint puts it)"
+            return kind if kind in ("tracking_error", "unsafe_command") else ""
         if sub.skill == "pick":
             name = args["object"]
             pos, _ = world.object_pose(world.object_by_name(name).body_id)
@@ -205,7 +216,7 @@ def world_failure(world: SimWorld, plan: PlanData, index: int, kind: str) -> str
             in_hand = hand_distance(world, name)
             if in_hand > HAND_RADIUS:
                 return f"{name} is {in_hand * 100:.1f} cm from the hand"
-    except (KeyError, ValueError):  # a model's plan naming an object the scene does not have
+    except (KeyError, ValueError, AttributeError):  # a model's plan naming an object the scene does not have
         return "the plan names an object the scene does not have"
     return ""
 
@@ -246,10 +257,13 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
     else:
         row["brain_error"] = answer.error
     hz = policy.cfg.policy_hz
+    camera = camera_model(world)
     step = 0
     while step < int(cfg.timeout_s * hz) and executor.state == State.RUNNING:
         if step % cfg.camera_every == 0:
-            policy.update_image(*world.render())
+            rgb, depth = world.render()
+            policy.update_image(rgb, depth)
+            executor.update_view(depth, camera)
         pos, quat = world.ee_pose()
         tick_t0 = time.perf_counter()
         result = executor.tick(Observation(pos, quat, world.gripper_width01()), 0.0, 0.0, 1.0 / hz)

@@ -10,16 +10,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from robo_cerebellum.monitor import Failure, FailureMonitor, MonitorConfig
 from robo_cerebellum.policy import CerebellumPolicy, Command, Observation
 from robo_cerebellum.safety import SafeCommand, SafetyConfig, SafetyEnvelope, Verdict
+from robo_cerebellum.scene_checks import SceneCheckConfig, push_outcome
 from robo_common.geometry import quat_angle
 from robo_common.plan_types import PlanData
 
+if TYPE_CHECKING:
+    from robo_brain.keypoints import CameraModel
+
 LOG = logging.getLogger(__name__)
+DEFAULT_SCENE_CHECKS = SceneCheckConfig()
 
 
 class State(IntEnum):
@@ -49,8 +55,13 @@ class TickResult:
 class PlanExecutor:
     """Runs the subtasks of the active plan through the policy, in order."""
 
-    def __init__(self, policy: CerebellumPolicy, safety: SafetyConfig, monitor: MonitorConfig) -> None:
-        """Wire a policy to a fresh envelope and monitor (stepping at the policy's trained rate)."""
+    def __init__(self, policy: CerebellumPolicy, safety: SafetyConfig, monitor: MonitorConfig,
+                 scene: SceneCheckConfig | None = DEFAULT_SCENE_CHECKS) -> None:
+        """Wire a policy to a fresh envelope and monitor (stepping at the policy's trained rate).
+
+        ``scene``: thresholds of the check of a push's result in the depth image (None: no check);
+        it runs once :meth:`update_view` has given a depth frame and its camera.
+        """
         self.policy = policy
         self.envelope = SafetyEnvelope(safety)
         self.monitor = FailureMonitor(monitor, policy.cfg.policy_hz)
@@ -66,6 +77,16 @@ class PlanExecutor:
         self.recovery: tuple[np.ndarray, np.ndarray, float] | None = None
         self.recovery_tolerance = (0.01, np.deg2rad(5.0))
         self.recovery_timeout_s, self._recovery_steps = 10.0, 0
+        self.scene = scene
+        self._view: tuple[np.ndarray, CameraModel] | None = None
+        self._view_count = 0
+        self._verify: tuple[int, int] | None = None  # (frames seen when the push finished, steps waited)
+        self.verify_timeout_s = 1.0
+
+    def update_view(self, depth: np.ndarray, camera: CameraModel) -> None:
+        """The latest depth frame (metres) and the camera that took it, for the result checks."""
+        self._view = (depth, camera)
+        self._view_count += 1
 
     # ------------------------------------------------------------------ plans
     def set_plan(self, plan: PlanData, measured_pos: np.ndarray, measured_quat: np.ndarray) -> str:
@@ -94,7 +115,7 @@ class PlanExecutor:
             self.policy.reset()
         if not same:
             self.start_pose = (np.asarray(measured_pos, float).copy(), np.asarray(measured_quat, float).copy())
-        self.plan, self.index, self.recovery = plan, 0, None
+        self.plan, self.index, self.recovery, self._verify = plan, 0, None, None
         self.envelope.reset(measured_pos, measured_quat)
         if not plan.subtasks:
             self.state, self.detail = State.HOLDING, "empty plan: holding position"
@@ -132,6 +153,8 @@ class PlanExecutor:
             return TickResult(self.state, self.index, self.last_progress, self.detail, safe, self.last_gripper)
         if self.recovery is not None:
             return self._recover(obs, state_age_s, image_age_s, dt)
+        if self._verify is not None:
+            return self._check_result(obs, dt)
         try:
             cmd = self.policy.step(obs)
         except ValueError as exc:
@@ -150,8 +173,34 @@ class PlanExecutor:
         if safe.verdict == Verdict.HOLD:
             result.state, result.detail = State.HOLDING, "; ".join(safe.reasons)
         elif self._subtask_finished(cmd.progress):
-            self._advance()
+            if self.scene is not None and self._view is not None and self.plan.subtasks[self.index].skill == "push":
+                self._verify = (self._view_count, 0)  # look at the first frame taken from now on
+            else:
+                self._advance()
         return result
+
+    def _check_result(self, obs: Observation, dt: float) -> TickResult:
+        """Hold until a depth frame newer than the push's end arrives, then check where the object is.
+
+        Without a new frame within ``verify_timeout_s`` the push is taken as done, unchecked (logged).
+        """
+        mark, waited = self._verify
+        safe = self.envelope.hold(obs.ee_pos, obs.ee_quat, "checking the push result")
+        if self._view_count > mark:
+            self._verify = None
+            failure = push_outcome(self.plan.subtasks[self.index], *self._view, self.scene)
+            if failure is not None:
+                return self._fail(obs, failure)
+            self._advance()
+        elif (waited + 1) * dt > self.verify_timeout_s:
+            LOG.warning("push result not checked: no depth frame within %.1f s of its end", self.verify_timeout_s)
+            self._verify = None
+            self._advance()
+        else:
+            self._verify = (mark, waited + 1)
+            return TickResult(State.RUNNING, self.index, self.last_progress, "checking the push result", safe,
+                              self.last_gripper)
+        return TickResult(self.state, self.index, self.last_progress, self.detail, safe, self.last_gripper)
 
     def _subtask_finished(self, progress: float) -> bool:
         """Progress reached ``progress_done``, or it plateaued high: above ``plateau_min`` and up by less

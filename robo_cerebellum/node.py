@@ -28,16 +28,18 @@ from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from robo_stack.msg import ExecutionStatus, FailureReport, Plan
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64
 
+from robo_brain.keypoints import CameraModel
 from robo_cerebellum.executor import PlanExecutor, State, TickResult
 from robo_cerebellum.monitor import MonitorConfig
 from robo_cerebellum.policy import CerebellumPolicy, CheckpointError, Observation
 from robo_cerebellum.safety import SafetyConfig, Verdict
+from robo_cerebellum.scene_checks import SceneCheckConfig
 from robo_common import constants as C
 from robo_common.bags import finger_width01
-from robo_common.geometry import slerp
+from robo_common.geometry import pose_to_matrix, slerp
 from robo_common.resources import resource_path
 from robo_common.ros.conversions import image_to_numpy, plan_from_msg, pose_stamped, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
@@ -62,6 +64,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "control_thread_priority": (50, "SCHED_FIFO priority of the control thread (1-99, as ros2_control's "
                                     "thread_priority); 0: normal scheduling. Needs CAP_SYS_NICE or an rtprio limit; "
                                     "without it the node warns and runs at normal priority."),
+    "push_check": (True, "After a push, look at the next depth frame for the object where the push should have left "
+                         "it; nothing there is a no_progress failure. Needs camera_info and the camera pose topic."),
     "interpolation_s": (0.0, "Blend a new policy target in from the previous one over this long (s); 0: at once "
                              "(as in the demonstrations). A smoother command costs up to this much lag."),
 }
@@ -100,6 +104,9 @@ class CerebellumNode(Node):
         self._lock = threading.Lock()
         self._pending_plan: Plan | None = None
         self._depth: np.ndarray | None = None
+        self._camera_info: CameraInfo | None = None
+        self._camera_T: np.ndarray | None = None
+        self._camera: CameraModel | None = None
         self._new_image = False
         self._stop = threading.Event()
         self._load(par)
@@ -130,7 +137,7 @@ class CerebellumNode(Node):
         except (CheckpointError, ValueError, OSError) as exc:
             self._error(f"cerebellum not ready: {exc}")
             return
-        self.executor_core = PlanExecutor(policy, safety, monitor)
+        self.executor_core = PlanExecutor(policy, safety, monitor, SceneCheckConfig() if par["push_check"] else None)
         self.policy_period = 1.0 / policy.cfg.policy_hz
         self.interpolation_s = max(0.0, float(par["interpolation_s"]))
         self.get_logger().info(f"cerebellum up: {par['checkpoint']} ({policy.cfg.backbone} "
@@ -155,6 +162,10 @@ class CerebellumNode(Node):
                                  qos_for_topic(C.TOPIC_COLOR_IMAGE))
         self.create_subscription(Image, C.relative(C.TOPIC_DEPTH_IMAGE), self._on_depth,
                                  qos_for_topic(C.TOPIC_DEPTH_IMAGE))
+        self.create_subscription(CameraInfo, C.relative(C.TOPIC_CAMERA_INFO), self._on_camera_info,
+                                 qos_for_topic(C.TOPIC_CAMERA_INFO))
+        self.create_subscription(PoseStamped, C.relative(C.TOPIC_CAMERA_POSE), self._on_camera_pose,
+                                 qos_for_topic(C.TOPIC_CAMERA_POSE))
 
     def _error(self, text: str) -> None:
         self.get_logger().error(text)
@@ -216,6 +227,34 @@ class CerebellumNode(Node):
             self._depth, self._new_image = depth, True  # encoded by the policy thread
             self._image_time = time.monotonic()
 
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        if self._camera_info is None or list(msg.k) != list(self._camera_info.k):
+            self._camera_info = msg
+            self._make_camera()
+
+    def _on_camera_pose(self, msg: PoseStamped) -> None:
+        p, o = msg.pose.position, msg.pose.orientation
+        pose = np.array([p.x, p.y, p.z, o.x, o.y, o.z, o.w])
+        if msg.header.frame_id not in ("", C.BASE_FRAME) or not np.all(np.isfinite(pose)) \
+                or np.linalg.norm(pose[3:]) < 1e-6:
+            self.get_logger().error(f"camera pose ignored: frame {msg.header.frame_id!r}, values {pose.tolist()} "
+                                    f"(expected a finite pose in {C.BASE_FRAME!r})", throttle_duration_sec=5.0)
+            return
+        self._camera_T = pose_to_matrix(pose[:3], pose[3:] / np.linalg.norm(pose[3:]))
+        self._make_camera()
+
+    def _make_camera(self) -> None:
+        """The camera model of the push check, once intrinsics and extrinsics are both known."""
+        if self._camera_info is None or self._camera_T is None:
+            return
+        info = self._camera_info
+        try:
+            self._camera = CameraModel(np.array(info.k, float).reshape(3, 3), self._camera_T, int(info.width),
+                                       int(info.height))
+        except ValueError as exc:
+            self._camera = None
+            self.get_logger().error(f"camera model not usable, push results are not checked: {exc}")
+
     # ------------------------------------------------------------------ loop
     def _policy_loop(self) -> None:
         """The policy thread: one step every policy period, on the latest inputs.
@@ -263,6 +302,9 @@ class CerebellumNode(Node):
                 core.policy.update_image(self._rgb, self._depth)
             except ValueError as exc:
                 self.get_logger().error(f"camera frame not usable: {exc}", throttle_duration_sec=2.0)
+            else:
+                if self._camera is not None and self._depth.shape[:2] == (self._camera.height, self._camera.width):
+                    core.update_view(self._depth, self._camera)
         now = time.monotonic()
         pos, quat, _ = state
         state_stamp = self._state_stamp_msg
