@@ -11,6 +11,10 @@ beside the executor that receives plans, state and images, so the control loop n
 the policy, for images or for the brain. Status goes to
 ``/robo/execution_status`` at policy rate; a failure holds the arm where it is and publishes one ``/robo/failure``.
 
+The control thread asks for SCHED_FIFO (``control_thread_priority``) and the callbacks run in rclpy's
+events executor, which keeps the GIL free more of the time. With ``push_check``, a finished push is
+checked on the next depth frame (camera model from ``camera_info`` and the camera pose topic).
+
 Stale-input watchdog: the ages of the last state and image are measured on arrival (monotonic
 clock), so it works with and without ``use_sim_time``.
 """
@@ -112,10 +116,11 @@ class CerebellumNode(Node):
         self._load(par)
         # The control loop is a thread of its own on absolute monotonic deadlines, not an executor timer:
         # rclpy's executor dispatches timers from Python between subscription callbacks and drops late ticks
-        # (an A/B on this machine: 196-197 Hz with the timer, 199 Hz with the thread; the p99 period, ~10 ms
-        # beside sim_node on 2 cores, did not change). It runs on the monotonic clock because under
-        # use_sim_time a ROS-time timer would stop while a lock-stepped simulator waits for this node's
-        # status, which this loop sends (see _tick).
+        # (an A/B on this machine: 196-197 Hz with the timer, 199 Hz with the thread). Its p99 period beside
+        # sim_node on 2 cores (~10 ms) came down to ~5.5 ms with a real-time priority for this thread and the
+        # events executor for the callbacks (less Python holding the GIL); see bench/README.md. It runs on the
+        # monotonic clock because under use_sim_time a ROS-time timer would stop while a lock-stepped
+        # simulator waits for this node's status, which this loop sends (see _tick).
         self._control_priority = int(par["control_thread_priority"])
         self._control_thread = threading.Thread(target=self._control_loop, name="cerebellum_control", daemon=True)
         self._control_thread.start()
@@ -358,9 +363,9 @@ class CerebellumNode(Node):
         """Put the calling thread on SCHED_FIFO ``priority`` (Linux), or say why not.
 
         The control thread sleeps most of the time, so a real-time priority costs the rest of the
-        machine little and keeps its wake-ups on time when the cores are busy (an A/B beside
-        sim_node on 2 cores: period p99 ~10 ms at normal priority, ~6.5 ms with it). It still needs
-        the GIL, so other threads of this process can delay it by up to the switch interval.
+        machine little and keeps its wake-ups on time when the cores are busy (beside sim_node on 2
+        cores: period p99 8-11 ms at normal priority, 6.7-7.5 ms with it, before the events
+        executor). It still needs the GIL, so other threads of this process can delay it.
         """
         if priority <= 0:
             return
