@@ -398,6 +398,8 @@ def report(rows: list[dict], split: str, wall_s: float) -> dict:
         "failure_detection": {
             "precision": (tp + confirmed) / (tp + confirmed + fp) if tp + confirmed + fp else None,
             "recall": tp / (tp + fn) if tp + fn else None,
+            "recall_by_mode": _recall(by_mode),
+            "recall_by_family": _recall(_group(perturbed, "family")),
             "precision_strict": tp / (tp + fp_strict) if tp + fp_strict else None,
             "true_positives": tp, "confirmed_in_clean": confirmed, "false_positives": fp,
             "false_negatives": fn,
@@ -459,6 +461,22 @@ def correction_table(result: dict) -> str:
                  f" | {sum(t['corrections'] for t in result['modes'].values())} | "
                  f"{sum(t['recovered_by_revision'] for t in result['modes'].values())} |")
     return "\n".join(lines) + "\n"
+
+
+def _group(rows: list[dict], key: str) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        out[r[key]].append(r)
+    return out
+
+
+def _recall(groups: dict[str, list[dict]]) -> dict[str, float | None]:
+    """Detected over happened perturbations, per group."""
+    out = {}
+    for name, rs in sorted(groups.items()):
+        happened = [r for r in rs if r["perturbation"] is not None]
+        out[name] = sum(r["detected"] is not None for r in happened) / len(happened) if happened else None
+    return out
 
 
 def _count(items: object) -> dict[str, int]:

@@ -88,7 +88,9 @@ def test_train_resume_and_closed_loop(bags: Path, tmp_path: Path) -> None:
                       progress=False)
     assert report["episodes"] == 1 and report["perturbed_episodes"] == 1
     assert set(report["success_rate"]) == {"pick_place"}
-    assert {"precision", "recall"} <= set(report["failure_detection"])
+    fd = report["failure_detection"]
+    assert {"precision", "recall", "recall_by_mode", "recall_by_family"} <= set(fd)
+    assert set(fd["recall_by_mode"]) == {"slip"} and set(fd["recall_by_family"]) == {"pick_place"}
 
 
 def test_drift_noise_is_slow_and_has_the_asked_spread() -> None:
