@@ -44,7 +44,7 @@ from robo_common.plan_types import PlanData
 from robo_common.resources import resource_path
 from robo_common.ros.conversions import image_to_numpy, plan_to_msg, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
-from robo_common.ros.run import run_node
+from robo_common.ros.run import events_executor, run_node
 
 TOPIC_BRAIN_STATUS = C.TOPIC_BRAIN_STATUS
 MAX_INSTRUCTION_BYTES = 4096
@@ -335,7 +335,7 @@ def plan_markers(plan: PlanData, stamp) -> MarkerArray:  # noqa: ANN001 - builti
 
 def main(args: list[str] | None = None) -> None:
     """Run ``brain_node`` until shut down."""
-    run_node(BrainNode, args)
+    run_node(BrainNode, args, executor=events_executor)  # state at 200 Hz, three camera topics
 
 
 if __name__ == "__main__":
