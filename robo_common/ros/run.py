@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
+import threading
 from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 LOG = logging.getLogger(__name__)
 
@@ -27,14 +30,14 @@ def events_executor() -> Executor:
     return EventsExecutor()
 
 
-def spin_until_shutdown(executor: Executor, period_s: float = 0.1) -> None:
-    """``spin_once`` with a timeout until the context shuts down.
+def spin_until_shutdown(executor: Executor, stop: threading.Event | None = None, period_s: float = 0.1) -> None:
+    """``spin_once`` with a timeout until the context shuts down or ``stop`` is set.
 
     ``EventsExecutor.spin()`` (and ``spin_once()`` without a timeout) busy-loops at 100 % CPU and runs
     no callbacks on the rclpy of this project while another Python thread exists (measured, Kilted
     wheels); a bounded wait does not.
     """
-    while executor.context.ok():
+    while executor.context.ok() and not (stop is not None and stop.is_set()):
         executor.spin_once(timeout_sec=period_s)
 
 
@@ -47,27 +50,38 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None,
     objects of a loaded cerebellum took ~200 ms here, holding the GIL, and would stall the control
     loop whenever the collector chose to run one; after the freeze it takes microseconds.
 
-    An error raised by the executor while a shutdown (SIGINT/SIGTERM) is already under way — e.g.
-    a message being taken as the context closes — is part of shutting down, not a crash; any
-    other error propagates.
+    With ``executor``, SIGINT and SIGTERM only ask the spin loop to stop, which it does between two
+    callbacks; then the executor, the node and rclpy shut down in that order. (rclpy's own handlers
+    invalidate the context at once: a callback running at that moment, e.g. the simulator's 200 Hz
+    state publisher, fails to publish, and the events executor logs that as a fatal callback error.)
+    An error raised by the executor while a shutdown is already under way is part of shutting down,
+    not a crash; any other error propagates.
     """
+    stop = threading.Event()
+    options = {}
+    if executor is not None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        options["signal_handler_options"] = SignalHandlerOptions.NO
     try:
-        with rclpy.init(args=args) as init:
+        with rclpy.init(args=args, **options) as init:
             node = make_node()
             gc.collect()
             gc.freeze()
+            ex = executor() if executor is not None else None
             try:
-                if executor is None:
+                if ex is None:
                     rclpy.spin(node)
                 else:
-                    ex = executor()
                     ex.add_node(node)
-                    spin_until_shutdown(ex)
+                    spin_until_shutdown(ex, stop)
             except RuntimeError:
-                if init.context.ok():
+                if init.context.ok() and not stop.is_set():
                     raise
                 LOG.debug("error while shutting down", exc_info=True)
             finally:
+                if ex is not None:
+                    ex.shutdown()  # no callback may run into a destroyed node (a closed simulator)
                 node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
