@@ -2,12 +2,19 @@
 # Rosbag replay evaluation benchmark, one run on this machine: offline replay speed of the shipped
 # cerebellum (parallel pass and node-like recurrent stepping), the metric's floor (the expert's own
 # recorded commands) and truth (those commands offset by a known 2 cm / 5 deg), and the LeRobot export.
-# Usage: bash bench/run_eval_bag.sh [BAG_DIR] [N]   (default: data/cerebellum, searched two levels deep, first 10 bags)
-# Writes bench/results/eval_bag_*.json.
+# Usage: bash bench/run_eval_bag.sh [BAG_DIR] [N]   (searched two levels deep, first N bags, default 40)
+# Default BAG_DIR: data/eval_heldout, episodes the shipped cerebellum never trained on (seeds 300000+, 20 seen
+# and 20 unseen, a quarter perturbed), collected here first when missing (~40 s). Writes bench/results/eval_bag_*.json.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-DATA="${1:-$ROOT/data/cerebellum}"
-N="${2:-10}"
+DATA="${1:-$ROOT/data/eval_heldout}"
+N="${2:-40}"
+if [ "$#" -eq 0 ]; then
+  for split in seen unseen; do  # resumable: episodes already there are kept
+    "$RS" sim collect --episodes 20 --split "$split" --seed0 300000 --out "$DATA/$split" \
+      --perturb grasp_offset nudge slip wrong_keypoint --perturb-fraction 0.25
+  done
+fi
 mapfile -t BAGS < <(find "$DATA" -mindepth 1 -maxdepth 2 -type d -name 'ep_*' | sort | head -n "$N")
 [ "${#BAGS[@]}" -gt 0 ] || { echo "no ep_* bags under $DATA (make some: robo-stack sim collect)" >&2; exit 1; }
 echo "${#BAGS[@]} bags from $DATA" >&2
