@@ -184,10 +184,10 @@ def world_failure(world: SimWorld, plan: PlanData, index: int, kind: str) -> str
 
     Checked at the moment the monitor reports ``kind`` in an episode without an injected perturbation:
     a pick whose object left its keypoint or that closed the fingers away from the object, a place whose
-    object is no longer in the hand, a push that did not move its object along (as the task's success
-    test counts it, from where its keypoints say the object stood), or a failure of the arm itself
-    (``MEASURED_KINDS``). A report that none of these confirms (e.g. the learned head firing on a good
-    push) is a false alarm.
+    object is no longer in the hand or whose release was stopped off the target's footprint, a push
+    that did not move its object along (as the task's success test counts it, from where its
+    keypoints say the object stood), or a failure of the arm itself (``MEASURED_KINDS``). A report
+    that none of these confirms (e.g. the learned head firing on a good push) is a false alarm.
     """
     sub = plan.subtasks[index]
     if kind in MEASURED_KINDS and sub.skill != "push":
@@ -216,6 +216,10 @@ def world_failure(world: SimWorld, plan: PlanData, index: int, kind: str) -> str
             in_hand = hand_distance(world, name)
             if in_hand > HAND_RADIUS:
                 return f"{name} is {in_hand * 100:.1f} cm from the hand"
+            target = world.object_by_name(args["target"])
+            across = float(np.linalg.norm(world.ee_pose()[0][:2] - world.object_pose(target.body_id)[0][:2]))
+            if kind == "object_dropped" and across > target.size / 2.0 + 0.01:
+                return f"the hand is {across * 100:.1f} cm from the centre of {target.name}: a release there misses it"
     except (KeyError, ValueError, AttributeError):  # a model's plan naming an object the scene does not have
         return "the plan names an object the scene does not have"
     return ""

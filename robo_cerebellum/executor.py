@@ -136,7 +136,8 @@ class PlanExecutor:
             self.state, self.detail = State.SUCCEEDED, "plan complete"
             return
         self.policy.set_subtask(sub)
-        self.monitor.start_subtask(sub.skill)
+        place = sub.keypoint("place") if sub.skill == "place" else None
+        self.monitor.start_subtask(sub.skill, None if place is None else np.asarray(place.point, float))
         self.last_progress = 0.0
         self._progress_history: list[float] = []
         self.detail = f"running {sub.code}"

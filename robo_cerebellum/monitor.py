@@ -10,6 +10,12 @@ Checks (all from observations, never simulator ground truth):
   is past ``release_progress`` (the release phase): when a block slips out during the carry, the
   policy sees the fingers open and commands open for a step or two, then closes on nothing, and a
   release latched on any open command hid every slip.
+* ``object_dropped`` also when the gripper is commanded open for ``drop_steps`` consecutive steps of
+  a place while the hand is more than ``release_radius`` (horizontally) or ``release_height``
+  (vertically) from the place keypoint: an object let go there does not land on its target (the
+  policy, with a progress head that can jump mid-carry, opened the fingers 14 cm short of the bowl
+  in one demo run over DDS). A single open step is not a release: over DDS the policy often
+  commands open for one step as a place starts, and the fingers hardly move.
 * ``tracking_error``: measured TCP farther than ``tracking_error_m`` from the command for
   ``tracking_steps`` consecutive steps.
 * ``no_progress``: the progress head has not advanced by ``min_progress`` in ``no_progress_s``.
@@ -37,6 +43,8 @@ class MonitorConfig:
     firm_grip: float = 0.1
     drop_steps: int = 3
     release_progress: float = 0.4
+    release_radius: float = 0.05
+    release_height: float = 0.08
     grasp_settle_steps: int = 14
     tracking_error_m: float = 0.05
     tracking_steps: int = 10
@@ -54,7 +62,7 @@ class MonitorConfig:
         for name in ("grasp_settle_steps", "tracking_steps", "failure_steps", "drop_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"MonitorConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("tracking_error_m", "no_progress_s", "subtask_timeout_s"):
+        for name in ("tracking_error_m", "no_progress_s", "subtask_timeout_s", "release_radius", "release_height"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"MonitorConfig.{name} must be > 0, got {getattr(self, name)}")
 
@@ -76,13 +84,15 @@ class FailureMonitor:
         self.rate_hz = rate_hz
         self.start_subtask("")
 
-    def start_subtask(self, skill: str) -> None:
-        """Reset the per-subtask counters for a new subtask of ``skill``."""
+    def start_subtask(self, skill: str, place_point: np.ndarray | None = None) -> None:
+        """Reset the per-subtask counters for a new subtask of ``skill`` (a place: with its keypoint, if known)."""
         self.skill = skill
+        self.place_point = None if place_point is None else np.asarray(place_point, float)
         self.steps = 0
         self.closed_steps = 0
         self.empty_closed = 0
         self.released = False
+        self.open_away = 0
         self.tracking_bad = 0
         self.high_failure = 0
         self.best_progress = 0.0
@@ -92,7 +102,8 @@ class FailureMonitor:
               gripper_width: float, progress: float, failure_probability: float) -> Failure | None:
         """Run every check on one step; returns the first failure found, or None."""
         self.steps += 1
-        return (self._grasp(gripper_command, gripper_width) or self._drop(gripper_command, gripper_width, progress)
+        return (self._grasp(gripper_command, gripper_width)
+                or self._drop(gripper_command, gripper_width, progress, measured_pos)
                 or self._tracking(commanded_pos, measured_pos) or self._progress(progress)
                 or self._timeout() or self._learned(failure_probability))
 
@@ -104,8 +115,19 @@ class FailureMonitor:
             return Failure("grasp_missed", f"gripper closed to {width:.2f} of open: nothing between the fingers")
         return None
 
-    def _drop(self, command: float, width: float, progress: float) -> Failure | None:
+    def _drop(self, command: float, width: float, progress: float, measured: np.ndarray) -> Failure | None:
         if self.skill != "place" or self.released:
+            return None
+        away = False
+        if command >= 0.5 and self.place_point is not None:
+            offset = np.asarray(measured, float) - self.place_point
+            across, up = float(np.linalg.norm(offset[:2])), float(offset[2])
+            away = across > self.config.release_radius or abs(up) > self.config.release_height
+        self.open_away = self.open_away + 1 if away else 0
+        if away:
+            if self.open_away >= self.config.drop_steps:
+                return Failure("object_dropped", f"gripper opened {across * 100:.1f} cm beside and {up * 100:+.1f} cm "
+                                                 f"above the place point: the object is let go away from its target")
             return None
         if command >= 0.5 and progress >= self.config.release_progress:
             self.released = True

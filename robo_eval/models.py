@@ -232,7 +232,9 @@ class CerebellumModel:
         active = -1
         for i in steps:
             if pos[i] != active:
-                monitor.start_subtask(ep.plan.subtasks[pos[i]].skill)
+                sub = ep.plan.subtasks[pos[i]]
+                place = sub.keypoint("place") if sub.skill == "place" else None
+                monitor.start_subtask(sub.skill, None if place is None else np.asarray(place.point, float))
                 active = pos[i]
             failure = monitor.check(out.target_pos[i], ep.ee_pos[i], float(np.clip(out.gripper[i], 0, 1)),
                                     float(ep.gripper_width[i]), float(progress[i]), float(out.failure_probability[i]))

@@ -175,6 +175,23 @@ def test_executor_subtask_end_by_threshold_or_high_plateau() -> None:
     assert [ex._subtask_finished(p) for p in flat][-1]  # stuck high for 8 steps: finished
 
 
+def test_monitor_flags_a_release_away_from_the_place_point() -> None:
+    target = np.array([0.45, 0.0, 0.01])
+    mon = FailureMonitor(MonitorConfig(), rate_hz=20)
+    mon.start_subtask("place", target)
+    carrying = np.array([0.45, -0.14, 0.17])
+    assert mon.check(carrying, carrying, 0.0, 0.5, 0.1, 0.0) is None  # closed on the block while carrying
+    assert mon.check(carrying, carrying, 0.9, 0.5, 0.7, 0.0) is None  # one open step: a glitch, not a release
+    assert mon.check(carrying, carrying, 0.0, 0.5, 0.2, 0.0) is None
+    opened = [mon.check(carrying, carrying, 0.9, 0.5, 0.7, 0.0) for _ in range(3)]  # opens 14 cm short, 16 cm high
+    assert opened[:2] == [None, None] and opened[2].kind == "object_dropped" and "14.0 cm beside" in opened[2].detail
+    mon.start_subtask("place", target)
+    low = target + np.array([0.015, 0.0, 0.015])
+    assert all(mon.check(low, low, 0.9, 0.9, 0.8, 0.0) is None for _ in range(5))  # a release at the target
+    mon.start_subtask("place")  # a place without a keypoint: only the finger checks
+    assert all(mon.check(carrying, carrying, 0.9, 0.5, 0.7, 0.0) is None for _ in range(5))
+
+
 def test_monitor_drop_needs_a_firm_grip() -> None:
     mon = FailureMonitor(MonitorConfig(), rate_hz=20)
     mon.start_subtask("place")
