@@ -105,6 +105,11 @@ class CameraModel:
         object.__setattr__(self, "K", K)
         object.__setattr__(self, "T_base_camera", T)
 
+    @classmethod
+    def from_camera_info(cls, info: object, T_base_camera: np.ndarray) -> CameraModel:
+        """The model of a ``sensor_msgs/CameraInfo`` (``k``, ``width``, ``height``) at pose ``T_base_camera``."""
+        return cls(np.array(info.k, float).reshape(3, 3), T_base_camera, int(info.width), int(info.height))
+
     def project(self, point_base: np.ndarray) -> tuple[float, float]:
         """Pixel ``(u, v)`` of a base-frame point (pixel centres are integers)."""
         T_cam_base = np.linalg.inv(self.T_base_camera)

@@ -42,7 +42,7 @@ from robo_common import constants as C
 from robo_common.geometry import pose_to_matrix
 from robo_common.plan_types import PlanData
 from robo_common.resources import resource_path
-from robo_common.ros.conversions import image_to_numpy, plan_to_msg, stamp_to_ns
+from robo_common.ros.conversions import image_to_numpy, plan_to_msg, pose_array, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
 from robo_common.ros.run import events_executor, run_node
 
@@ -78,11 +78,6 @@ PARAMETERS: dict[str, tuple[object, str]] = {
                     "base frame, used until /camera/color/pose arrives; [0.0] for none."),
     "publish_empty_plan_on_failure": (True, "Publish an empty plan when planning fails, so the old plan stops."),
 }
-
-
-def _pose_array(msg: PoseStamped) -> np.ndarray:
-    p, o = msg.pose.position, msg.pose.orientation
-    return np.array([p.x, p.y, p.z, o.x, o.y, o.z, o.w], float)
 
 
 def _position(pose) -> np.ndarray:  # noqa: ANN001 - geometry_msgs/Pose
@@ -187,14 +182,14 @@ class BrainNode(Node):
             self._submit_plan(instruction)
 
     def _on_camera_pose(self, msg: PoseStamped) -> None:
-        pose = _pose_array(msg)
+        pose = pose_array(msg)
         if msg.header.frame_id not in ("", C.BASE_FRAME) or not np.all(np.isfinite(pose)):
             self._reject("camera pose rejected", f"frame {msg.header.frame_id!r}, values {pose.tolist()}")
             return
         self._camera_T = pose_to_matrix(pose[:3], pose[3:])
 
     def _on_ee_pose(self, msg: PoseStamped) -> None:
-        pose = _pose_array(msg)
+        pose = pose_array(msg)
         if np.all(np.isfinite(pose)):
             self._ee = pose[:3]
         else:
@@ -231,7 +226,7 @@ class BrainNode(Node):
         if rgb.ndim != 3 or depth.ndim != 2:
             raise ValueError(f"colour topic must carry rgb8/bgr8 and depth 32FC1/16UC1, got "
                              f"{self._latest['rgb'].encoding} and {self._latest['depth'].encoding}")
-        camera = CameraModel(np.array(info.k, float).reshape(3, 3), self._camera_T, int(info.width), int(info.height))
+        camera = CameraModel.from_camera_info(info, self._camera_T)
         stamp = stamp_to_ns(self._latest["rgb"].header.stamp)
         return Observation(rgb, depth, camera, self._ee, stamp)
 

@@ -45,7 +45,7 @@ from robo_common import constants as C
 from robo_common.bags import finger_width01
 from robo_common.geometry import pose_to_matrix, slerp
 from robo_common.resources import resource_path
-from robo_common.ros.conversions import image_to_numpy, plan_from_msg, pose_stamped, stamp_to_ns
+from robo_common.ros.conversions import image_to_numpy, plan_from_msg, pose_array, pose_stamped, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
 from robo_common.ros.run import events_executor, run_node
 
@@ -238,8 +238,7 @@ class CerebellumNode(Node):
             self._make_camera()
 
     def _on_camera_pose(self, msg: PoseStamped) -> None:
-        p, o = msg.pose.position, msg.pose.orientation
-        pose = np.array([p.x, p.y, p.z, o.x, o.y, o.z, o.w])
+        pose = pose_array(msg)
         if msg.header.frame_id not in ("", C.BASE_FRAME) or not np.all(np.isfinite(pose)) \
                 or np.linalg.norm(pose[3:]) < 1e-6:
             self.get_logger().error(f"camera pose ignored: frame {msg.header.frame_id!r}, values {pose.tolist()} "
@@ -254,8 +253,7 @@ class CerebellumNode(Node):
             return
         info = self._camera_info
         try:
-            self._camera = CameraModel(np.array(info.k, float).reshape(3, 3), self._camera_T, int(info.width),
-                                       int(info.height))
+            self._camera = CameraModel.from_camera_info(info, self._camera_T)
         except ValueError as exc:
             self._camera = None
             self.get_logger().error(f"camera model not usable, push results are not checked: {exc}")

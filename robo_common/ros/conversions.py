@@ -90,6 +90,12 @@ def pose_stamped(stamp: Time, frame_id: str, pos: np.ndarray, quat_xyzw: np.ndar
     return msg
 
 
+def pose_array(msg: PoseStamped) -> np.ndarray:
+    """``[x, y, z, qx, qy, qz, qw]`` of a ``geometry_msgs/PoseStamped`` (not validated)."""
+    p, o = msg.pose.position, msg.pose.orientation
+    return np.array([p.x, p.y, p.z, o.x, o.y, o.z, o.w], float)
+
+
 def image_to_numpy(msg: Image) -> np.ndarray:
     """Colour (``rgb8``/``bgr8`` -> RGB uint8) or depth (``32FC1`` m, ``16UC1`` mm -> float32 m) image.
 
