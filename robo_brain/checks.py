@@ -2,6 +2,9 @@
 
 * **on object**: is a ``grasp`` keypoint on something standing above the table (depth), or on
   a provided object mask? A depth jump inside the window flags an object edge.
+* **named colour**: with the colour image, do the object pixels at a ``grasp`` keypoint read as
+  the colour word of the object the step names (``pick(object="red block")``)? See
+  :mod:`robo_common.colours`.
 * **reachable**: is every remaining keypoint inside the workspace box and the arm's reach?
 * **moved**: does the depth at a keypoint's pixel still give the keypoint's 3D point, or has
   the object moved (or gone)?
@@ -17,7 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robo_brain.keypoints import CameraModel, KeypointConfig, KeypointError, window_depth
-from robo_common.plan_types import KeypointData, PlanData
+from robo_brain.plan_language import PlanParseError, parse_call
+from robo_common.colours import contradicts, named_colour, read_colour
+from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +104,40 @@ def check_on_object(kp: KeypointData, depth: np.ndarray, camera: CameraModel, cf
     return Finding("on_object", not edge, f"{where} is on something {height * 100:.1f} cm high{edge}")
 
 
+def check_named_colour(sub: SubtaskData, kp: KeypointData, rgb: np.ndarray, depth: np.ndarray,
+                       camera: CameraModel, cfg: CheckConfig) -> Finding | None:
+    """Do the object pixels around the keypoint read as the colour its step's ``object`` names?
+
+    None when the step names no basic colour or no object pixel is in the window (the on-object
+    check says so).
+    """
+    try:
+        name = str(parse_call(sub.code).args.get("object", ""))
+    except PlanParseError:
+        return None
+    term = named_colour(name)
+    if term is None or rgb.shape[:2] != depth.shape[:2]:
+        return None
+    r = cfg.keypoints.window + 1
+    col, row = int(round(kp.u)), int(round(kp.v))
+    pixels = []
+    for y in range(max(row - r, 0), min(row + r + 1, depth.shape[0])):
+        for x in range(max(col - r, 0), min(col + r + 1, depth.shape[1])):
+            z = float(depth[y, x])
+            if not (math.isfinite(z) and z > 0):
+                continue
+            if camera.deproject(x, y, z)[2] - cfg.keypoints.table_z >= cfg.min_object_height:
+                pixels.append(rgb[y, x, :3])
+    if not pixels:
+        return None
+    reading = read_colour(np.array(pixels))
+    where = f"{kp.name} keypoint of {sub.code} at pixel ({kp.u:.0f}, {kp.v:.0f})"
+    if contradicts(reading, term):
+        return Finding("named_colour", False, f"{where} is on a {reading.describe()} object, not a {term} one: "
+                                              "it is on another object")
+    return Finding("named_colour", True, f"{where} is on a {reading.describe()} object")
+
+
 def check_reachable(kp: KeypointData, cfg: CheckConfig) -> Finding:
     """Is the keypoint's 3D point in the workspace box and within the arm's reach?"""
     point = np.asarray(kp.point)
@@ -136,8 +175,10 @@ def check_gripper_offset(kp: KeypointData, measured: np.ndarray | None) -> Findi
 
 
 def run_checks(plan: PlanData, failed_index: int, depth: np.ndarray, camera: CameraModel, cfg: CheckConfig,
-               measured_position: np.ndarray | None = None, mask: np.ndarray | None = None) -> list[Finding]:
-    """Run every check on the keypoints of the failed subtask and the ones after it."""
+               measured_position: np.ndarray | None = None, mask: np.ndarray | None = None,
+               rgb: np.ndarray | None = None) -> list[Finding]:
+    """Run every check on the keypoints of the failed subtask and the ones after it (the colour check
+    only with ``rgb``)."""
     findings: list[Finding] = []
     for pos, sub in enumerate(plan.subtasks[failed_index:]):
         for kp in sub.keypoints:
@@ -146,6 +187,9 @@ def run_checks(plan: PlanData, failed_index: int, depth: np.ndarray, camera: Cam
                 continue
             if kp.name in OBJECT_KEYPOINTS:
                 findings.append(check_on_object(kp, depth, camera, cfg, mask))
+                colour = None if rgb is None else check_named_colour(sub, kp, np.asarray(rgb), depth, camera, cfg)
+                if colour is not None:
+                    findings.append(colour)
             if kp.name in TRACKED_KEYPOINTS:
                 findings.append(check_moved(kp, depth, camera, cfg))
             if pos == 0:

@@ -298,7 +298,7 @@ class Planner:
         except ValueError as exc:
             return PlanResult(Outcome.FAILED, None, errors=[str(exc)], timing={"total": time.perf_counter() - t0})
         findings = run_checks(plan, failure.subtask_index, depth, camera, self.config.checks,
-                              failure.measured_position, mask)
+                              failure.measured_position, mask, rgb)
         locate = self.locator(depth, camera)
         revision = plan.revision + 1
         replan = self.correction_mode == "replan"

@@ -208,7 +208,7 @@ def world_failure(world: SimWorld, plan: PlanData, index: int, kind: str) -> str
             moved = float(np.linalg.norm(pos[:2] - np.asarray(sub.keypoint("grasp").point)[:2]))
             in_hand = hand_distance(world, name)
             if moved > 0.03 and in_hand > HAND_RADIUS:
-                return f"{name} moved {moved * 100:.1f} cm from its keypoint"
+                return f"{name} is {moved * 100:.1f} cm from its grasp keypoint"
             if world.gripper_width01() < MonitorConfig.empty_width and in_hand > HAND_RADIUS:
                 return f"fingers closed {in_hand * 100:.1f} cm from {name}"
         elif sub.skill == "place" and index > 0 and plan.subtasks[index - 1].skill == "pick":
@@ -267,7 +267,7 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
         if step % cfg.camera_every == 0:
             rgb, depth = world.render()
             policy.update_image(rgb, depth)
-            executor.update_view(depth, camera)
+            executor.update_view(depth, camera, rgb)
         pos, quat = world.ee_pose()
         tick_t0 = time.perf_counter()
         result = executor.tick(Observation(pos, quat, world.gripper_width01()), 0.0, 0.0, 1.0 / hz)

@@ -17,7 +17,7 @@ import numpy as np
 from robo_cerebellum.monitor import Failure, FailureMonitor, MonitorConfig
 from robo_cerebellum.policy import CerebellumPolicy, Command, Observation
 from robo_cerebellum.safety import SafeCommand, SafetyConfig, SafetyEnvelope, Verdict
-from robo_cerebellum.scene_checks import SceneCheckConfig, push_outcome
+from robo_cerebellum.scene_checks import GroundingConfig, SceneCheckConfig, keypoint_grounding, push_outcome
 from robo_common.geometry import quat_angle
 from robo_common.plan_types import PlanData
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 DEFAULT_SCENE_CHECKS = SceneCheckConfig()
+DEFAULT_GROUNDING = GroundingConfig()
 
 
 class State(IntEnum):
@@ -56,11 +57,14 @@ class PlanExecutor:
     """Runs the subtasks of the active plan through the policy, in order."""
 
     def __init__(self, policy: CerebellumPolicy, safety: SafetyConfig, monitor: MonitorConfig,
-                 scene: SceneCheckConfig | None = DEFAULT_SCENE_CHECKS) -> None:
+                 scene: SceneCheckConfig | None = DEFAULT_SCENE_CHECKS,
+                 grounding: GroundingConfig | None = DEFAULT_GROUNDING) -> None:
         """Wire a policy to a fresh envelope and monitor (stepping at the policy's trained rate).
 
         ``scene``: thresholds of the check of a push's result in the depth image (None: no check);
         it runs once :meth:`update_view` has given a depth frame and its camera.
+        ``grounding``: thresholds of the check of a pick's (push's) keypoints in the colour and depth
+        frames (None: no check); it needs :meth:`update_view` with a colour frame.
         """
         self.policy = policy
         self.envelope = SafetyEnvelope(safety)
@@ -82,10 +86,15 @@ class PlanExecutor:
         self._view_count = 0
         self._verify: tuple[int, int] | None = None  # (frames seen when the push finished, steps waited)
         self.verify_timeout_s = 1.0
+        self.grounding = grounding
+        self._rgb: np.ndarray | None = None
+        self._ground: tuple[int, int] | None = None  # (frames seen at the last try, steps since the pick began)
+        self.last_grounding = ""
 
-    def update_view(self, depth: np.ndarray, camera: CameraModel) -> None:
-        """The latest depth frame (metres) and the camera that took it, for the result checks."""
+    def update_view(self, depth: np.ndarray, camera: CameraModel, rgb: np.ndarray | None = None) -> None:
+        """The latest depth frame (metres), the camera that took it and its colour frame, for the checks."""
         self._view = (depth, camera)
+        self._rgb = rgb
         self._view_count += 1
 
     # ------------------------------------------------------------------ plans
@@ -138,6 +147,7 @@ class PlanExecutor:
         self.policy.set_subtask(sub)
         place = sub.keypoint("place") if sub.skill == "place" else None
         self.monitor.start_subtask(sub.skill, None if place is None else np.asarray(place.point, float))
+        self._ground = (-1, 0) if self.grounding is not None and sub.skill in ("pick", "push") else None
         self.last_progress = 0.0
         self._progress_history: list[float] = []
         self.detail = f"running {sub.code}"
@@ -156,6 +166,10 @@ class PlanExecutor:
             return self._recover(obs, state_age_s, image_age_s, dt)
         if self._verify is not None:
             return self._check_result(obs, dt)
+        if self._ground is not None:
+            failure = self._check_grounding(dt)
+            if failure is not None:
+                return self._fail(obs, failure)
         try:
             cmd = self.policy.step(obs)
         except ValueError as exc:
@@ -202,6 +216,36 @@ class PlanExecutor:
             return TickResult(State.RUNNING, self.index, self.last_progress, "checking the push result", safe,
                               self.last_gripper)
         return TickResult(self.state, self.index, self.last_progress, self.detail, safe, self.last_gripper)
+
+    def _check_grounding(self, dt: float) -> Failure | None:
+        """Check a pick's (push's) keypoints in the newest frame not yet looked at (see :func:`keypoint_grounding`).
+
+        Runs while the subtask starts, without holding the arm; an occluded keypoint is tried again in
+        the next frame, for up to ``grounding.give_up_s``. A wrong keypoint is a ``grasp_missed``
+        (``no_progress``) failure before the arm reaches the wrong object.
+        """
+        tried, steps = self._ground
+        steps += 1
+        if self._view is None or self._rgb is None or self._view_count == tried:
+            self._ground = (tried, steps)
+        else:
+            depth, camera = self._view
+            result = keypoint_grounding(self.plan.subtasks[self.index], self._rgb, depth, camera, self.grounding)
+            self.last_grounding = result.detail
+            if result.final:
+                self._ground = None
+                if result.verdict == "unchecked":
+                    LOG.info("keypoints not checked: %s", result.detail)
+                if not result.failed:
+                    return None
+                sub = self.plan.subtasks[self.index]
+                return Failure("grasp_missed" if sub.skill == "pick" else "no_progress", result.detail)
+            self._ground = (self._view_count, steps)
+        if self._ground is not None and steps * dt > self.grounding.give_up_s:
+            LOG.info("keypoints not checked: no clear view within %.1f s (%s)", self.grounding.give_up_s,
+                     self.last_grounding or "no colour frame")
+            self._ground = None
+        return None
 
     def _subtask_finished(self, progress: float) -> bool:
         """Progress reached ``progress_done``, or it plateaued high: above ``plateau_min`` and up by less

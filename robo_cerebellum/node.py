@@ -13,7 +13,8 @@ the policy, for images or for the brain. Status goes to
 
 The control thread asks for SCHED_FIFO (``control_thread_priority``) and the callbacks run in rclpy's
 events executor, which keeps the GIL free more of the time. With ``push_check``, a finished push is
-checked on the next depth frame (camera model from ``camera_info`` and the camera pose topic).
+checked on the next depth frame (camera model from ``camera_info`` and the camera pose topic); with
+``keypoint_check``, a pick's (push's) keypoints are checked in the colour and depth frames as it starts.
 
 Stale-input watchdog: the ages of the last state and image are measured on arrival (monotonic
 clock), so it works with and without ``use_sim_time``.
@@ -40,7 +41,7 @@ from robo_cerebellum.executor import PlanExecutor, State, TickResult
 from robo_cerebellum.monitor import MonitorConfig
 from robo_cerebellum.policy import CerebellumPolicy, CheckpointError, Observation
 from robo_cerebellum.safety import SafetyConfig, Verdict
-from robo_cerebellum.scene_checks import SceneCheckConfig
+from robo_cerebellum.scene_checks import GroundingConfig, SceneCheckConfig
 from robo_common import constants as C
 from robo_common.bags import finger_width01
 from robo_common.geometry import pose_to_matrix, slerp
@@ -70,6 +71,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
                                     "without it the node warns and runs at normal priority."),
     "push_check": (True, "After a push, look at the next depth frame for the object where the push should have left "
                          "it; nothing there is a no_progress failure. Needs camera_info and the camera pose topic."),
+    "keypoint_check": (True, "When a pick or push starts, check in the colour and depth frames that its object stands "
+                             "at its grasp keypoint (ahead of push_start): bare table there, or an object whose colour "
+                             "contradicts the colour word of the object's name, is a grasp_missed (no_progress) "
+                             "failure before the arm moves. Needs camera_info and the camera pose topic."),
     "interpolation_s": (0.0, "Blend a new policy target in from the previous one over this long (s); 0: at once "
                              "(as in the demonstrations). A smoother command costs up to this much lag."),
 }
@@ -142,7 +147,8 @@ class CerebellumNode(Node):
         except (CheckpointError, ValueError, OSError) as exc:
             self._error(f"cerebellum not ready: {exc}")
             return
-        self.executor_core = PlanExecutor(policy, safety, monitor, SceneCheckConfig() if par["push_check"] else None)
+        self.executor_core = PlanExecutor(policy, safety, monitor, SceneCheckConfig() if par["push_check"] else None,
+                                          GroundingConfig() if par["keypoint_check"] else None)
         self.policy_period = 1.0 / policy.cfg.policy_hz
         self.interpolation_s = max(0.0, float(par["interpolation_s"]))
         self.get_logger().info(f"cerebellum up: {par['checkpoint']} ({policy.cfg.backbone} "
@@ -307,7 +313,8 @@ class CerebellumNode(Node):
                 self.get_logger().error(f"camera frame not usable: {exc}", throttle_duration_sec=2.0)
             else:
                 if self._camera is not None and self._depth.shape[:2] == (self._camera.height, self._camera.width):
-                    core.update_view(self._depth, self._camera)
+                    rgb = self._rgb if self._rgb.shape[:2] == self._depth.shape[:2] else None
+                    core.update_view(self._depth, self._camera, rgb)
         now = time.monotonic()
         pos, quat, _ = state
         state_stamp = self._state_stamp_msg

@@ -12,6 +12,13 @@ executor therefore looks at the first depth frame taken after the push finished:
   ``tolerance`` of the region (so a ray that passes the region and hits the table or another
   object farther away does not count). Samples seeing something higher than ``max_height`` (the
   arm) are occluded; when most are, the check is inconclusive and passes.
+
+Before a pick or a push moves, the executor also checks its keypoints in the latest colour and depth
+frames (:func:`keypoint_grounding`): something object-high must stand at the grasp keypoint (ahead of
+the push_start keypoint), and when the object's name has a basic colour word (``red block``) its
+pixels must not read as another colour (:mod:`robo_common.colours`). The monitor otherwise sees a
+pick of the wrong block as a success (the fingers close firmly on it), and the push check sees a
+push of the wrong block end where an object stands.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from robo_brain.keypoints import CameraModel
+from robo_brain.plan_language import PlanParseError, parse_call
 from robo_cerebellum.monitor import Failure
+from robo_common.colours import contradicts, named_colour, read_colour
 from robo_common.plan_types import SubtaskData
 
 
@@ -134,3 +143,153 @@ def push_outcome(subtask: SubtaskData, depth: np.ndarray, camera: CameraModel,
     return Failure("no_progress", f"{subtask.code}: nothing stands where the push should have left the object "
                                   f"({view.hits} of {usable} depth samples past the push end are on an object, "
                                   f"{view.bare} see bare table): it was missed or slid aside")
+
+
+@dataclass(frozen=True)
+class GroundingConfig:
+    """Thresholds of the keypoint check of a pick or push (metres, base frame; degrees).
+
+    Attributes:
+        table_z: Height of the table top.
+        radius: Radius of the disc of sample points around the grasp keypoint.
+        step: Spacing of the sample grid.
+        tolerance: How far (horizontally) a seen surface point may lie from its sample to count.
+        min_height: Lowest surface above the table that counts as an object.
+        occluder_height: A surface this much above the keypoint hides it (the arm; a grasp keypoint is at
+            mid-height of its object, whose top is lower than this).
+        min_pixels: Samples on the object needed to read its colour.
+        min_chroma: Below this L*a*b* chroma a colour is achromatic (white, grey, black).
+        colour_margin_deg: How much nearer in hue another colour term must be to contradict the name.
+        push_ahead: Strip ahead of a push's ``push_start`` keypoint where its object stands (from, to).
+        push_lateral: Half width of that strip.
+        give_up_s: Frames are tried for this long after the pick starts (an occluded keypoint is
+            looked at again in the next frame); then the pick goes on unchecked.
+    """
+
+    table_z: float = 0.0
+    radius: float = 0.012
+    step: float = 0.004
+    tolerance: float = 0.02
+    min_height: float = 0.012
+    occluder_height: float = 0.05
+    min_pixels: int = 3
+    min_chroma: float = 15.0
+    colour_margin_deg: float = 5.0
+    push_ahead: tuple[float, float] = (0.01, 0.06)
+    push_lateral: float = 0.01
+    give_up_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("radius", "step", "tolerance", "min_height", "occluder_height", "give_up_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"GroundingConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.min_pixels < 1 or self.min_chroma < 0 or self.colour_margin_deg < 0:
+            raise ValueError(f"GroundingConfig needs min_pixels >= 1, min_chroma >= 0, colour_margin_deg >= 0: {self}")
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """Result of :func:`keypoint_grounding`.
+
+    ``verdict``: ``ok``; ``wrong_colour`` or ``no_object`` (the pick would take the wrong thing or
+    nothing); ``occluded`` (look again in the next frame); ``unchecked`` (cannot tell: no keypoint,
+    outside the image, no depth).
+    """
+
+    verdict: str
+    detail: str
+
+    @property
+    def failed(self) -> bool:
+        """Whether the keypoint is wrong."""
+        return self.verdict in ("wrong_colour", "no_object")
+
+    @property
+    def final(self) -> bool:
+        """Whether another frame could not change the answer."""
+        return self.verdict != "occluded"
+
+
+def _probe_points(subtask: SubtaskData, cfg: GroundingConfig) -> tuple[np.ndarray, float, str] | None:
+    """Sample points where the subtask's object should stand, the height above which the arm hides
+    them, and the kind of keypoint; None when the subtask has no keypoint to check."""
+    grid = np.arange(-cfg.radius, cfg.radius + 1e-9, cfg.step)
+    kp = subtask.keypoint("grasp")
+    if subtask.skill == "pick" and kp is not None:
+        centre = np.asarray(kp.point, float)
+        disc = [(dx, dy) for dx in grid for dy in grid if dx * dx + dy * dy <= cfg.radius * cfg.radius + 1e-12]
+        return centre + np.array([[dx, dy, 0.0] for dx, dy in disc]), centre[2], "grasp"
+    start_kp, end_kp = subtask.keypoint("push_start"), subtask.keypoint("push_end")
+    if subtask.skill == "push" and start_kp is not None and end_kp is not None:
+        start, end = np.asarray(start_kp.point, float), np.asarray(end_kp.point, float)
+        length = float(np.linalg.norm((end - start)[:2]))
+        if length < 1e-3:
+            return None
+        d = np.array([*((end - start)[:2] / length), 0.0])
+        n = np.array([-d[1], d[0], 0.0])
+        alongs = np.arange(cfg.push_ahead[0], cfg.push_ahead[1] + 1e-9, cfg.step)
+        laterals = np.arange(-cfg.push_lateral, cfg.push_lateral + 1e-9, cfg.step)
+        return np.array([start + a * d + lat * n for a in alongs for lat in laterals]), start[2], "push_start"
+    return None
+
+
+def keypoint_grounding(subtask: SubtaskData, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel,
+                    cfg: GroundingConfig = GroundingConfig()) -> Grounding:
+    """Is the object the subtask acts on where its keypoints say, and of the colour its name says?
+
+    A pick's object is sampled on a disc around its ``grasp`` keypoint; a push's object in a strip
+    ahead of its ``push_start`` keypoint (``push_ahead`` along the push, ``push_lateral`` across).
+    Each sample is projected into the image and the depth there deprojected: a surface more than
+    ``occluder_height`` above the keypoint is the arm (occluded), one below ``min_height`` is bare
+    table, one within ``tolerance`` of the sample is the object, whose pixels are read as a colour
+    term and compared with the colour word of the subtask's ``object`` argument.
+    """
+    probes = _probe_points(subtask, cfg)
+    if probes is None:
+        return Grounding("unchecked", "no grasp or push keypoints")
+    points, kp_z, what = probes
+    rgb, depth = np.asarray(rgb), np.asarray(depth)
+    if rgb.shape[:2] != depth.shape[:2] or rgb.ndim != 3 or rgb.shape[2] < 3:
+        return Grounding("unchecked", f"colour {rgb.shape} and depth {depth.shape} frames do not match")
+    rows, cols = depth.shape[:2]
+    pixels, occluded, bare, usable = [], 0, 0, 0
+    for probe in points:
+        u, v = camera.project(probe)
+        col, row = int(round(u)), int(round(v))
+        if not (0 <= row < rows and 0 <= col < cols):
+            continue
+        z = float(depth[row, col])
+        if not (math.isfinite(z) and z > 0):
+            continue
+        usable += 1
+        seen = camera.deproject(col, row, z)
+        if seen[2] > kp_z + cfg.occluder_height:
+            occluded += 1
+        elif seen[2] - cfg.table_z < cfg.min_height:
+            bare += 1
+        elif float(np.linalg.norm(seen[:2] - probe[:2])) <= cfg.tolerance:
+            pixels.append(rgb[row, col, :3])
+    where = f"{subtask.code}: the {what} keypoint"
+    if what == "push_start":
+        where = f"{subtask.code}: ahead of the push_start keypoint"
+    if usable == 0:
+        return Grounding("unchecked", f"{where} has no valid depth in the image")
+    if occluded * 2 > usable:
+        return Grounding("occluded", f"{where} is hidden ({occluded} of {usable} samples see something above it)")
+    if len(pixels) < cfg.min_pixels:
+        if bare * 2 > usable:
+            return Grounding("no_object", f"{where} is bare table ({bare} of {usable} depth samples): "
+                                          f"no object there")
+        return Grounding("unchecked", f"{where}: only {len(pixels)} of {usable} samples on an object")
+    try:
+        name = str(parse_call(subtask.code).args.get("object", ""))
+    except PlanParseError:
+        name = ""
+    term = named_colour(name)
+    reading = read_colour(np.array(pixels), cfg.min_chroma)
+    if term is None:
+        return Grounding("ok", f"{where}: the object there is {reading.describe()}; {name!r} names no basic colour")
+    if contradicts(reading, term, cfg.colour_margin_deg):
+        return Grounding("wrong_colour", f"{where}: the object there is {reading.describe()}, not {term} "
+                                         f"({reading.pixels} pixels): the keypoint is on another object")
+    return Grounding("ok", f"{where}: the object there is {reading.describe()}")

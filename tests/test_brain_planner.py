@@ -220,3 +220,21 @@ def test_snap_radius_moves_an_off_grasp_pixel_onto_the_object(sim, tmp_path) -> 
     assert abs(snapped.plan.subtasks[0].keypoint("grasp").point[2] - 0.025) < 0.006
     with pytest.raises(ValueError, match="snap_radius"):
         PlannerConfig(snap_radius=99)
+
+
+def test_named_colour_check_reads_the_object_at_a_grasp_keypoint(sim) -> None:
+    from robo_brain.checks import CheckConfig, check_named_colour
+    from robo_common.plan_types import KeypointData
+
+    world, red, _, cam = sim
+    rgb, depth = world.render()
+    u, v = _pixel(world, world.object_pose(red)[0] + [0, 0, 0.025])
+    kp = KeypointData("grasp", (0.45, 0.10, 0.025), u, v)
+    right = check_named_colour(SubtaskData(0, 'pick(object="red block")', "pick", [kp]), kp, rgb, depth, cam,
+                               CheckConfig())
+    assert right is not None and right.ok and "red" in right.text
+    wrong = check_named_colour(SubtaskData(0, 'pick(object="small green cube")', "pick", [kp]), kp, rgb, depth,
+                               cam, CheckConfig())
+    assert wrong is not None and not wrong.ok and "not a green one" in wrong.line()
+    nameless = SubtaskData(0, 'pick(object="mug")', "pick", [kp])
+    assert check_named_colour(nameless, kp, rgb, depth, cam, CheckConfig()) is None
