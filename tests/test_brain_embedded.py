@@ -151,6 +151,55 @@ def test_rename_colours_keeps_prompt_and_target_consistent() -> None:
     assert not taken & {"purple", "cyan", "orange", "red", "white"}
 
 
+def test_paraphrases_are_training_only_and_keep_the_slots() -> None:
+    import random
+
+    from robo_brain.embedded.augment import PARAPHRASES, paraphrase
+    from robo_sim.tasks import TEMPLATES, make_task
+
+    unseen = {t for pools in TEMPLATES.values() for t in pools["unseen"]}
+    assert not unseen & {t for ts in PARAPHRASES.values() for t in ts}
+    rng = random.Random(0)
+    for seed in range(40):
+        task = make_task(seed, "seen", ("pick_place", "stack", "rearrange", "push")[seed % 4])
+        said = paraphrase(task.instruction, rng)
+        assert said is not None and said != task.instruction, task.instruction
+        if task.family in ("pick_place", "stack", "push"):  # the object phrase is carried over
+            obj = task.steps[0].arg.split()[-2]  # its colour word
+            assert obj in said, (task.instruction, said)
+    assert paraphrase("do a little dance", rng) is None
+
+
+def test_hue_shift_renames_each_colour_to_what_its_patch_now_shows() -> None:
+    import random
+
+    from robo_brain.embedded.augment import hue_shift, rotate_hue
+    from robo_common.colours import read_colour
+    from robo_sim import catalog
+
+    table = np.array([143, 107, 71], np.uint8)
+    image = np.tile(table, (32, 32, 1))
+    patches = {"red": (2, 2), "blue": (2, 20), "yellow": (20, 2)}
+    for colour, (r, c) in patches.items():
+        image[r:r + 8, c:c + 8] = np.round(255 * np.array(catalog.COLORS[colour][:3]) * 0.94)
+    prompt = "Instruction: put the red block in the blue bowl\n"
+    target = 'pick(object="red block") @ grasp=(5, 5)\nplace(target="blue bowl") @ place=(5, 23)\ndone()'
+    rng = random.Random(1)
+    shifted = [hue_shift(image, prompt, target, rng, ("red", "blue", "yellow")) for _ in range(30)]
+    assert sum(out is not None for out in shifted) >= 10  # None: no unambiguous angle in 6 tries
+    for out in filter(None, shifted):
+        rgb, new_prompt, new_target = out
+        assert np.array_equal(rgb[30, 30], table)  # the table keeps its colour
+        words = {colour: new_target.split('"')[1 if colour == "red" else 3].split()[0] for colour in ("red", "blue")}
+        for colour, word in words.items():
+            r, c = patches[colour]
+            assert read_colour(rgb[r:r + 8, c:c + 8].reshape(-1, 3)).term == word
+            assert f"the {word} " in new_prompt
+        assert len({*words.values(), read_colour(rgb[22, 4][None]).term}) == 3  # no two colours merged
+    assert np.array_equal(rotate_hue(image, 0.0), image) and np.array_equal(rotate_hue(image, 360.0), image)
+    assert hue_shift(image, "Instruction: sort the blocks\n", "done()", rng) is None
+
+
 def test_renamed_examples_skip_their_coordinates(cache: Path) -> None:
     from robo_brain.embedded.tokenizer import coord_token_ids
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robo_brain.embedded.dataset import generate, iter_examples
+from robo_brain.embedded.dataset import Example, generate, iter_examples
 from robo_brain.embedded.model import ModelConfig, build_model, n_parameters, pixel_values, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,10 @@ class TrainConfig:
         grad_clip: Gradient norm clip.
         rename_prob: Share of training examples whose instruction names one object by a stand-in
             colour word (:mod:`robo_brain.embedded.augment`): teaches copying colour names.
+        paraphrase_prob: Share of training examples whose instruction is re-said with a training-only
+            template (:data:`robo_brain.embedded.augment.PARAPHRASES`).
+        hue_prob: Share of training examples whose image hues are rotated, colour words renamed to the
+            colour terms the objects then show (:func:`robo_brain.embedded.augment.hue_shift`).
         coord_sigma: Soft-label width (pixels) of the coordinate-token loss (:class:`CoordLoss`; 0: hard
             cross-entropy).
         ground_weight: Weight of the cross-attention grounding loss (:class:`GroundingLoss`; 0: off).
@@ -76,6 +80,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     rename_prob: float = 0.25
+    paraphrase_prob: float = 0.0
+    hue_prob: float = 0.0
     coord_sigma: float = 1.0
     ground_weight: float = 0.5
     ground_sigma: float = 6.0
@@ -100,6 +106,9 @@ class TrainConfig:
         if self.ground_weight < 0 or self.ground_sigma <= 0:
             raise ValueError(f"TrainConfig needs ground_weight >= 0 and ground_sigma > 0, got "
                              f"{self.ground_weight!r}, {self.ground_sigma!r}")
+        if not all(0 <= p <= 1 for p in (self.paraphrase_prob, self.hue_prob)):
+            raise ValueError(f"TrainConfig needs paraphrase_prob and hue_prob in [0, 1], got "
+                             f"{self.paraphrase_prob!r}, {self.hue_prob!r}")
         if not 0 <= self.rename_prob <= 1 or self.coord_sigma < 0:
             raise ValueError(f"TrainConfig needs rename_prob in [0, 1] and coord_sigma >= 0, got "
                              f"{self.rename_prob!r}, {self.coord_sigma!r}")
@@ -139,14 +148,26 @@ def _answer_labels(tokenizer, target: str, skip_lines: list[bool], coord_ids: se
     return ids, labels
 
 
-def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0, seed: int = 0) -> Encoded:  # noqa: ANN001
+def _scene_colours(ex: Example) -> tuple[str, ...]:
+    """Colours of every object in the scene of a cached example (its task is rebuilt from the seed)."""
+    from robo_sim.tasks import make_task
+
+    return tuple(o.color for o in make_task(ex.seed, ex.split, ex.family).scene.objects)
+
+
+def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0, seed: int = 0,  # noqa: ANN001
+           paraphrase_prob: float = 0.0, hue_prob: float = 0.0) -> Encoded:
     """Load cached examples and tokenise ``<s> prompt answer </s>`` with labels on the answer only.
 
-    With probability ``rename_prob`` an example's instruction names one object by a stand-in colour
-    word (:func:`robo_brain.embedded.augment.rename_colours`); the pixel coordinates of the plan
+    Augmentations, each drawn once per example (in this order): with probability ``paraphrase_prob``
+    the instruction is re-said with a training-only template
+    (:func:`robo_brain.embedded.augment.paraphrase`); with ``hue_prob`` the image's hues are rotated
+    and the colour words renamed (:func:`~robo_brain.embedded.augment.hue_shift`); with
+    ``rename_prob`` the instruction names one object by a stand-in colour word
+    (:func:`~robo_brain.embedded.augment.rename_colours`), and the pixel coordinates of the plan
     lines naming it get no loss.
     """
-    from robo_brain.embedded.augment import rename_colours, renamed_lines
+    from robo_brain.embedded.augment import hue_shift, paraphrase, rename_colours, renamed_lines
     from robo_brain.embedded.tokenizer import coord_token_ids
 
     rng = random.Random(seed)
@@ -154,6 +175,14 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
     images, ids, labels, seeds = [], [], [], []
     for ex, rgb in iter_examples(paths):
         prompt_text, target, new_words = ex.prompt, ex.target, []
+        if paraphrase_prob > 0 and rng.random() < paraphrase_prob:
+            said = paraphrase(ex.instruction, rng)
+            if said is not None and prompt_text.count(f"Instruction: {ex.instruction}\n") == 1:
+                prompt_text = prompt_text.replace(f"Instruction: {ex.instruction}\n", f"Instruction: {said}\n")
+        if hue_prob > 0 and rng.random() < hue_prob:
+            shifted = hue_shift(rgb, prompt_text, target, rng, _scene_colours(ex))
+            if shifted is not None:
+                rgb, prompt_text, target = shifted
         if rename_prob > 0 and rng.random() < rename_prob:
             prompt_text, target, new_words = rename_colours(ex.prompt, ex.target, rng)
         prompt = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
@@ -420,7 +449,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     paths = generate(cfg.cache, range(cfg.examples), "seen", progress)
     model, tok, proc, resumed = _load_or_build(cfg, out)
     logger.info("model: %.2f M parameters", n_parameters(model) / 1e6)
-    data = encode([paths[s] for s in train_seeds], tok, cfg.model.n_positions, cfg.rename_prob, cfg.seed)
+    data = encode([paths[s] for s in train_seeds], tok, cfg.model.n_positions, cfg.rename_prob, cfg.seed,
+                  cfg.paraphrase_prob, cfg.hue_prob)
     val = encode([paths[s] for s in val_seeds], tok, cfg.model.n_positions)
     loss_fn = CoordLoss(tok, cfg.coord_sigma)
     grounding = None
