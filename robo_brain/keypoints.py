@@ -122,6 +122,20 @@ class CameraModel:
         y = (v - self.K[1, 2]) / self.K[1, 1] * depth
         return self.T_base_camera[:3, :3] @ np.array([x, y, depth]) + self.T_base_camera[:3, 3]
 
+    def project_many(self, points_base: np.ndarray) -> np.ndarray:
+        """Pixels ``(N, 2)`` of base-frame points ``(N, 3)`` (:meth:`project` for many points at once)."""
+        T_cam_base = np.linalg.inv(self.T_base_camera)
+        pc = np.asarray(points_base, float) @ T_cam_base[:3, :3].T + T_cam_base[:3, 3]
+        return np.stack([self.K[0, 0] * pc[:, 0] / pc[:, 2] + self.K[0, 2],
+                         self.K[1, 1] * pc[:, 1] / pc[:, 2] + self.K[1, 2]], axis=1)
+
+    def deproject_many(self, u: np.ndarray, v: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """Base-frame points ``(N, 3)`` of pixels ``u``, ``v`` at z-depths ``depth`` (:meth:`deproject` for many)."""
+        depth = np.asarray(depth, float)
+        cam = np.stack([(np.asarray(u, float) - self.K[0, 2]) / self.K[0, 0] * depth,
+                        (np.asarray(v, float) - self.K[1, 2]) / self.K[1, 1] * depth, depth], axis=1)
+        return cam @ self.T_base_camera[:3, :3].T + self.T_base_camera[:3, 3]
+
 
 def window_depth(depth: np.ndarray, u: float, v: float, config: KeypointConfig = KeypointConfig()) -> float:
     """Median of the valid depths in the window around pixel ``(u, v)``.

@@ -252,23 +252,20 @@ def keypoint_grounding(subtask: SubtaskData, rgb: np.ndarray, depth: np.ndarray,
     if rgb.shape[:2] != depth.shape[:2] or rgb.ndim != 3 or rgb.shape[2] < 3:
         return Grounding("unchecked", f"colour {rgb.shape} and depth {depth.shape} frames do not match")
     rows, cols = depth.shape[:2]
-    pixels, occluded, bare, usable = [], 0, 0, 0
-    for probe in points:
-        u, v = camera.project(probe)
-        col, row = int(round(u)), int(round(v))
-        if not (0 <= row < rows and 0 <= col < cols):
-            continue
-        z = float(depth[row, col])
-        if not (math.isfinite(z) and z > 0):
-            continue
-        usable += 1
-        seen = camera.deproject(col, row, z)
-        if seen[2] > kp_z + cfg.occluder_height:
-            occluded += 1
-        elif seen[2] - cfg.table_z < cfg.min_height:
-            bare += 1
-        elif float(np.linalg.norm(seen[:2] - probe[:2])) <= cfg.tolerance:
-            pixels.append(rgb[row, col, :3])
+    pix = np.round(camera.project_many(points)).astype(int)
+    inside = (pix[:, 0] >= 0) & (pix[:, 0] < cols) & (pix[:, 1] >= 0) & (pix[:, 1] < rows)
+    pix, points = pix[inside], points[inside]
+    z = depth[pix[:, 1], pix[:, 0]].astype(float)
+    valid = np.isfinite(z) & (z > 0)
+    pix, points, z = pix[valid], points[valid], z[valid]
+    usable = len(z)
+    seen = camera.deproject_many(pix[:, 0], pix[:, 1], z)
+    is_occluded = seen[:, 2] > kp_z + cfg.occluder_height
+    is_bare = ~is_occluded & (seen[:, 2] - cfg.table_z < cfg.min_height)
+    on_object = (~is_occluded & ~is_bare
+                 & (np.linalg.norm(seen[:, :2] - points[:, :2], axis=1) <= cfg.tolerance))
+    occluded, bare = int(is_occluded.sum()), int(is_bare.sum())
+    pixels = rgb[pix[on_object, 1], pix[on_object, 0], :3]
     where = f"{subtask.code}: the {what} keypoint"
     if what == "push_start":
         where = f"{subtask.code}: ahead of the push_start keypoint"

@@ -52,6 +52,16 @@ def test_table_point_and_project_deproject_round_trip(scene) -> None:
     assert np.linalg.norm(point - target) < 0.015
 
 
+def test_many_point_projections_match_the_one_point_ones(scene) -> None:
+    _, _, cam, centres = scene
+    points = np.array(list(centres.values()))
+    pixels = cam.project_many(points)
+    assert np.allclose(pixels, [cam.project(p) for p in points])
+    depths = np.array([0.6, 0.7, 0.8])
+    assert np.allclose(cam.deproject_many(pixels[:, 0], pixels[:, 1], depths),
+                       [cam.deproject(u, v, d) for (u, v), d in zip(pixels, depths, strict=True)])
+
+
 def test_median_window_ignores_bad_pixels(scene) -> None:
     _, depth, cam, centres = scene
     u, v = cam.project(centres["red block"] + [0, 0, 0.02])
