@@ -72,6 +72,6 @@ def test_world_failure_confirms_only_what_the_simulator_shows() -> None:
         body = world.object_by_name(name).body_id
         pos, quat = world.object_pose(body)
         world.move_object(body, pos + np.array([0.08, 0.0, 0.0]), quat)
-        assert "moved" in world_failure(world, plan, 0, "low_confidence")
+        assert "from its grasp keypoint" in world_failure(world, plan, 0, "low_confidence")
     finally:
         world.close()
