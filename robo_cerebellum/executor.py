@@ -147,7 +147,9 @@ class PlanExecutor:
         self.policy.set_subtask(sub)
         place = sub.keypoint("place") if sub.skill == "place" else None
         self.monitor.start_subtask(sub.skill, None if place is None else np.asarray(place.point, float))
-        self._ground = (-1, 0) if self.grounding is not None and sub.skill in ("pick", "push") else None
+        # only a frame that arrives from now on counts: one taken before the subtask (before a retreat, or
+        # of the scene before a reset) may not show what the plan's keypoints refer to
+        self._ground = (self._view_count, 0) if self.grounding is not None and sub.skill in ("pick", "push") else None
         self.last_progress = 0.0
         self._progress_history: list[float] = []
         self.detail = f"running {sub.code}"

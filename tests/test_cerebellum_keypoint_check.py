@@ -144,19 +144,21 @@ def _plan(first: SubtaskData) -> PlanData:
 def test_executor_stops_a_pick_of_the_wrong_object_before_moving(scene) -> None:
     _, rgb, depth, camera = scene
     ex = _executor()
-    ex.update_view(depth, camera, rgb)
+    ex.update_view(depth, camera, rgb)  # a frame from before the plan is not looked at
     ex.set_plan(_plan(_pick("red block", BLOCKS["blue"])), HOME, Q0)
+    assert ex.tick(Observation(HOME, Q0, 1.0), 0.0, 0.0, 0.05).state == State.RUNNING
+    ex.update_view(depth, camera, rgb)
     result = ex.tick(Observation(HOME, Q0, 1.0), 0.0, 0.0, 0.05)
     assert result.state == State.FAILED and result.failure.kind == "grasp_missed"
     assert "not red" in result.failure.detail
-    assert result.safe.verdict == Verdict.HOLD and result.command is None  # the policy never stepped
+    assert result.safe.verdict == Verdict.HOLD and result.command is None  # the policy did not step
 
 
 def test_executor_runs_a_good_pick_and_retries_an_occluded_view(scene) -> None:
     _, rgb, depth, camera = scene
     ex = _executor()
-    ex.update_view(np.full_like(depth, 0.05), camera, rgb)  # the arm hides the keypoint in this frame
     ex.set_plan(_plan(_pick("red block", BLOCKS["red"])), HOME, Q0)
+    ex.update_view(np.full_like(depth, 0.05), camera, rgb)  # the arm hides the keypoint in this frame
     first = ex.tick(Observation(HOME, Q0, 1.0), 0.0, 0.0, 0.05)
     assert first.state == State.RUNNING and first.command is not None  # the policy runs meanwhile
     assert "hidden" in ex.last_grounding
@@ -168,8 +170,8 @@ def test_executor_runs_a_good_pick_and_retries_an_occluded_view(scene) -> None:
 def test_executor_reports_a_push_of_the_wrong_object_as_no_progress(scene) -> None:
     _, rgb, depth, camera = scene
     ex = _executor()
-    ex.update_view(depth, camera, rgb)
     ex.set_plan(_plan(_push_left("green block", BLOCKS["pink"])), HOME, Q0)
+    ex.update_view(depth, camera, rgb)
     result = ex.tick(Observation(HOME, Q0, 1.0), 0.0, 0.0, 0.05)
     assert result.state == State.FAILED and result.failure.kind == "no_progress"
 
@@ -177,8 +179,10 @@ def test_executor_reports_a_push_of_the_wrong_object_as_no_progress(scene) -> No
 def test_executor_without_a_colour_frame_gives_up_unchecked(scene) -> None:
     _, _, depth, camera = scene
     ex = _executor()
-    ex.update_view(depth, camera)  # depth only
     ex.set_plan(_plan(_pick("red block", BLOCKS["blue"])), HOME, Q0)
-    results = [ex.tick(Observation(HOME, Q0, 1.0), 0.0, 0.0, 0.05) for _ in range(41)]
+    results = []
+    for _ in range(41):
+        ex.update_view(depth, camera)  # depth only
+        results.append(ex.tick(Observation(HOME, Q0, 1.0), 0.0, 0.0, 0.05))
     assert all(r.failure is None for r in results)
     assert ex._ground is None  # 2 s without a colour frame: the pick goes on unchecked
