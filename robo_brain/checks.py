@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robo_brain.keypoints import CameraModel, KeypointConfig, KeypointError, window_depth
-from robo_brain.plan_language import PlanParseError, parse_call
+from robo_brain.plan_language import object_argument
 from robo_common.colours import contradicts, named_colour, read_colour
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 
@@ -111,26 +111,22 @@ def check_named_colour(sub: SubtaskData, kp: KeypointData, rgb: np.ndarray, dept
     None when the step names no basic colour or no object pixel is in the window (the on-object
     check says so).
     """
-    try:
-        name = str(parse_call(sub.code).args.get("object", ""))
-    except PlanParseError:
-        return None
-    term = named_colour(name)
+    term = named_colour(object_argument(sub.code))
     if term is None or rgb.shape[:2] != depth.shape[:2]:
         return None
     r = cfg.keypoints.window + 1
     col, row = int(round(kp.u)), int(round(kp.v))
-    pixels = []
-    for y in range(max(row - r, 0), min(row + r + 1, depth.shape[0])):
-        for x in range(max(col - r, 0), min(col + r + 1, depth.shape[1])):
-            z = float(depth[y, x])
-            if not (math.isfinite(z) and z > 0):
-                continue
-            if camera.deproject(x, y, z)[2] - cfg.keypoints.table_z >= cfg.min_object_height:
-                pixels.append(rgb[y, x, :3])
-    if not pixels:
+    rows, cols = np.mgrid[max(row - r, 0):min(row + r + 1, depth.shape[0]),
+                          max(col - r, 0):min(col + r + 1, depth.shape[1])]
+    rows, cols = rows.ravel(), cols.ravel()
+    z = depth[rows, cols].astype(float)
+    valid = np.isfinite(z) & (z > 0)
+    rows, cols, z = rows[valid], cols[valid], z[valid]
+    high = camera.deproject_many(cols, rows, z)[:, 2] - cfg.keypoints.table_z >= cfg.min_object_height
+    pixels = rgb[rows[high], cols[high], :3]
+    if len(pixels) == 0:
         return None
-    reading = read_colour(np.array(pixels))
+    reading = read_colour(pixels)
     where = f"{kp.name} keypoint of {sub.code} at pixel ({kp.u:.0f}, {kp.v:.0f})"
     if contradicts(reading, term):
         return Finding("named_colour", False, f"{where} is on a {reading.describe()} object, not a {term} one: "

@@ -323,6 +323,15 @@ def parse_call(line: str, lineno: int = 1, skills: dict[str, SkillSpec] | None =
     return SkillCall(name, {a.name: args[a.name] for a in spec.args})
 
 
+def object_argument(code: str) -> str:
+    """The ``object`` argument of one plan line (``pick(object="red block")`` -> ``red block``); "" when
+    the line has none or does not parse."""
+    try:
+        return str(parse_call(code).args.get("object", ""))
+    except PlanParseError:
+        return ""
+
+
 def format_call(call: SkillCall) -> str:
     """Return the canonical pseudo-code of a call, e.g. ``push(object="red block", direction="left")``."""
     parts = []

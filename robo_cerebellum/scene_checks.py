@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robo_brain.keypoints import CameraModel
-from robo_brain.plan_language import PlanParseError, parse_call
+from robo_brain.plan_language import object_argument
 from robo_cerebellum.monitor import Failure
 from robo_common.colours import contradicts, named_colour, read_colour
 from robo_common.plan_types import SubtaskData
@@ -278,10 +278,7 @@ def keypoint_grounding(subtask: SubtaskData, rgb: np.ndarray, depth: np.ndarray,
             return Grounding("no_object", f"{where} is bare table ({bare} of {usable} depth samples): "
                                           f"no object there")
         return Grounding("unchecked", f"{where}: only {len(pixels)} of {usable} samples on an object")
-    try:
-        name = str(parse_call(subtask.code).args.get("object", ""))
-    except PlanParseError:
-        name = ""
+    name = object_argument(subtask.code)
     term = named_colour(name)
     reading = read_colour(np.array(pixels), cfg.min_chroma)
     if term is None:
