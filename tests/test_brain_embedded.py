@@ -213,6 +213,55 @@ def test_renamed_examples_skip_their_coordinates(cache: Path) -> None:
     assert all(len(i) == len(lab) and lab[0] == IGNORE for i, lab in zip(renamed.ids, renamed.labels, strict=True))
 
 
+def test_word_noise_keeps_the_content_words() -> None:
+    import random
+
+    from robo_brain.embedded.augment import CONTENT_WORDS, SPELLING_VARIANTS, word_noise
+
+    rng = random.Random(0)
+    text = "please put the small red block into the blue bowl of the same colour"
+    content = [w for w in text.split() if w in CONTENT_WORDS]
+    outs = [word_noise(text, rng) for _ in range(200)]
+    assert len(set(outs)) > 100  # it does perturb
+    for out in outs:
+        words = out.rstrip("?!.").split()
+        kept = [SPELLING_VARIANTS.get(w, w) if w not in SPELLING_VARIANTS.values() else w for w in words
+                if w in CONTENT_WORDS or w in SPELLING_VARIANTS.values()]
+        assert [SPELLING_VARIANTS.get(w, w) for w in content] == [SPELLING_VARIANTS.get(w, w) for w in kept], out
+        assert "small red block" in out  # nothing is inserted inside a phrase of content words
+    assert any("color" in o for o in outs) and any("colour" in o for o in outs)
+    assert word_noise("", rng) == ""
+
+
+def test_encode_chains_the_augmentations(cache: Path) -> None:
+    """Each augmentation works on the output of the one before: a rotated image keeps the colour words
+    that say what it shows (the colour stand-in used to restore the original words over a rotated image)."""
+    from robo_brain.embedded.augment import TRAIN_COLOURS
+    from robo_common.colours import read_colour
+
+    tok = make_char_tokenizer()
+    paths = sorted((cache / "seen").glob("*.npz"))
+    plain = encode(paths, tok, TINY.n_positions)
+    data = encode(paths, tok, TINY.n_positions, rename_prob=1.0, seed=3, hue_prob=1.0, noise_prob=1.0)
+    checked = 0
+    for ids, image, before in zip(data.ids, data.images, plain.images, strict=True):
+        text = tok.decode(ids[1:-1])
+        answer = text.split("Reasoning: ")[1]
+        if np.array_equal(image, before):
+            continue  # no unambiguous rotation for this scene
+        for line in answer.splitlines():
+            if not line.startswith("pick("):
+                continue
+            name = line.split('"')[1]
+            colour = name.split()[-2]
+            u, v = (int(x) for x in line.split("grasp=(")[1].rstrip(")").split(", "))
+            if colour in TRAIN_COLOURS or colour in ("purple", "cyan"):
+                reading = read_colour(image[max(v - 1, 0):v + 2, max(u - 1, 0):u + 2].reshape(-1, 3))
+                assert reading.term == colour, (line, reading.term)
+                checked += 1
+    assert checked >= 3
+
+
 def test_coord_loss_soft_labels() -> None:
     import torch
 
@@ -303,11 +352,25 @@ def test_eval_reports_required_keys(tmp_path: Path) -> None:
     model, tok, proc = build_model(TINY)
     path = save_checkpoint(tmp_path / "tiny", model, tok, proc)
     report = evaluate(EvalConfig(model=str(path), split="unseen", episodes=2, max_new_tokens=16), progress=False)
-    for key in ("plan_exact_match", "subtask_f1", "keypoint_error_cm_median", "latency_s_p50", "latency_s_p95",
+    for key in ("plan_exact_match", "plan_any_order_match", "subtask_f1", "keypoint_error_cm_median",
+                "latency_s_p50", "latency_s_p95",
                 "parse_failure_rate", "per_family"):
         assert key in report
     assert report["episodes"] == 2 and report["parse_failure_rate"] == 1.0
     assert set(report["per_family"]) == {"pick_place", "stack"}
+
+
+def test_any_order_match_frees_the_order_of_pick_place_pairs() -> None:
+    from robo_brain.embedded.evaluate import skill_units
+
+    a = ['pick(object="red block")', 'place(target="red bowl")']
+    b = ['pick(object="blue block")', 'place(target="blue tray")']
+    assert skill_units([*a, *b, "done()"]) == skill_units([*b, *a, "done()"])
+    assert skill_units([*a, *b, "done()"]) != skill_units([*a, "done()"])
+    assert skill_units([a[1], a[0], "done()"]) is None  # a place before its pick
+    assert skill_units([*a]) is None  # no done()
+    push = ['push(object="red block", direction="left")', "done()"]
+    assert skill_units(push) == skill_units(list(push)) and skill_units(push) != skill_units([*a, "done()"])
 
 
 def test_subtask_f1_and_lr_schedule() -> None:

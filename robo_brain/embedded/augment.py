@@ -225,3 +225,63 @@ def paraphrase(instruction: str, rng: random.Random) -> str | None:
         if usable:
             return rng.choice(usable).format(**slots)
     return None
+
+
+# ---------------------------------------------------------------- word noise
+CONTENT_WORDS = frozenset(
+    {"small", "large", "block", "blocks", "cube", "cubes", "bowl", "bowls", "tray", "trays", "container",
+     "containers", "one", "left", "right", "forward", "backward", "back", "in", "into", "inside", "on",
+     "onto", "top", "of", "all", "every", "each", "same", "its", "colour", "color", "matching"}
+    | set(COLORS) | set(CHROMATIC) | {"white", "grey", "gray", "black"}
+)
+"""Words that carry the task: objects, colours, sizes, directions, spatial relations, quantifiers.
+:func:`word_noise` never touches them; every other word of an instruction is phrasing."""
+SPELLING_VARIANTS = {"colour": "color", "grey": "gray"}
+"""British -> American spellings of content words (either may reach the robot)."""
+_NONCE_MIN, _NONCE_MAX = 2, 8
+
+
+def nonce_word(rng: random.Random) -> str:
+    """A random lowercase letter string that is neither a content word nor holds a whole-word token."""
+    while True:
+        word = "".join(rng.choice(_LETTERS) for _ in range(rng.randint(_NONCE_MIN, _NONCE_MAX)))
+        if word not in CONTENT_WORDS and not any(w in word for w in ("the", *WORD_TOKENS)):
+            return word
+
+
+def word_noise(instruction: str, rng: random.Random, replace: float = 0.3, drop: float = 0.15,
+               insert: float = 0.3, variant: float = 0.5) -> str:
+    """Perturb the phrasing of ``instruction`` and keep what it asks for.
+
+    Every word outside :data:`CONTENT_WORDS` is, independently, replaced by a nonce word (probability
+    ``replace``) or dropped (``drop``); after each word a nonce word is inserted with probability
+    ``insert / n_words`` (never between two content words, which would split a phrase such as
+    ``small red block``: a stand-in colour word must stay next to its noun); content words
+    get their :data:`SPELLING_VARIANTS` with probability ``variant``; a final ``?``, ``!`` or ``.``
+    is added a quarter of the time. A model trained on such instructions cannot key its plan to a
+    template's verbs and fillers, only to the content words, which is what an instruction phrased in
+    an unseen way shares with the seen ones.
+    """
+    words = instruction.split()
+    if not words:
+        return instruction
+    use_variants = rng.random() < variant
+    out: list[str] = []
+    for i, word in enumerate(words):
+        if word in CONTENT_WORDS:
+            out.append(SPELLING_VARIANTS.get(word, word) if use_variants else word)
+        else:
+            r = rng.random()
+            if r < replace:
+                out.append(nonce_word(rng))
+            elif r >= replace + drop:
+                out.append(word)
+        inside_phrase = word in CONTENT_WORDS and i + 1 < len(words) and words[i + 1] in CONTENT_WORDS
+        if rng.random() < insert / len(words) and not inside_phrase:
+            out.append(nonce_word(rng))
+    if not any(w in CONTENT_WORDS for w in out) or not out:
+        return instruction
+    text = " ".join(out)
+    if rng.random() < 0.25:
+        text += rng.choice("?!.")
+    return text

@@ -52,6 +52,8 @@ class TrainConfig:
             template (:data:`robo_brain.embedded.augment.PARAPHRASES`).
         hue_prob: Share of training examples whose image hues are rotated, colour words renamed to the
             colour terms the objects then show (:func:`robo_brain.embedded.augment.hue_shift`).
+        noise_prob: Share of training examples whose instruction's phrasing words are replaced, dropped
+            or padded with nonce words (:func:`robo_brain.embedded.augment.word_noise`).
         coord_sigma: Soft-label width (pixels) of the coordinate-token loss (:class:`CoordLoss`; 0: hard
             cross-entropy).
         ground_weight: Weight of the cross-attention grounding loss (:class:`GroundingLoss`; 0: off).
@@ -82,6 +84,7 @@ class TrainConfig:
     rename_prob: float = 0.25
     paraphrase_prob: float = 0.0
     hue_prob: float = 0.0
+    noise_prob: float = 0.0
     coord_sigma: float = 1.0
     ground_weight: float = 0.5
     ground_sigma: float = 6.0
@@ -106,9 +109,9 @@ class TrainConfig:
         if self.ground_weight < 0 or self.ground_sigma <= 0:
             raise ValueError(f"TrainConfig needs ground_weight >= 0 and ground_sigma > 0, got "
                              f"{self.ground_weight!r}, {self.ground_sigma!r}")
-        if not all(0 <= p <= 1 for p in (self.paraphrase_prob, self.hue_prob)):
-            raise ValueError(f"TrainConfig needs paraphrase_prob and hue_prob in [0, 1], got "
-                             f"{self.paraphrase_prob!r}, {self.hue_prob!r}")
+        if not all(0 <= p <= 1 for p in (self.paraphrase_prob, self.hue_prob, self.noise_prob)):
+            raise ValueError(f"TrainConfig needs paraphrase_prob, hue_prob and noise_prob in [0, 1], got "
+                             f"{self.paraphrase_prob!r}, {self.hue_prob!r}, {self.noise_prob!r}")
         if not 0 <= self.rename_prob <= 1 or self.coord_sigma < 0:
             raise ValueError(f"TrainConfig needs rename_prob in [0, 1] and coord_sigma >= 0, got "
                              f"{self.rename_prob!r}, {self.coord_sigma!r}")
@@ -156,18 +159,19 @@ def _scene_colours(ex: Example) -> tuple[str, ...]:
 
 
 def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0, seed: int = 0,  # noqa: ANN001
-           paraphrase_prob: float = 0.0, hue_prob: float = 0.0) -> Encoded:
+           paraphrase_prob: float = 0.0, hue_prob: float = 0.0, noise_prob: float = 0.0) -> Encoded:
     """Load cached examples and tokenise ``<s> prompt answer </s>`` with labels on the answer only.
 
     Augmentations, each drawn once per example (in this order): with probability ``paraphrase_prob``
     the instruction is re-said with a training-only template
-    (:func:`robo_brain.embedded.augment.paraphrase`); with ``hue_prob`` the image's hues are rotated
+    (:func:`robo_brain.embedded.augment.paraphrase`); with ``noise_prob`` its phrasing words are
+    perturbed (:func:`~robo_brain.embedded.augment.word_noise`); with ``hue_prob`` the image's hues are rotated
     and the colour words renamed (:func:`~robo_brain.embedded.augment.hue_shift`); with
     ``rename_prob`` the instruction names one object by a stand-in colour word
     (:func:`~robo_brain.embedded.augment.rename_colours`), and the pixel coordinates of the plan
-    lines naming it get no loss.
+    lines naming it get no loss. Each augmentation works on the output of the ones before it.
     """
-    from robo_brain.embedded.augment import hue_shift, paraphrase, rename_colours, renamed_lines
+    from robo_brain.embedded.augment import hue_shift, paraphrase, rename_colours, renamed_lines, word_noise
     from robo_brain.embedded.tokenizer import coord_token_ids
 
     rng = random.Random(seed)
@@ -175,16 +179,19 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
     images, ids, labels, seeds = [], [], [], []
     for ex, rgb in iter_examples(paths):
         prompt_text, target, new_words = ex.prompt, ex.target, []
+        instruction = ex.instruction
         if paraphrase_prob > 0 and rng.random() < paraphrase_prob:
-            said = paraphrase(ex.instruction, rng)
-            if said is not None and prompt_text.count(f"Instruction: {ex.instruction}\n") == 1:
-                prompt_text = prompt_text.replace(f"Instruction: {ex.instruction}\n", f"Instruction: {said}\n")
+            instruction = paraphrase(instruction, rng) or instruction
+        if noise_prob > 0 and rng.random() < noise_prob:
+            instruction = word_noise(instruction, rng)
+        if instruction != ex.instruction and prompt_text.count(f"Instruction: {ex.instruction}\n") == 1:
+            prompt_text = prompt_text.replace(f"Instruction: {ex.instruction}\n", f"Instruction: {instruction}\n")
         if hue_prob > 0 and rng.random() < hue_prob:
             shifted = hue_shift(rgb, prompt_text, target, rng, _scene_colours(ex))
             if shifted is not None:
                 rgb, prompt_text, target = shifted
         if rename_prob > 0 and rng.random() < rename_prob:
-            prompt_text, target, new_words = rename_colours(ex.prompt, ex.target, rng)
+            prompt_text, target, new_words = rename_colours(prompt_text, target, rng)
         prompt = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
         answer, answer_labels = _answer_labels(tokenizer, target, renamed_lines(target, new_words), coord_ids)
         seq = [tokenizer.bos_token_id, *prompt, *answer, tokenizer.eos_token_id]
@@ -450,7 +457,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     model, tok, proc, resumed = _load_or_build(cfg, out)
     logger.info("model: %.2f M parameters", n_parameters(model) / 1e6)
     data = encode([paths[s] for s in train_seeds], tok, cfg.model.n_positions, cfg.rename_prob, cfg.seed,
-                  cfg.paraphrase_prob, cfg.hue_prob)
+                  cfg.paraphrase_prob, cfg.hue_prob, cfg.noise_prob)
     val = encode([paths[s] for s in val_seeds], tok, cfg.model.n_positions)
     loss_fn = CoordLoss(tok, cfg.coord_sigma)
     grounding = None
