@@ -7,15 +7,14 @@ import numpy as np
 import pytest
 
 from robo_brain.keypoints import CameraModel
-from robo_cerebellum.config import CerebellumConfig
-from robo_cerebellum.executor import PlanExecutor, State
-from robo_cerebellum.monitor import MonitorConfig
-from robo_cerebellum.policy import CerebellumPolicy, Observation
-from robo_cerebellum.safety import SafetyConfig, Verdict
+from robo_cerebellum.executor import State
+from robo_cerebellum.policy import Observation
+from robo_cerebellum.safety import Verdict
 from robo_cerebellum.scene_checks import GroundingConfig, keypoint_grounding
 from robo_common.colours import contradicts, named_colour, read_colour
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 from robo_sim import catalog
+from tests.cerebellum_helpers import tiny_executor
 
 Q0 = np.array([1.0, 0.0, 0.0, 0.0])
 HOME = np.array([0.5, 0.0, 0.3])
@@ -131,19 +130,13 @@ def test_grounding_config_is_validated() -> None:
         GroundingConfig(min_pixels=0)
 
 
-def _executor() -> PlanExecutor:
-    policy = CerebellumPolicy.from_config(CerebellumConfig(hidden_size=32, num_layers=1, head_dim=16,
-                                                           visual_dim=16, image_size=32))
-    return PlanExecutor(policy, SafetyConfig(), MonitorConfig())
-
-
 def _plan(first: SubtaskData) -> PlanData:
     return PlanData("p1", 0, "pick it", "", [first, SubtaskData(1, "done()", "done", [])])
 
 
 def test_executor_stops_a_pick_of_the_wrong_object_before_moving(scene) -> None:
     _, rgb, depth, camera = scene
-    ex = _executor()
+    ex = tiny_executor()
     ex.update_view(depth, camera, rgb)  # a frame from before the plan is not looked at
     ex.set_plan(_plan(_pick("red block", BLOCKS["blue"])), HOME, Q0)
     assert ex.tick(Observation(HOME, Q0, 1.0), 0.0, 0.0, 0.05).state == State.RUNNING
@@ -156,7 +149,7 @@ def test_executor_stops_a_pick_of_the_wrong_object_before_moving(scene) -> None:
 
 def test_executor_runs_a_good_pick_and_retries_an_occluded_view(scene) -> None:
     _, rgb, depth, camera = scene
-    ex = _executor()
+    ex = tiny_executor()
     ex.set_plan(_plan(_pick("red block", BLOCKS["red"])), HOME, Q0)
     ex.update_view(np.full_like(depth, 0.05), camera, rgb)  # the arm hides the keypoint in this frame
     first = ex.tick(Observation(HOME, Q0, 1.0), 0.0, 0.0, 0.05)
@@ -169,7 +162,7 @@ def test_executor_runs_a_good_pick_and_retries_an_occluded_view(scene) -> None:
 
 def test_executor_reports_a_push_of_the_wrong_object_as_no_progress(scene) -> None:
     _, rgb, depth, camera = scene
-    ex = _executor()
+    ex = tiny_executor()
     ex.set_plan(_plan(_push_left("green block", BLOCKS["pink"])), HOME, Q0)
     ex.update_view(depth, camera, rgb)
     result = ex.tick(Observation(HOME, Q0, 1.0), 0.0, 0.0, 0.05)
@@ -178,7 +171,7 @@ def test_executor_reports_a_push_of_the_wrong_object_as_no_progress(scene) -> No
 
 def test_executor_without_a_colour_frame_gives_up_unchecked(scene) -> None:
     _, _, depth, camera = scene
-    ex = _executor()
+    ex = tiny_executor()
     ex.set_plan(_plan(_pick("red block", BLOCKS["blue"])), HOME, Q0)
     results = []
     for _ in range(41):

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 
 from robo_brain.keypoints import CameraModel
-from robo_cerebellum.config import CerebellumConfig
 from robo_cerebellum.executor import PlanExecutor, State
-from robo_cerebellum.monitor import MonitorConfig
-from robo_cerebellum.policy import CerebellumPolicy, Observation
-from robo_cerebellum.safety import SafetyConfig, Verdict
+from robo_cerebellum.policy import Observation
+from robo_cerebellum.safety import Verdict
 from robo_cerebellum.scene_checks import SceneCheckConfig, push_outcome
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
+from tests.cerebellum_helpers import tiny_executor
 
 Q0 = np.array([1.0, 0.0, 0.0, 0.0])
 HOME = np.array([0.5, 0.0, 0.3])
@@ -74,12 +73,6 @@ def test_push_outcome_is_inconclusive_without_keypoints_or_view(scene) -> None:
         SceneCheckConfig(min_height=0.1, max_height=0.05)
 
 
-def _executor() -> PlanExecutor:
-    policy = CerebellumPolicy.from_config(CerebellumConfig(hidden_size=32, num_layers=1, head_dim=16,
-                                                           visual_dim=16, image_size=32))
-    return PlanExecutor(policy, SafetyConfig(), MonitorConfig())
-
-
 def _plan(push: SubtaskData) -> PlanData:
     return PlanData("p1", 0, "push the red block left", "", [push, SubtaskData(1, "done()", "done", [])])
 
@@ -94,7 +87,7 @@ def test_executor_checks_a_finished_push_on_the_next_frame(scene) -> None:
     _, _, depth, camera = scene
     end = BLOCK - LEFT * 0.025
     end[2] = 0.013
-    ex = _executor()
+    ex = tiny_executor()
     ex.update_view(depth, camera)  # a frame from before the push ended does not count
     ex.set_plan(_plan(_push(end)), HOME, Q0)
     _finish_push(ex)
@@ -109,7 +102,7 @@ def test_executor_reports_a_missed_push_as_no_progress(scene) -> None:
     _, _, depth, camera = scene
     end = BLOCK - LEFT * 0.025
     end[2] = 0.013
-    ex = _executor()
+    ex = tiny_executor()
     ex.update_view(depth, camera)
     ex.set_plan(_plan(_push(end, np.array([0.09, 0.0, 0.0]))), HOME, Q0)
     _finish_push(ex)
@@ -122,7 +115,7 @@ def test_executor_reports_a_missed_push_as_no_progress(scene) -> None:
 def test_executor_without_a_new_frame_goes_on_unchecked(scene) -> None:
     _, _, depth, camera = scene
     end = BLOCK - LEFT * 0.025
-    ex = _executor()
+    ex = tiny_executor()
     ex.update_view(depth, camera)
     ex.set_plan(_plan(_push(end, np.array([0.09, 0.0, 0.0]))), HOME, Q0)
     _finish_push(ex)
