@@ -20,6 +20,7 @@ for split in ("seen", "unseen"):
     r = json.loads((out / f"brain_{split}.json").read_text())
     fams = {f: (round(v["plan_exact_match"], 2), round(v["keypoint_error_cm_median"], 1)) for f, v in r["per_family"].items()}
     print(f"{split:7s} exact {r['plan_exact_match']:.2f} (any order {r['plan_any_order_match']:.2f}) F1 {r['subtask_f1']:.2f} keypoint {r['keypoint_error_cm_median']:.2f} cm "
-          f"(p90 {r['keypoint_error_cm_p90']:.1f}) parse failures {r['parse_failure_rate']:.2f} latency p50/p95 "
+          f"(p90 {r['keypoint_error_cm_p90']:.1f}; same step {r['keypoint_error_same_step_cm_median']:.2f}, "
+          f"p90 {r['keypoint_error_same_step_cm_p90']:.1f}) parse failures {r['parse_failure_rate']:.2f} latency p50/p95 "
           f"{r['latency_s_p50']:.2f}/{r['latency_s_p95']:.2f} s; per family (exact, cm) {fams}")
 PY

@@ -373,6 +373,31 @@ def test_any_order_match_frees_the_order_of_pick_place_pairs() -> None:
     assert skill_units(push) == skill_units(list(push)) and skill_units(push) != skill_units([*a, "done()"])
 
 
+def test_keypoint_errors_by_step_follow_the_block_not_the_index() -> None:
+    from types import SimpleNamespace
+
+    from robo_brain.embedded.evaluate import keypoint_errors
+    from robo_common.plan_types import KeypointData, PlanData, SubtaskData
+
+    def plan(steps: list[tuple[str, str, float]]) -> PlanData:
+        subtasks = [SubtaskData(i, code, code.split("(")[0], [KeypointData(name, (x, 0.0, 0.0), u=x * 100, v=0)])
+                    for i, (code, name, x) in enumerate(steps)]
+        return PlanData("p", 0, "", "", subtasks)
+
+    red, blue, bowl = 'pick(object="red block")', 'pick(object="blue block")', 'place(target="red bowl")'
+    expert = plan([(red, "grasp", 0.1), (bowl, "place", 0.5), (blue, "grasp", 0.3), (bowl, "place", 0.55)])
+    reordered = plan([(blue, "grasp", 0.3), (bowl, "place", 0.5), (red, "grasp", 0.1), (bowl, "place", 0.55)])
+
+    def locate(name: str, u: float, v: float) -> SimpleNamespace:
+        return SimpleNamespace(point=(u / 100, 0.0, 0.0))
+
+    errs = keypoint_errors(reordered, expert, expert, locate)
+    assert sorted(errs["cm"]) == pytest.approx([0.0, 0.0, 20.0, 20.0])  # by index: the other block
+    assert errs["step_cm"] == pytest.approx([0.0, 0.0, 0.0, 0.0])  # k-th place into the bowl: slot k
+    wrong = plan([('pick(object="green block")', "grasp", 0.9), (bowl, "place", 0.5)])
+    assert keypoint_errors(wrong, expert, expert, locate)["step_cm"] == pytest.approx([0.0])  # the pick is not scored
+
+
 def test_subtask_f1_and_lr_schedule() -> None:
     ref = ['pick(object="red block")', 'place(target="blue bowl")', "done()"]
     assert subtask_f1(ref, ref) == 1.0

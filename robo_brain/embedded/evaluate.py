@@ -14,8 +14,12 @@ gets rgb + depth + camera exactly as on the robot; its plan is compared with the
 * ``subtask_f1``: F1 of the multisets of code lines (``done()`` excluded).
 * ``keypoint_error_cm_median``: 3D distance between each predicted keypoint, lifted by the
   planner, and the expert's keypoint pixel lifted the same way (same depth image and locator),
-  matched by subtask index and keypoint name. The expert's pixels are the training targets (grasp:
-  the object's top-face centre, see :mod:`robo_brain.embedded.dataset`).
+  matched by subtask index and keypoint name (a plan with other steps or another order is scored
+  against other objects' keypoints). The expert's pixels are the training targets (grasp: the
+  object's top-face centre, see :mod:`robo_brain.embedded.dataset`).
+* ``keypoint_error_same_step_cm_median``: the same distance matched by the step instead: the k-th
+  occurrence of the same code line and keypoint name (a reordered ``pick`` of the right block is
+  scored against that block; a step the expert does not have is not scored).
 * ``keypoint_error_gt3d_cm_median``: the same predicted points against the simulator's 3D
   keypoints of :func:`robo_sim.expert.expert_plan` (grasp: the object's centre, inside the block).
   ``keypoint_lift_floor_cm_median`` is that error for the expert's own pixels: the part due to
@@ -94,6 +98,7 @@ class EpisodeResult:
     any_order: bool
     f1: float
     kp_cm: list[float]
+    kp_step_cm: list[float]
     kp_gt3d_cm: list[float]
     floor_cm: list[float]
     kp_px: list[float]
@@ -156,7 +161,21 @@ def keypoint_errors(pred: PlanData | None, target: PlanData, gt: PlanData, locat
     lifted = _lifted_refs(target, locate)
     tgt = {(s.index, k.name): k for s in target.subtasks for k in s.keypoints}
     true3d = {(s.index, k.name): np.asarray(k.point) for s in gt.subtasks for k in s.keypoints}
-    out: dict[str, list[float]] = {"cm": [], "gt3d_cm": [], "floor_cm": [], "px": []}
+    out: dict[str, list[float]] = {"cm": [], "step_cm": [], "gt3d_cm": [], "floor_cm": [], "px": []}
+    by_step = {}
+    seen: Counter = Counter()
+    for st in target.subtasks:
+        seen[st.code] += 1
+        for k in st.keypoints:
+            if (st.index, k.name) in lifted:
+                by_step[(st.code, seen[st.code], k.name)] = lifted[(st.index, k.name)]
+    seen = Counter()
+    for st in pred.subtasks if pred is not None else []:
+        seen[st.code] += 1
+        for k in st.keypoints:
+            ref = by_step.get((st.code, seen[st.code], k.name))
+            if ref is not None:
+                out["step_cm"].append(100 * float(np.linalg.norm(np.asarray(k.point) - ref)))
     for key, point in lifted.items():
         out["floor_cm"].append(100 * float(np.linalg.norm(point - true3d[key])))
     for st in pred.subtasks if pred is not None else []:
@@ -189,7 +208,7 @@ def run_episode(planner, renderer: SceneRenderer, seed: int, split: str) -> Epis
     pred_units = skill_units(pred)
     any_order = pred == ref or (pred_units is not None and pred_units == skill_units(ref))
     return EpisodeResult(seed, task.family, heldout, result.ok, pred == ref, any_order, subtask_f1(pred, ref),
-                         errs["cm"],
+                         errs["cm"], errs["step_cm"],
                          errs["gt3d_cm"], errs["floor_cm"], errs["px"], float(result.timing["total"]),
                          result.raw_outputs[-1] if result.raw_outputs else "", result.reason,
                          task.instruction, tuple(ref))
@@ -202,7 +221,8 @@ def _median(values: list[float]) -> float | None:
 def summarize(episodes: list[EpisodeResult]) -> dict:
     """Aggregate metrics of a list of episodes (the keys of the module docstring)."""
     lat = [e.latency_s for e in episodes]
-    flat = {k: [x for e in episodes for x in getattr(e, k)] for k in ("kp_cm", "kp_gt3d_cm", "floor_cm", "kp_px")}
+    flat = {k: [x for e in episodes for x in getattr(e, k)]
+            for k in ("kp_cm", "kp_step_cm", "kp_gt3d_cm", "floor_cm", "kp_px")}
     return {
         "episodes": len(episodes),
         "plan_exact_match": float(np.mean([e.exact for e in episodes])),
@@ -210,6 +230,9 @@ def summarize(episodes: list[EpisodeResult]) -> dict:
         "subtask_f1": float(np.mean([e.f1 for e in episodes])),
         "keypoint_error_cm_median": _median(flat["kp_cm"]),
         "keypoint_error_cm_p90": float(np.percentile(flat["kp_cm"], 90)) if flat["kp_cm"] else None,
+        "keypoint_error_same_step_cm_median": _median(flat["kp_step_cm"]),
+        "keypoint_error_same_step_cm_p90": (float(np.percentile(flat["kp_step_cm"], 90))
+                                            if flat["kp_step_cm"] else None),
         "keypoint_error_gt3d_cm_median": _median(flat["kp_gt3d_cm"]),
         "keypoint_lift_floor_cm_median": _median(flat["floor_cm"]),
         "keypoint_error_px_median": _median(flat["kp_px"]),
