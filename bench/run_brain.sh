@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Brain figures (issue "Brain"): the embedded model (or MODEL=<checkpoint folder>) on EPISODES simulator
 # scenes of each split it was not trained on (seeds 1 000 000+): plan exact-match (and with free order of
-# independent pick-and-place pairs), subtask F1, 3D
-# keypoint error, parse failures and latency. ~2 min on one core with the defaults. Writes bench/results/.
+# independent pick-and-place pairs), subtask F1, 3D keypoint error (matched by subtask index and by step),
+# parse failures and latency. ~2 min on one core with the defaults. Writes bench/results/.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 EPISODES="${EPISODES:-100}"

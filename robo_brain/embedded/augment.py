@@ -279,7 +279,7 @@ def word_noise(instruction: str, rng: random.Random, replace: float = 0.3, drop:
         inside_phrase = word in CONTENT_WORDS and i + 1 < len(words) and words[i + 1] in CONTENT_WORDS
         if rng.random() < insert / len(words) and not inside_phrase:
             out.append(nonce_word(rng))
-    if not any(w in CONTENT_WORDS for w in out) or not out:
+    if not any(w in CONTENT_WORDS for w in out):
         return instruction
     text = " ".join(out)
     if rng.random() < 0.25:

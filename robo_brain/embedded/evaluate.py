@@ -156,26 +156,27 @@ def _lifted_refs(target: PlanData, locate) -> dict[tuple[int, str], np.ndarray]:
     return refs
 
 
+def _step_keypoints(plan: PlanData | None):  # noqa: ANN202 - generator
+    """``((code, occurrence, keypoint name), subtask, keypoint)`` for each keypoint of ``plan``: the k-th
+    occurrence of the same code line names the same step in any order."""
+    seen: Counter = Counter()
+    for st in plan.subtasks if plan is not None else []:
+        seen[st.code] += 1
+        for k in st.keypoints:
+            yield (st.code, seen[st.code], k.name), st, k
+
+
 def keypoint_errors(pred: PlanData | None, target: PlanData, gt: PlanData, locate) -> dict[str, list[float]]:  # noqa: ANN001
     """Per-keypoint errors (see the module docstring), matched by subtask index and keypoint name."""
     lifted = _lifted_refs(target, locate)
     tgt = {(s.index, k.name): k for s in target.subtasks for k in s.keypoints}
     true3d = {(s.index, k.name): np.asarray(k.point) for s in gt.subtasks for k in s.keypoints}
     out: dict[str, list[float]] = {"cm": [], "step_cm": [], "gt3d_cm": [], "floor_cm": [], "px": []}
-    by_step = {}
-    seen: Counter = Counter()
-    for st in target.subtasks:
-        seen[st.code] += 1
-        for k in st.keypoints:
-            if (st.index, k.name) in lifted:
-                by_step[(st.code, seen[st.code], k.name)] = lifted[(st.index, k.name)]
-    seen = Counter()
-    for st in pred.subtasks if pred is not None else []:
-        seen[st.code] += 1
-        for k in st.keypoints:
-            ref = by_step.get((st.code, seen[st.code], k.name))
-            if ref is not None:
-                out["step_cm"].append(100 * float(np.linalg.norm(np.asarray(k.point) - ref)))
+    by_step = {key: lifted[(st.index, k.name)] for key, st, k in _step_keypoints(target)
+               if (st.index, k.name) in lifted}
+    for key, _, k in _step_keypoints(pred):
+        if key in by_step:
+            out["step_cm"].append(100 * float(np.linalg.norm(np.asarray(k.point) - by_step[key])))
     for key, point in lifted.items():
         out["floor_cm"].append(100 * float(np.linalg.norm(point - true3d[key])))
     for st in pred.subtasks if pred is not None else []:
