@@ -121,6 +121,30 @@ def assign_names(objects: list[ObjectSpec]) -> None:
         raise ValueError(f"ambiguous object names in scene: {names}")
 
 
+def image_column(xy: tuple[float, float], eye: tuple[float, float, float] | None = None,
+                 target: tuple[float, float, float] | None = None) -> float:
+    """Horizontal image coordinate (up to the camera's focal length and centre) of a table point at
+    ``xy``, seen by a pinhole camera at ``eye`` looking at ``target`` with z up (default: the
+    simulator's fixed camera, :class:`~robo_sim.world.WorldConfig`). Larger is further right."""
+    if eye is None or target is None:
+        from robo_sim.world import WorldConfig
+
+        cfg = WorldConfig()
+        eye, target = eye or cfg.camera_eye, target or cfg.camera_target
+    e = np.asarray(eye, float)
+    forward = np.asarray(target, float) - e
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, (0.0, 0.0, 1.0))
+    right /= np.linalg.norm(right)
+    d = np.array([xy[0], xy[1], 0.0]) - e
+    return float(d @ right / (d @ forward))
+
+
+def left_to_right(objects: list[ObjectSpec]) -> list[ObjectSpec]:
+    """``objects`` in the order the camera sees them from left to right (by :func:`image_column`)."""
+    return sorted(objects, key=lambda o: image_column(o.xy))
+
+
 def sample_poses(
     objects: list[ObjectSpec],
     rng: np.random.Generator,

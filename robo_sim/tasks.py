@@ -22,6 +22,7 @@ from robo_sim.scene import (
     block_colors,
     check_split,
     container_colors,
+    left_to_right,
     random_block,
     random_container,
     sample_poses,
@@ -349,9 +350,8 @@ def _make_rearrange_all(rng: np.random.Generator, split: str, seed: int) -> Task
         blocks=word + "s",
         dest=_container_phrase(rng, cont),
     )
-    order = [blocks[i] for i in rng.permutation(len(blocks))]
     steps, goals = [], []
-    for b, slot in zip(order, _slots(len(order)), strict=True):
+    for b, slot in zip(left_to_right(blocks), _slots(len(blocks)), strict=True):
         steps += [SkillStep("pick", b.name), SkillStep("place", cont.name, slot=slot)]
         goals.append(Goal("in", b.name, cont.name))
     return Task("rearrange", split, seed, text, SceneSpec(objects), goals, steps, variant="all")
@@ -380,11 +380,13 @@ def _make_rearrange_sort(rng: np.random.Generator, split: str, seed: int) -> Tas
         containers=cword + "s",
     )
     steps, goals = [], []
-    for cont in (c1, c2):
-        mine = [b for b in blocks if b.color == cont.color]
-        for b, slot in zip(mine, _slots(len(mine)), strict=True):
-            steps += [SkillStep("pick", b.name), SkillStep("place", cont.name, slot=slot)]
-            goals.append(Goal("in", b.name, cont.name))
+    placed = {c1.name: 0, c2.name: 0}
+    for b in left_to_right(blocks):
+        cont = c1 if b.color == c1.color else c2
+        slot = _slots(sum(o.color == cont.color for o in blocks))[placed[cont.name]]
+        placed[cont.name] += 1
+        steps += [SkillStep("pick", b.name), SkillStep("place", cont.name, slot=slot)]
+        goals.append(Goal("in", b.name, cont.name))
     if len(steps) < 3:
         return None
     return Task("rearrange", split, seed, text, SceneSpec(objects), goals, steps, variant="sort")

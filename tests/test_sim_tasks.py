@@ -67,6 +67,27 @@ def test_names_unambiguous_and_rearrange_long():
                 assert step.arg in names
 
 
+def test_rearrange_takes_blocks_left_to_right_with_one_slot_each():
+    from robo_sim.scene import image_column
+
+    for s in range(40):
+        for split in ("seen", "unseen"):
+            t = make_task(s, split, "rearrange")
+            picks = [t.scene.by_name(st.arg) for st in t.steps if st.skill == "pick"]
+            columns = [image_column(o.xy) for o in picks]
+            assert columns == sorted(columns), (s, split)
+            places = [(st.arg, st.slot) for st in t.steps if st.skill == "place"]
+            assert len(set(places)) == len(places)  # at most two blocks of a colour: two slots
+
+
+def test_image_column_grows_to_the_cameras_right():
+    from robo_sim.scene import image_column
+
+    # the camera looks at the robot from +x: the robot's left (+y) is the image's right
+    assert image_column((0.5, -0.2)) < image_column((0.5, 0.0)) < image_column((0.5, 0.2))
+    assert image_column((0.5, 0.0)) == pytest.approx(0.0, abs=1e-9)
+
+
 def test_objects_do_not_overlap():
     for s in range(30):
         t = make_task(s, "unseen", "pick_place")

@@ -8,9 +8,10 @@ gets rgb + depth + camera exactly as on the robot; its plan is compared with the
 * ``plan_any_order_match``: the same, except that the order of independent pick-and-place pairs is
   free: the plan is a sequence of ``pick`` + ``place`` pairs (and pushes) ending in ``done()`` whose
   multiset equals the expert's. It differs from the exact match on rearrange tasks only (one pair
-  for pick_place and stack, one push), whose expert orders the blocks by a random permutation
-  (:func:`robo_sim.tasks._make_rearrange_all`) or by a randomly chosen first container (sort) that
-  neither the image nor the instruction reveals; any order reaches the same goals.
+  for pick_place and stack, one push), where any order reaches the same goals; the expert takes the
+  blocks from left to right as the camera sees them (:func:`robo_sim.scene.left_to_right`), an
+  order the image shows, so the exact match asks for it (before the cache format 2 the expert's
+  order was a random permutation the scene did not reveal).
 * ``subtask_f1``: F1 of the multisets of code lines (``done()`` excluded).
 * ``keypoint_error_cm_median``: 3D distance between each predicted keypoint, lifted by the
   planner, and the expert's keypoint pixel lifted the same way (same depth image and locator),
