@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from robo_brain.backends.transformers_backend import encoder_decoder_prompt
-from robo_brain.embedded.dataset import SceneRenderer, generate, load_example, plan_prompt
+from robo_brain.embedded.dataset import SceneRenderer, example_path, generate, load_example, plan_prompt
 from robo_brain.embedded.evaluate import EvalConfig, evaluate, subtask_f1
 from robo_brain.embedded.model import ModelConfig, build_model, save_checkpoint
 from robo_brain.embedded.tokenizer import make_char_tokenizer
@@ -59,6 +59,24 @@ def test_example_round_trips_through_the_parser(renderer: SceneRenderer, seed: i
     messages = Planner(None).plan_messages(task.instruction, rgb.shape[1], rgb.shape[0])  # type: ignore[arg-type]
     assert ex.prompt == encoder_decoder_prompt(messages) == plan_prompt(task.instruction, 128, 128)
     assert rgb.dtype == np.uint8 and rgb.shape == (128, 128, 3)
+
+
+@pytest.mark.parametrize("seed", [2, 6])
+def test_reasoning_lists_the_scene_left_to_right(renderer: SceneRenderer, seed: int) -> None:
+    ex, _ = renderer.example(seed, "seen")  # seeds 2 and 6 are rearrange scenes
+    task, _, _, _ = renderer.scene(seed, "seen")
+    listing, family = parse_model_output(ex.target).reasoning.split("; ")
+    names = listing.split(", ")
+    assert sorted(names) == sorted(o.name for o in task.scene.objects)
+    columns = []
+    for name in names:  # each object's pixel column in the rendered image, left to right
+        info = renderer.world.object_by_name(name)
+        u, _ = renderer.world.project(renderer.world.object_pose(info.body_id)[0][None, :])
+        columns.append(float(u[0]))
+    assert columns == sorted(columns)
+    assert family.startswith("rearrange, ")
+    picks = [line.split('"')[1] for line in ex.target.splitlines() if line.startswith("pick(")]
+    assert picks == [n for n in names if n in picks]  # blocks are taken in the listing's order
 
 
 def test_cache_is_resumable(cache: Path) -> None:
@@ -204,7 +222,7 @@ def test_renamed_examples_skip_their_coordinates(cache: Path) -> None:
     from robo_brain.embedded.tokenizer import coord_token_ids
 
     tok = make_char_tokenizer()
-    paths = sorted((cache / "seen").glob("*.npz"))[:4]
+    paths = sorted(example_path(cache, "seen", 0).parent.glob("*.npz"))[:4]
     plain, renamed = encode(paths, tok, TINY.n_positions), encode(paths, tok, TINY.n_positions, rename_prob=1.0)
     coords = set(coord_token_ids(tok))
     n_coord = [sum(t in coords for t in lab) for lab in plain.labels]
@@ -239,7 +257,7 @@ def test_encode_chains_the_augmentations(cache: Path) -> None:
     from robo_common.colours import read_colour
 
     tok = make_char_tokenizer()
-    paths = sorted((cache / "seen").glob("*.npz"))
+    paths = sorted(example_path(cache, "seen", 0).parent.glob("*.npz"))
     plain = encode(paths, tok, TINY.n_positions)
     data = encode(paths, tok, TINY.n_positions, rename_prob=1.0, seed=3, hue_prob=1.0, noise_prob=1.0)
     checked = 0
@@ -304,7 +322,7 @@ def test_tiny_model_loss_decreases(cache: Path) -> None:
 
     torch.manual_seed(0)
     model, tok, _ = build_model(TINY)
-    data = encode(sorted((cache / "seen").glob("*.npz"))[:6], tok, TINY.n_positions)
+    data = encode(sorted(example_path(cache, "seen", 0).parent.glob("*.npz"))[:6], tok, TINY.n_positions)
     batch = collate(data, list(range(6)), tok.pad_token_id)
     assert (batch[2] != -100).sum() > 0 and batch[1].shape == batch[2].shape
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)

@@ -3,7 +3,7 @@
 One example is the camera image at the initial state of a task (before the robot moves), the
 instruction, the decoder prompt and the target text::
 
-    Reasoning: pick place, 2 steps.
+    Reasoning: red block, white tray, blue bowl; pick place, 2 steps.
     Plan:
     pick(object="red block") @ grasp=(61, 88)
     place(target="blue bowl") @ place=(30, 40)
@@ -11,11 +11,15 @@ instruction, the decoder prompt and the target text::
 
 The plan is :func:`robo_sim.expert.expert_plan`'s, formatted with
 :func:`robo_brain.plan_language.format_plan_text`, so :func:`~robo_brain.plan_language.parse_model_output`
-reads it back. Keypoint pixels are the expert's, except ``grasp``: the pixel of the object's
+reads it back. The reasoning line first lists every object of the scene by name, from left to right
+as the camera sees it (:func:`robo_sim.scene.left_to_right`): the model names what it sees (which
+blocks of a colour there are, their sizes, bowl or tray) before it plans, and the plan's object
+names are then copied from that list; multi-block plans (rearrange) take their blocks in the same
+left-to-right order. Keypoint pixels are the expert's, except ``grasp``: the pixel of the object's
 **top-face centre** (a flat, visible face, so lifting the pixel with the depth image lands on the
 object rather than on its front edge or the table behind it).
 
-Cache layout: ``<dir>/<split>/<seed>.npz`` with ``rgb`` (uint8 HxWx3) and ``meta`` (JSON text).
+Cache layout: ``<dir>/<split>_v<CACHE_FORMAT>/<seed>.npz`` with ``rgb`` (uint8 HxWx3) and ``meta`` (JSON text).
 Existing files are skipped, so an interrupted generation resumes where it stopped.
 """
 
@@ -36,6 +40,9 @@ from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 logger = logging.getLogger(__name__)
 
 FAMILIES = ("pick_place", "stack", "rearrange", "push")
+CACHE_FORMAT = 2
+"""Version of the target text in the cache (2: scene listing, left-to-right rearrange order); a new
+version renders into a new folder, so a stale cache is never read."""
 EVAL_SEED_OFFSET = 1_000_000
 """Evaluation seeds start here; training seeds are ``0 .. N-1``, so the two never overlap."""
 
@@ -66,9 +73,11 @@ def family_for_seed(seed: int) -> str:
     return FAMILIES[seed % len(FAMILIES)]
 
 
-def short_reasoning(family: str, n_steps: int) -> str:
-    """The short reasoning line of the target text (few tokens: it is generated on every plan)."""
-    return f"{family.replace('_', ' ')}, {n_steps} steps."
+def short_reasoning(family: str, n_steps: int, scene: Sequence[str] = ()) -> str:
+    """The short reasoning line of the target text: the ``scene`` object names (left to right), then
+    the family and the number of steps (few tokens: it is generated on every plan)."""
+    listing = f"{', '.join(scene)}; " if scene else ""
+    return f"{listing}{family.replace('_', ' ')}, {n_steps} steps."
 
 
 def plan_prompt(instruction: str, width: int, height: int) -> str:
@@ -102,14 +111,15 @@ def target_plan(task, world) -> PlanData:  # noqa: ANN001 - robo_sim Task / SimW
     return PlanData(plan.plan_id, 0, plan.instruction, plan.reasoning, subtasks, frame_id=plan.frame_id)
 
 
-def target_text(plan: PlanData, family: str) -> str:
-    """Model output of ``plan``: short reasoning, ``Plan:``, one line per subtask with integer pixels."""
+def target_text(plan: PlanData, family: str, scene: Sequence[str] = ()) -> str:
+    """Model output of ``plan``: short reasoning (listing ``scene``), ``Plan:``, one line per subtask
+    with integer pixels."""
     rounded = [SubtaskData(s.index, s.code, s.skill,
                            [KeypointData(k.name, k.point, float(round(k.u)), float(round(k.v)), k.confidence)
                             for k in s.keypoints]) for s in plan.subtasks]
     n_steps = sum(s.skill != "done" for s in plan.subtasks)
     rounded_plan = PlanData(plan.plan_id, 0, plan.instruction, "", rounded, frame_id=plan.frame_id)
-    return format_plan_text(rounded_plan, reasoning=short_reasoning(family, n_steps))
+    return format_plan_text(rounded_plan, reasoning=short_reasoning(family, n_steps, scene))
 
 
 class SceneRenderer:
@@ -134,10 +144,13 @@ class SceneRenderer:
 
     def example(self, seed: int, split: str) -> tuple[Example, np.ndarray]:
         """Render the example of ``seed``: ``(Example, rgb)``."""
+        from robo_sim.scene import left_to_right
+
         task, rgb, _, plan = self.scene(seed, split)
         h, w = rgb.shape[:2]
+        scene = [o.name for o in left_to_right(task.scene.objects)]
         ex = Example(seed, split, task.family, task.instruction, plan_prompt(task.instruction, w, h),
-                     target_text(plan, task.family))
+                     target_text(plan, task.family, scene))
         return ex, rgb
 
     def close(self) -> None:
@@ -147,7 +160,7 @@ class SceneRenderer:
 
 def example_path(cache: Path, split: str, seed: int) -> Path:
     """Cache file of one example."""
-    return Path(cache) / split / f"{seed:07d}.npz"
+    return Path(cache) / f"{split}_v{CACHE_FORMAT}" / f"{seed:07d}.npz"
 
 
 def save_example(path: Path, ex: Example, rgb: np.ndarray) -> None:
