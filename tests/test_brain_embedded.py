@@ -79,6 +79,22 @@ def test_reasoning_lists_the_scene_left_to_right(renderer: SceneRenderer, seed: 
     assert picks == [n for n in names if n in picks]  # blocks are taken in the listing's order
 
 
+def test_targets_can_drop_the_scene_listing(cache: Path) -> None:
+    from robo_brain.embedded.dataset import strip_scene_listing
+
+    target = 'Reasoning: red block, white tray; pick place, 2 steps.\nPlan:\ndone()'
+    assert strip_scene_listing(target) == 'Reasoning: pick place, 2 steps.\nPlan:\ndone()'
+    assert strip_scene_listing(strip_scene_listing(target)) == strip_scene_listing(target)
+    tok = make_char_tokenizer()
+    paths = sorted(example_path(cache, "seen", 0).parent.glob("*.npz"))[:4]
+    for with_list, without in zip(encode(paths, tok, TINY.n_positions).ids,
+                                  encode(paths, tok, TINY.n_positions, scene_listing=False).ids, strict=True):
+        prompt_a, answer_a = tok.decode(with_list[1:-1]).split("Reasoning: ")
+        prompt_b, answer_b = tok.decode(without[1:-1]).split("Reasoning: ")
+        assert prompt_a == prompt_b and "; " in answer_a.splitlines()[0]
+        assert "Reasoning: " + answer_b == strip_scene_listing("Reasoning: " + answer_a) != "Reasoning: " + answer_a
+
+
 def test_cache_is_resumable(cache: Path) -> None:
     paths = generate(cache, range(12), "seen", progress=False)
     assert all(p.is_file() for p in paths)

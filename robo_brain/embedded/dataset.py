@@ -111,6 +111,14 @@ def target_plan(task, world) -> PlanData:  # noqa: ANN001 - robo_sim Task / SimW
     return PlanData(plan.plan_id, 0, plan.instruction, plan.reasoning, subtasks, frame_id=plan.frame_id)
 
 
+def strip_scene_listing(target: str) -> str:
+    """``target`` without the scene listing of its reasoning line (the format before cache format 2)."""
+    head, sep, rest = target.partition("\n")
+    if head.startswith("Reasoning: ") and "; " in head:
+        head = "Reasoning: " + head.split("; ", 1)[1]
+    return head + sep + rest
+
+
 def target_text(plan: PlanData, family: str, scene: Sequence[str] = ()) -> str:
     """Model output of ``plan``: short reasoning (listing ``scene``), ``Plan:``, one line per subtask
     with integer pixels."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robo_brain.embedded.dataset import Example, generate, iter_examples
+from robo_brain.embedded.dataset import Example, generate, iter_examples, strip_scene_listing
 from robo_brain.embedded.model import ModelConfig, build_model, n_parameters, pixel_values, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ class TrainConfig:
             colour terms the objects then show (:func:`robo_brain.embedded.augment.hue_shift`).
         noise_prob: Share of training examples whose instruction's phrasing words are replaced, dropped
             or padded with nonce words (:func:`robo_brain.embedded.augment.word_noise`).
+        scene_listing: Keep the scene listing in the targets' reasoning line (False: the model learns
+            to write only family and step count, :func:`~robo_brain.embedded.dataset.strip_scene_listing`).
         coord_sigma: Soft-label width (pixels) of the coordinate-token loss (:class:`CoordLoss`; 0: hard
             cross-entropy).
         ground_weight: Weight of the cross-attention grounding loss (:class:`GroundingLoss`; 0: off).
@@ -85,6 +87,7 @@ class TrainConfig:
     paraphrase_prob: float = 0.0
     hue_prob: float = 0.0
     noise_prob: float = 0.0
+    scene_listing: bool = True
     coord_sigma: float = 1.0
     ground_weight: float = 0.5
     ground_sigma: float = 6.0
@@ -159,7 +162,8 @@ def _scene_colours(ex: Example) -> tuple[str, ...]:
 
 
 def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0, seed: int = 0,  # noqa: ANN001
-           paraphrase_prob: float = 0.0, hue_prob: float = 0.0, noise_prob: float = 0.0) -> Encoded:
+           paraphrase_prob: float = 0.0, hue_prob: float = 0.0, noise_prob: float = 0.0,
+           scene_listing: bool = True) -> Encoded:
     """Load cached examples and tokenise ``<s> prompt answer </s>`` with labels on the answer only.
 
     Augmentations, each drawn once per example (in this order): with probability ``paraphrase_prob``
@@ -170,6 +174,7 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
     ``rename_prob`` the instruction names one object by a stand-in colour word
     (:func:`~robo_brain.embedded.augment.rename_colours`), and the pixel coordinates of the plan
     lines naming it get no loss. Each augmentation works on the output of the ones before it.
+    ``scene_listing=False`` drops the scene listing from every target's reasoning line.
     """
     from robo_brain.embedded.augment import hue_shift, paraphrase, rename_colours, renamed_lines, word_noise
     from robo_brain.embedded.tokenizer import coord_token_ids
@@ -178,7 +183,8 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
     coord_ids = set(coord_token_ids(tokenizer))
     images, ids, labels, seeds = [], [], [], []
     for ex, rgb in iter_examples(paths):
-        prompt_text, target, new_words = ex.prompt, ex.target, []
+        prompt_text, new_words = ex.prompt, []
+        target = ex.target if scene_listing else strip_scene_listing(ex.target)
         instruction = ex.instruction
         if paraphrase_prob > 0 and rng.random() < paraphrase_prob:
             instruction = paraphrase(instruction, rng) or instruction
@@ -457,8 +463,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     model, tok, proc, resumed = _load_or_build(cfg, out)
     logger.info("model: %.2f M parameters", n_parameters(model) / 1e6)
     data = encode([paths[s] for s in train_seeds], tok, cfg.model.n_positions, cfg.rename_prob, cfg.seed,
-                  cfg.paraphrase_prob, cfg.hue_prob, cfg.noise_prob)
-    val = encode([paths[s] for s in val_seeds], tok, cfg.model.n_positions)
+                  cfg.paraphrase_prob, cfg.hue_prob, cfg.noise_prob, cfg.scene_listing)
+    val = encode([paths[s] for s in val_seeds], tok, cfg.model.n_positions, scene_listing=cfg.scene_listing)
     loss_fn = CoordLoss(tok, cfg.coord_sigma)
     grounding = None
     if cfg.ground_weight > 0:
