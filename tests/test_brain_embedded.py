@@ -87,8 +87,8 @@ def test_targets_can_drop_the_scene_listing(cache: Path) -> None:
     assert strip_scene_listing(strip_scene_listing(target)) == strip_scene_listing(target)
     tok = make_char_tokenizer()
     paths = sorted(example_path(cache, "seen", 0).parent.glob("*.npz"))[:4]
-    for with_list, without in zip(encode(paths, tok, TINY.n_positions).ids,
-                                  encode(paths, tok, TINY.n_positions, scene_listing=False).ids, strict=True):
+    for with_list, without in zip(encode(paths, tok, TINY.n_positions, scene_listing=True).ids,
+                                  encode(paths, tok, TINY.n_positions).ids, strict=True):
         prompt_a, answer_a = tok.decode(with_list[1:-1]).split("Reasoning: ")
         prompt_b, answer_b = tok.decode(without[1:-1]).split("Reasoning: ")
         assert prompt_a == prompt_b and "; " in answer_a.splitlines()[0]

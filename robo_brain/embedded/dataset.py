@@ -11,11 +11,12 @@ instruction, the decoder prompt and the target text::
 
 The plan is :func:`robo_sim.expert.expert_plan`'s, formatted with
 :func:`robo_brain.plan_language.format_plan_text`, so :func:`~robo_brain.plan_language.parse_model_output`
-reads it back. The reasoning line first lists every object of the scene by name, from left to right
-as the camera sees it (:func:`robo_sim.scene.left_to_right`): the model names what it sees (which
-blocks of a colour there are, their sizes, bowl or tray) before it plans, and the plan's object
-names are then copied from that list; multi-block plans (rearrange) take their blocks in the same
-left-to-right order. Keypoint pixels are the expert's, except ``grasp``: the pixel of the object's
+reads it back. The cached reasoning line first lists every object of the scene by name, from left
+to right as the camera sees it (:func:`robo_sim.scene.left_to_right`), so a model could name what it
+sees (which blocks of a colour, their sizes, bowl or tray) before it plans; training drops that
+listing unless asked (``robo-stack train brain --scene-listing``): measured, it did not help the
+small model (see ``models/brain_embedded/README.md``). Multi-block plans (rearrange) take their
+blocks in that left-to-right order. Keypoint pixels are the expert's, except ``grasp``: the pixel of the object's
 **top-face centre** (a flat, visible face, so lifting the pixel with the depth image lands on the
 object rather than on its front edge or the table behind it).
 

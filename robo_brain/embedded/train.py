@@ -54,8 +54,9 @@ class TrainConfig:
             colour terms the objects then show (:func:`robo_brain.embedded.augment.hue_shift`).
         noise_prob: Share of training examples whose instruction's phrasing words are replaced, dropped
             or padded with nonce words (:func:`robo_brain.embedded.augment.word_noise`).
-        scene_listing: Keep the scene listing in the targets' reasoning line (False: the model learns
-            to write only family and step count, :func:`~robo_brain.embedded.dataset.strip_scene_listing`).
+        scene_listing: Keep the scene listing of the cached targets' reasoning line (default False:
+            the model learns to write only family and step count,
+            :func:`~robo_brain.embedded.dataset.strip_scene_listing`; measured, the listing did not help).
         coord_sigma: Soft-label width (pixels) of the coordinate-token loss (:class:`CoordLoss`; 0: hard
             cross-entropy).
         ground_weight: Weight of the cross-attention grounding loss (:class:`GroundingLoss`; 0: off).
@@ -87,7 +88,7 @@ class TrainConfig:
     paraphrase_prob: float = 0.0
     hue_prob: float = 0.0
     noise_prob: float = 0.0
-    scene_listing: bool = True
+    scene_listing: bool = False
     coord_sigma: float = 1.0
     ground_weight: float = 0.5
     ground_sigma: float = 6.0
@@ -163,7 +164,7 @@ def _scene_colours(ex: Example) -> tuple[str, ...]:
 
 def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0, seed: int = 0,  # noqa: ANN001
            paraphrase_prob: float = 0.0, hue_prob: float = 0.0, noise_prob: float = 0.0,
-           scene_listing: bool = True) -> Encoded:
+           scene_listing: bool = False) -> Encoded:
     """Load cached examples and tokenise ``<s> prompt answer </s>`` with labels on the answer only.
 
     Augmentations, each drawn once per example (in this order): with probability ``paraphrase_prob``
@@ -174,7 +175,7 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
     ``rename_prob`` the instruction names one object by a stand-in colour word
     (:func:`~robo_brain.embedded.augment.rename_colours`), and the pixel coordinates of the plan
     lines naming it get no loss. Each augmentation works on the output of the ones before it.
-    ``scene_listing=False`` drops the scene listing from every target's reasoning line.
+    Unless ``scene_listing``, the scene listing is dropped from every target's reasoning line.
     """
     from robo_brain.embedded.augment import hue_shift, paraphrase, rename_colours, renamed_lines, word_noise
     from robo_brain.embedded.tokenizer import coord_token_ids
