@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robo_sim import catalog
-from robo_sim.world import SimWorld
+from robo_sim.world import SimWorld, WorldConfig
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +127,6 @@ def image_column(xy: tuple[float, float], eye: tuple[float, float, float] | None
     ``xy``, seen by a pinhole camera at ``eye`` looking at ``target`` with z up (default: the
     simulator's fixed camera, :class:`~robo_sim.world.WorldConfig`). Larger is further right."""
     if eye is None or target is None:
-        from robo_sim.world import WorldConfig
-
         cfg = WorldConfig()
         eye, target = eye or cfg.camera_eye, target or cfg.camera_target
     e = np.asarray(eye, float)
