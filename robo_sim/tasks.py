@@ -380,12 +380,10 @@ def _make_rearrange_sort(rng: np.random.Generator, split: str, seed: int) -> Tas
         containers=cword + "s",
     )
     steps, goals = [], []
-    placed = {c1.name: 0, c2.name: 0}
+    slots = {c.name: iter(_slots(sum(b.color == c.color for b in blocks))) for c in (c1, c2)}
     for b in left_to_right(blocks):
         cont = c1 if b.color == c1.color else c2
-        slot = _slots(sum(o.color == cont.color for o in blocks))[placed[cont.name]]
-        placed[cont.name] += 1
-        steps += [SkillStep("pick", b.name), SkillStep("place", cont.name, slot=slot)]
+        steps += [SkillStep("pick", b.name), SkillStep("place", cont.name, slot=next(slots[cont.name]))]
         goals.append(Goal("in", b.name, cont.name))
     if len(steps) < 3:
         return None
