@@ -32,7 +32,15 @@ CONTAINER_KINDS: dict[str, dict[str, float]] = {
     "bowl": {"inner": 0.13, "wall_height": 0.035, "wall": 0.01, "base": 0.008},
     "tray": {"inner": 0.14, "wall_height": 0.02, "wall": 0.01, "base": 0.008},
 }
-"""Box-built containers: inner side (m), wall height, wall thickness and base plate thickness."""
+"""Containers: inner side or diameter (m), wall height, wall thickness and base plate thickness."""
+
+ROUND_CONTAINERS = frozenset({"bowl"})
+"""Container kinds built round (a disc and a ring of wall segments); the others are square boxes.
+A bowl and a tray of the same colour must look different to the camera: the planner has to tell
+them apart from the image when an instruction says only "the yellow container"."""
+
+BOWL_WALL_SEGMENTS = 16
+"""Wall segments of a round container (a 16-gon reads as round in the 128 px camera image)."""
 
 TABLE_TOP_Z = 0.0
 """The table top is the plane z=0 of the base frame (the robot stands on it)."""

@@ -166,7 +166,7 @@ def goal_holds(goal: Goal, world: SimWorld) -> bool:
 
 
 def in_container(world: SimWorld, obj: str, container: str) -> bool:
-    """Block centre within the container's inner footprint and resting on its floor."""
+    """Block centre within the container's inner footprint (square or round) and resting on its floor."""
     b, c = world.object_by_name(obj), world.object_by_name(container)
     bp, _ = world.object_pose(b.body_id)
     cp, _ = world.object_pose(c.body_id)
@@ -175,7 +175,10 @@ def in_container(world: SimWorld, obj: str, container: str) -> bool:
     local = np.array(
         [math.cos(yaw) * d[0] + math.sin(yaw) * d[1], -math.sin(yaw) * d[0] + math.cos(yaw) * d[1]]
     )
-    inside = bool(np.all(np.abs(local) <= c.extra["inner"] / 2.0))
+    if c.kind in catalog.ROUND_CONTAINERS:
+        inside = bool(np.hypot(*local) <= c.extra["inner"] / 2.0)
+    else:
+        inside = bool(np.all(np.abs(local) <= c.extra["inner"] / 2.0))
     low = bp[2] <= cp[2] + c.extra["base"] + b.size / 2.0 + 0.015
     return inside and low
 

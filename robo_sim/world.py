@@ -1,4 +1,4 @@
-"""PyBullet world: a Franka Panda on a table, blocks, box-built containers and a fixed RGB-D camera.
+"""PyBullet world: a Franka Panda on a table, blocks, containers (square trays, round bowls) and a fixed RGB-D camera.
 
 All positions exposed by :class:`SimWorld` are in the Panda base frame ``panda_link0``, which is
 the PyBullet world origin; the table top is the plane ``z = 0``.
@@ -126,6 +126,35 @@ class CameraInfo:
     K: np.ndarray
     T_base_camera: np.ndarray
     frame_id: str = BASE_FRAME
+
+
+def _box_container(inner: float, wall: float, wh: float, base: float) -> dict[str, list]:
+    """Shape lists (``createCollisionShapeArray`` keywords) of a square container: base plate, four walls."""
+    outer = inner + 2 * wall
+    c = (inner + wall) / 2.0
+    halves = [
+        (outer / 2, outer / 2, base / 2),
+        (wall / 2, outer / 2, wh / 2),
+        (wall / 2, outer / 2, wh / 2),
+        (inner / 2, wall / 2, wh / 2),
+        (inner / 2, wall / 2, wh / 2),
+    ]
+    offsets = [(0, 0, base / 2), (c, 0, wh / 2), (-c, 0, wh / 2), (0, c, wh / 2), (0, -c, wh / 2)]
+    return {"shapeTypes": [p.GEOM_BOX] * 5, "radii": [0.0] * 5, "halfExtents": halves, "lengths": [0.0] * 5,
+            "collisionFramePositions": offsets, "collisionFrameOrientations": [(0, 0, 0, 1)] * 5}
+
+
+def _ring_walls(inner: float, wall: float, wh: float, segments: int = catalog.BOWL_WALL_SEGMENTS) -> dict[str, list]:
+    """Shape lists of a round container's wall: ``segments`` boxes on a ring of inner diameter ``inner``;
+    each box reaches its neighbours' corners on the outside, so the ring has no gaps."""
+    r_out = inner / 2 + wall
+    r_mid = inner / 2 + wall / 2
+    half_len = r_out * math.tan(math.pi / segments)
+    angles = [2 * math.pi * i / segments for i in range(segments)]
+    return {"shapeTypes": [p.GEOM_BOX] * segments, "radii": [0.0] * segments,
+            "halfExtents": [(wall / 2, half_len, wh / 2)] * segments, "lengths": [0.0] * segments,
+            "collisionFramePositions": [(r_mid * math.cos(a), r_mid * math.sin(a), wh / 2) for a in angles],
+            "collisionFrameOrientations": [(0.0, 0.0, math.sin(a / 2), math.cos(a / 2)) for a in angles]}
 
 
 class SimWorld:
@@ -399,7 +428,8 @@ class SimWorld:
         yaw: float,
         name: str | None = None,
     ) -> int:
-        """Add a static container (base plate and four walls) centred at ``pos`` (xy) and return its id."""
+        """Add a static container centred at ``pos`` (xy) and return its id: a base plate and four walls
+        (a tray), or a disc and a ring of wall segments (the kinds of :data:`catalog.ROUND_CONTAINERS`)."""
         if kind not in catalog.CONTAINER_KINDS:
             raise ValueError(
                 f"unknown container kind {kind!r}; expected one of {sorted(catalog.CONTAINER_KINDS)}"
@@ -407,38 +437,45 @@ class SimWorld:
         dims = catalog.CONTAINER_KINDS[kind]
         inner, wall, wh, base = dims["inner"], dims["wall"], dims["wall_height"], dims["base"]
         outer = inner + 2 * wall
-        c = (inner + wall) / 2.0
-        halves = [
-            (outer / 2, outer / 2, base / 2),
-            (wall / 2, outer / 2, wh / 2),
-            (wall / 2, outer / 2, wh / 2),
-            (inner / 2, wall / 2, wh / 2),
-            (inner / 2, wall / 2, wh / 2),
-        ]
-        offsets = [(0, 0, base / 2), (c, 0, wh / 2), (-c, 0, wh / 2), (0, c, wh / 2), (0, -c, wh / 2)]
-        n = len(halves)
-        col = p.createCollisionShapeArray(
-            [p.GEOM_BOX] * n, halfExtents=halves, collisionFramePositions=offsets, physicsClientId=self.cid
-        )
-        vis = p.createVisualShapeArray(
-            [p.GEOM_BOX] * n,
-            halfExtents=halves,
-            visualFramePositions=offsets,
-            rgbaColors=[self._rgba(color)] * n,
-            physicsClientId=self.cid,
-        )
-        bid = p.createMultiBody(
-            0,
-            col,
-            vis,
-            basePosition=(pos[0], pos[1], catalog.TABLE_TOP_Z),
-            baseOrientation=p.getQuaternionFromEuler((0, 0, yaw)),
-            physicsClientId=self.cid,
-        )
+        rgba = self._rgba(color)
+        pose = {"basePosition": (pos[0], pos[1], catalog.TABLE_TOP_Z),
+                "baseOrientation": p.getQuaternionFromEuler((0, 0, yaw)), "physicsClientId": self.cid}
+        if kind in catalog.ROUND_CONTAINERS:
+            # a disc as the base and the wall ring as one fixed link (pybullet cannot mix a cylinder and
+            # boxes in one visual shape array)
+            disc_col = p.createCollisionShape(p.GEOM_CYLINDER, radius=outer / 2, height=base,
+                                              collisionFramePosition=(0, 0, base / 2), physicsClientId=self.cid)
+            disc_vis = p.createVisualShape(p.GEOM_CYLINDER, radius=outer / 2, length=base, rgbaColor=rgba,
+                                           visualFramePosition=(0, 0, base / 2), physicsClientId=self.cid)
+            walls_col, walls_vis = self._shape_arrays(_ring_walls(inner, wall, wh), rgba)
+            bid = p.createMultiBody(
+                0, disc_col, disc_vis, **pose,
+                linkMasses=[0], linkCollisionShapeIndices=[walls_col], linkVisualShapeIndices=[walls_vis],
+                linkPositions=[(0, 0, 0)], linkOrientations=[(0, 0, 0, 1)],
+                linkInertialFramePositions=[(0, 0, 0)], linkInertialFrameOrientations=[(0, 0, 0, 1)],
+                linkParentIndices=[0], linkJointTypes=[p.JOINT_FIXED], linkJointAxis=[(0, 0, 1)],
+            )
+            p.changeDynamics(bid, 0, lateralFriction=catalog.OBJECT_FRICTION, physicsClientId=self.cid)
+        else:
+            col, vis = self._shape_arrays(_box_container(inner, wall, wh, base), rgba)
+            bid = p.createMultiBody(0, col, vis, **pose)
         p.changeDynamics(bid, -1, lateralFriction=catalog.OBJECT_FRICTION, physicsClientId=self.cid)
         label = name or f"{color} {kind}"
         self.objects[bid] = ObjectInfo(bid, label, color, kind, outer, wh, {"inner": inner, "base": base})
         return bid
+
+    def _shape_arrays(self, shapes: dict[str, list], rgba: tuple[float, ...]) -> tuple[int, int]:
+        """Collision and visual shape ids of the shape lists ``shapes`` (one colour)."""
+        col = p.createCollisionShapeArray(**shapes, physicsClientId=self.cid)
+        vis = p.createVisualShapeArray(
+            shapes["shapeTypes"],
+            halfExtents=shapes["halfExtents"],
+            visualFramePositions=shapes["collisionFramePositions"],
+            visualFrameOrientations=shapes["collisionFrameOrientations"],
+            rgbaColors=[rgba] * len(shapes["shapeTypes"]),
+            physicsClientId=self.cid,
+        )
+        return col, vis
 
     @staticmethod
     def _rgba(color: str) -> tuple[float, float, float, float]:

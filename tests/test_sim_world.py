@@ -103,3 +103,33 @@ def test_two_worlds_coexist():
     finally:
         a.close()
         b.close()
+
+
+def test_bowl_is_round_and_tray_is_square(world):
+    """A bowl is a disc and a ring wall: a block dropped at its centre rests on the floor inside, one dropped
+    where a square bowl's corner would be lands on the ring or the table outside, in the tray it lands inside."""
+    from robo_sim.tasks import in_container
+
+    for kind, inside_at_corner in (("bowl", False), ("tray", True)):
+        world.remove_all_objects()
+        world.add_container("yellow", kind, (0.5, 0.0), 0.0)
+        world.add_block("red", 0.04, (0.5, 0.0, 0.06), 0.0, name="centre block")
+        # 5.6 cm along x and y: inside the 14 cm tray's square, 7.9 cm from the centre (> the bowl's 6.5 cm)
+        world.add_block("blue", 0.02, (0.556, 0.056, 0.08), 0.0, name="corner block")
+        world.settle(1.0)
+        assert in_container(world, "centre block", f"yellow {kind}")
+        assert in_container(world, "corner block", f"yellow {kind}") == inside_at_corner, kind
+        info = world.object_by_name(f"yellow {kind}")
+        assert info.kind == kind and info.size == pytest.approx(0.15 if kind == "bowl" else 0.16)
+    # the camera sees a round rim: the bowl's pixels fill about pi/4 of their bounding box, a tray's all of it
+    fills = {}
+    for kind in ("bowl", "tray"):
+        world.remove_all_objects()
+        world.add_container("yellow", kind, (0.5, 0.0), 0.0)
+        world.settle(0.1)
+        rgb, _ = world.render()
+        mask = (rgb[..., 0] > 110) & (rgb[..., 1] > 95) & (rgb[..., 2] < 70)  # yellow, lit or shaded
+        vs, us = np.nonzero(mask)
+        fills[kind] = mask.sum() / ((np.ptp(us) + 1) * (np.ptp(vs) + 1))
+    assert fills["bowl"] < 0.85 < fills["tray"], fills
+    world.remove_all_objects()

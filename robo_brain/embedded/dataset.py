@@ -41,9 +41,10 @@ from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 logger = logging.getLogger(__name__)
 
 FAMILIES = ("pick_place", "stack", "rearrange", "push")
-CACHE_FORMAT = 2
-"""Version of the target text in the cache (2: scene listing, left-to-right rearrange order); a new
-version renders into a new folder, so a stale cache is never read."""
+CACHE_FORMAT = 3
+"""Version of the cached examples (2: scene listing, left-to-right rearrange order; 3: round bowls,
+:data:`robo_sim.catalog.ROUND_CONTAINERS`); a new version renders into a new folder, so a stale
+cache is never read."""
 EVAL_SEED_OFFSET = 1_000_000
 """Evaluation seeds start here; training seeds are ``0 .. N-1``, so the two never overlap."""
 
