@@ -250,7 +250,7 @@ def test_renamed_examples_skip_their_coordinates(cache: Path) -> None:
 def test_word_noise_keeps_the_content_words() -> None:
     import random
 
-    from robo_brain.embedded.augment import CONTENT_WORDS, SPELLING_VARIANTS, word_noise
+    from robo_brain.embedded.augment import CONTENT_WORDS, SPELLING_VARIANTS, TASK_VERBS, word_noise
 
     rng = random.Random(0)
     text = "please put the small red block into the blue bowl of the same colour"
@@ -264,6 +264,10 @@ def test_word_noise_keeps_the_content_words() -> None:
         assert "small red block" in out  # nothing is inserted inside a phrase of content words
     assert any("color" in o for o in outs) and any("colour" in o for o in outs)
     assert word_noise("", rng) == ""
+    # the task verbs are phrasing by default, content words when kept
+    sort = "sort the cubes into the trays of the same colour"
+    assert any("sort" not in word_noise(sort, rng).split() for _ in range(50))
+    assert all("sort" in word_noise(sort, rng, keep=CONTENT_WORDS | TASK_VERBS).split() for _ in range(50))
 
 
 def test_encode_chains_the_augmentations(cache: Path) -> None:

@@ -236,6 +236,9 @@ CONTENT_WORDS = frozenset(
 )
 """Words that carry the task: objects, colours, sizes, directions, spatial relations, quantifiers.
 :func:`word_noise` never touches them; every other word of an instruction is phrasing."""
+TASK_VERBS = frozenset({"sort", "stack", "push"})
+"""Verbs that name a task family. By default they are phrasing to :func:`word_noise` (the model
+learns each family from its content words); ``keep=CONTENT_WORDS | TASK_VERBS`` keeps them."""
 SPELLING_VARIANTS = {"colour": "color", "grey": "gray"}
 """British -> American spellings of content words (either may reach the robot)."""
 _NONCE_MIN, _NONCE_MAX = 2, 8
@@ -250,10 +253,10 @@ def nonce_word(rng: random.Random) -> str:
 
 
 def word_noise(instruction: str, rng: random.Random, replace: float = 0.3, drop: float = 0.15,
-               insert: float = 0.3, variant: float = 0.5) -> str:
+               insert: float = 0.3, variant: float = 0.5, keep: frozenset[str] = CONTENT_WORDS) -> str:
     """Perturb the phrasing of ``instruction`` and keep what it asks for.
 
-    Every word outside :data:`CONTENT_WORDS` is, independently, replaced by a nonce word (probability
+    Every word outside ``keep`` (default :data:`CONTENT_WORDS`) is, independently, replaced by a nonce word (probability
     ``replace``) or dropped (``drop``); after each word a nonce word is inserted with probability
     ``insert / n_words`` (never between two content words, which would split a phrase such as
     ``small red block``: a stand-in colour word must stay next to its noun); content words
@@ -268,7 +271,7 @@ def word_noise(instruction: str, rng: random.Random, replace: float = 0.3, drop:
     use_variants = rng.random() < variant
     out: list[str] = []
     for i, word in enumerate(words):
-        if word in CONTENT_WORDS:
+        if word in keep:
             out.append(SPELLING_VARIANTS.get(word, word) if use_variants else word)
         else:
             r = rng.random()
@@ -276,10 +279,10 @@ def word_noise(instruction: str, rng: random.Random, replace: float = 0.3, drop:
                 out.append(nonce_word(rng))
             elif r >= replace + drop:
                 out.append(word)
-        inside_phrase = word in CONTENT_WORDS and i + 1 < len(words) and words[i + 1] in CONTENT_WORDS
+        inside_phrase = word in keep and i + 1 < len(words) and words[i + 1] in keep
         if rng.random() < insert / len(words) and not inside_phrase:
             out.append(nonce_word(rng))
-    if not any(w in CONTENT_WORDS for w in out):
+    if not any(w in keep for w in out):
         return instruction
     text = " ".join(out)
     if rng.random() < 0.25:

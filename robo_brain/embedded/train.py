@@ -54,6 +54,8 @@ class TrainConfig:
             colour terms the objects then show (:func:`robo_brain.embedded.augment.hue_shift`).
         noise_prob: Share of training examples whose instruction's phrasing words are replaced, dropped
             or padded with nonce words (:func:`robo_brain.embedded.augment.word_noise`).
+        task_verbs: Keep the task verbs (:data:`robo_brain.embedded.augment.TASK_VERBS`) out of the
+            word noise, like the content words.
         scene_listing: Keep the scene listing of the cached targets' reasoning line (default False:
             the model learns to write only family and step count,
             :func:`~robo_brain.embedded.dataset.strip_scene_listing`; measured, the listing did not help).
@@ -88,6 +90,7 @@ class TrainConfig:
     paraphrase_prob: float = 0.0
     hue_prob: float = 0.0
     noise_prob: float = 0.0
+    task_verbs: bool = False
     scene_listing: bool = False
     coord_sigma: float = 1.0
     ground_weight: float = 0.5
@@ -164,7 +167,7 @@ def _scene_colours(ex: Example) -> tuple[str, ...]:
 
 def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0, seed: int = 0,  # noqa: ANN001
            paraphrase_prob: float = 0.0, hue_prob: float = 0.0, noise_prob: float = 0.0,
-           scene_listing: bool = False) -> Encoded:
+           scene_listing: bool = False, task_verbs: bool = False) -> Encoded:
     """Load cached examples and tokenise ``<s> prompt answer </s>`` with labels on the answer only.
 
     Augmentations, each drawn once per example (in this order): with probability ``paraphrase_prob``
@@ -175,9 +178,18 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
     ``rename_prob`` the instruction names one object by a stand-in colour word
     (:func:`~robo_brain.embedded.augment.rename_colours`), and the pixel coordinates of the plan
     lines naming it get no loss. Each augmentation works on the output of the ones before it.
-    Unless ``scene_listing``, the scene listing is dropped from every target's reasoning line.
+    Unless ``scene_listing``, the scene listing is dropped from every target's reasoning line. With
+    ``task_verbs`` the word noise keeps the task verbs.
     """
-    from robo_brain.embedded.augment import hue_shift, paraphrase, rename_colours, renamed_lines, word_noise
+    from robo_brain.embedded.augment import (
+        CONTENT_WORDS,
+        TASK_VERBS,
+        hue_shift,
+        paraphrase,
+        rename_colours,
+        renamed_lines,
+        word_noise,
+    )
     from robo_brain.embedded.tokenizer import coord_token_ids
 
     rng = random.Random(seed)
@@ -190,7 +202,7 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
         if paraphrase_prob > 0 and rng.random() < paraphrase_prob:
             instruction = paraphrase(instruction, rng) or instruction
         if noise_prob > 0 and rng.random() < noise_prob:
-            instruction = word_noise(instruction, rng)
+            instruction = word_noise(instruction, rng, keep=CONTENT_WORDS | TASK_VERBS if task_verbs else CONTENT_WORDS)
         if instruction != ex.instruction and prompt_text.count(f"Instruction: {ex.instruction}\n") == 1:
             prompt_text = prompt_text.replace(f"Instruction: {ex.instruction}\n", f"Instruction: {instruction}\n")
         if hue_prob > 0 and rng.random() < hue_prob:
@@ -464,7 +476,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     model, tok, proc, resumed = _load_or_build(cfg, out)
     logger.info("model: %.2f M parameters", n_parameters(model) / 1e6)
     data = encode([paths[s] for s in train_seeds], tok, cfg.model.n_positions, cfg.rename_prob, cfg.seed,
-                  cfg.paraphrase_prob, cfg.hue_prob, cfg.noise_prob, cfg.scene_listing)
+                  cfg.paraphrase_prob, cfg.hue_prob, cfg.noise_prob, cfg.scene_listing, cfg.task_verbs)
     val = encode([paths[s] for s in val_seeds], tok, cfg.model.n_positions, scene_listing=cfg.scene_listing)
     loss_fn = CoordLoss(tok, cfg.coord_sigma)
     grounding = None
