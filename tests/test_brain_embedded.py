@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -268,6 +269,26 @@ def test_word_noise_keeps_the_content_words() -> None:
     sort = "sort the cubes into the trays of the same colour"
     assert any("sort" not in word_noise(sort, rng).split() for _ in range(50))
     assert all("sort" in word_noise(sort, rng, keep=CONTENT_WORDS | TASK_VERBS).split() for _ in range(50))
+
+
+def test_mask_kinds_says_container_and_the_target_keeps_the_kind(cache: Path) -> None:
+    from robo_brain.embedded.augment import mask_kinds
+
+    assert mask_kinds("put the red block in the blue tray") == "put the red block in the blue container"
+    assert mask_kinds("sort the cubes into the bowls of the same colour") == \
+        "sort the cubes into the containers of the same colour"
+    assert mask_kinds("stack the red block on the trayful bowlish one") == "stack the red block on the trayful bowlish one"
+    tok = make_char_tokenizer()
+    paths = sorted(example_path(cache, "seen", 0).parent.glob("*.npz"))
+    data = encode(paths, tok, TINY.n_positions, kind_mask_prob=1.0)
+    kinds = 0
+    for ids, labels in zip(data.ids, data.labels, strict=True):
+        prompt = tok.decode([i for i, lab in zip(ids, labels, strict=True) if lab == IGNORE], skip_special_tokens=True)
+        answer = tok.decode([i for i, lab in zip(ids, labels, strict=True) if lab != IGNORE], skip_special_tokens=True)
+        instruction = prompt.split("Instruction:")[1].split("\n")[0]
+        assert not re.search(r"\b(bowl|tray)s?\b", instruction), instruction
+        kinds += bool(re.search(r"\b(bowl|tray)\b", answer))
+    assert kinds > 0  # the plans still name bowls and trays
 
 
 def test_encode_chains_the_augmentations(cache: Path) -> None:

@@ -32,6 +32,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-prob", type=float, default=0.0,
                    help="share of examples whose instruction's phrasing words are replaced, dropped or padded "
                         "with nonce words")
+    p.add_argument("--kind-mask-prob", type=float, default=0.0,
+                   help="share of examples whose instruction says 'container' for 'bowl' / 'tray' (the kind is "
+                        "read from the image)")
     p.add_argument("--task-verbs", action="store_true",
                    help="keep the task verbs (sort, stack, push) out of the word noise, like the content words")
     p.add_argument("--scene-listing", action="store_true",
@@ -74,6 +77,7 @@ def run_train(args: argparse.Namespace) -> int:
                       warmup_steps=args.warmup_steps, rename_prob=args.rename_prob,
                       paraphrase_prob=args.paraphrase_prob, hue_prob=args.hue_prob, noise_prob=args.noise_prob,
                       scene_listing=args.scene_listing, task_verbs=args.task_verbs,
+                      kind_mask_prob=args.kind_mask_prob,
                       coord_sigma=args.coord_sigma, ground_weight=args.ground_weight,
                       ground_sigma=args.ground_sigma, eval_interval=args.eval_interval,
                       max_minutes=args.max_minutes, threads=args.threads, bf16=not args.no_bf16, seed=args.seed,

@@ -54,6 +54,8 @@ class TrainConfig:
             colour terms the objects then show (:func:`robo_brain.embedded.augment.hue_shift`).
         noise_prob: Share of training examples whose instruction's phrasing words are replaced, dropped
             or padded with nonce words (:func:`robo_brain.embedded.augment.word_noise`).
+        kind_mask_prob: Share of training examples whose instruction says ``container`` instead of
+            ``bowl`` / ``tray`` (:func:`robo_brain.embedded.augment.mask_kinds`), so the kind is read from the image.
         task_verbs: Keep the task verbs (:data:`robo_brain.embedded.augment.TASK_VERBS`) out of the
             word noise, like the content words.
         scene_listing: Keep the scene listing of the cached targets' reasoning line (default False:
@@ -90,6 +92,7 @@ class TrainConfig:
     paraphrase_prob: float = 0.0
     hue_prob: float = 0.0
     noise_prob: float = 0.0
+    kind_mask_prob: float = 0.0
     task_verbs: bool = False
     scene_listing: bool = False
     coord_sigma: float = 1.0
@@ -116,9 +119,10 @@ class TrainConfig:
         if self.ground_weight < 0 or self.ground_sigma <= 0:
             raise ValueError(f"TrainConfig needs ground_weight >= 0 and ground_sigma > 0, got "
                              f"{self.ground_weight!r}, {self.ground_sigma!r}")
-        if not all(0 <= p <= 1 for p in (self.paraphrase_prob, self.hue_prob, self.noise_prob)):
-            raise ValueError(f"TrainConfig needs paraphrase_prob, hue_prob and noise_prob in [0, 1], got "
-                             f"{self.paraphrase_prob!r}, {self.hue_prob!r}, {self.noise_prob!r}")
+        if not all(0 <= p <= 1 for p in (self.paraphrase_prob, self.hue_prob, self.noise_prob, self.kind_mask_prob)):
+            raise ValueError(f"TrainConfig needs paraphrase_prob, hue_prob, noise_prob and kind_mask_prob in [0, 1], "
+                             f"got {self.paraphrase_prob!r}, {self.hue_prob!r}, {self.noise_prob!r}, "
+                             f"{self.kind_mask_prob!r}")
         if not 0 <= self.rename_prob <= 1 or self.coord_sigma < 0:
             raise ValueError(f"TrainConfig needs rename_prob in [0, 1] and coord_sigma >= 0, got "
                              f"{self.rename_prob!r}, {self.coord_sigma!r}")
@@ -167,12 +171,13 @@ def _scene_colours(ex: Example) -> tuple[str, ...]:
 
 def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0, seed: int = 0,  # noqa: ANN001
            paraphrase_prob: float = 0.0, hue_prob: float = 0.0, noise_prob: float = 0.0,
-           scene_listing: bool = False, task_verbs: bool = False) -> Encoded:
+           scene_listing: bool = False, task_verbs: bool = False, kind_mask_prob: float = 0.0) -> Encoded:
     """Load cached examples and tokenise ``<s> prompt answer </s>`` with labels on the answer only.
 
     Augmentations, each drawn once per example (in this order): with probability ``paraphrase_prob``
     the instruction is re-said with a training-only template
-    (:func:`robo_brain.embedded.augment.paraphrase`); with ``noise_prob`` its phrasing words are
+    (:func:`robo_brain.embedded.augment.paraphrase`); with ``kind_mask_prob`` it says ``container`` for
+    ``bowl`` / ``tray`` (:func:`~robo_brain.embedded.augment.mask_kinds`); with ``noise_prob`` its phrasing words are
     perturbed (:func:`~robo_brain.embedded.augment.word_noise`); with ``hue_prob`` the image's hues are rotated
     and the colour words renamed (:func:`~robo_brain.embedded.augment.hue_shift`); with
     ``rename_prob`` the instruction names one object by a stand-in colour word
@@ -185,6 +190,7 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
         CONTENT_WORDS,
         TASK_VERBS,
         hue_shift,
+        mask_kinds,
         paraphrase,
         rename_colours,
         renamed_lines,
@@ -201,6 +207,8 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
         instruction = ex.instruction
         if paraphrase_prob > 0 and rng.random() < paraphrase_prob:
             instruction = paraphrase(instruction, rng) or instruction
+        if kind_mask_prob > 0 and rng.random() < kind_mask_prob:
+            instruction = mask_kinds(instruction)
         if noise_prob > 0 and rng.random() < noise_prob:
             instruction = word_noise(instruction, rng, keep=CONTENT_WORDS | TASK_VERBS if task_verbs else CONTENT_WORDS)
         if instruction != ex.instruction and prompt_text.count(f"Instruction: {ex.instruction}\n") == 1:
@@ -476,7 +484,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     model, tok, proc, resumed = _load_or_build(cfg, out)
     logger.info("model: %.2f M parameters", n_parameters(model) / 1e6)
     data = encode([paths[s] for s in train_seeds], tok, cfg.model.n_positions, cfg.rename_prob, cfg.seed,
-                  cfg.paraphrase_prob, cfg.hue_prob, cfg.noise_prob, cfg.scene_listing, cfg.task_verbs)
+                  cfg.paraphrase_prob, cfg.hue_prob, cfg.noise_prob, cfg.scene_listing, cfg.task_verbs,
+                  cfg.kind_mask_prob)
     val = encode([paths[s] for s in val_seeds], tok, cfg.model.n_positions, scene_listing=cfg.scene_listing)
     loss_fn = CoordLoss(tok, cfg.coord_sigma)
     grounding = None
