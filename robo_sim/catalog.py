@@ -36,8 +36,8 @@ CONTAINER_KINDS: dict[str, dict[str, float]] = {
 
 ROUND_CONTAINERS = frozenset({"bowl"})
 """Container kinds built round (a disc and a ring of wall segments); the others are square boxes.
-A bowl and a tray of the same colour must look different to the camera: the planner has to tell
-them apart from the image when an instruction says only "the yellow container"."""
+A bowl and a tray must look different to the camera: the planner has to tell them apart from the
+image when an instruction says only "the yellow container"."""
 
 BOWL_WALL_SEGMENTS = 16
 """Wall segments of a round container (a 16-gon reads as round in the 128 px camera image)."""

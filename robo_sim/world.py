@@ -129,7 +129,7 @@ class CameraInfo:
 
 
 def _box_container(inner: float, wall: float, wh: float, base: float) -> dict[str, list]:
-    """Shape lists (``createCollisionShapeArray`` keywords) of a square container: base plate, four walls."""
+    """Box lists (``createCollisionShapeArray`` keywords) of a square container: base plate, four walls."""
     outer = inner + 2 * wall
     c = (inner + wall) / 2.0
     halves = [
@@ -140,19 +140,18 @@ def _box_container(inner: float, wall: float, wh: float, base: float) -> dict[st
         (inner / 2, wall / 2, wh / 2),
     ]
     offsets = [(0, 0, base / 2), (c, 0, wh / 2), (-c, 0, wh / 2), (0, c, wh / 2), (0, -c, wh / 2)]
-    return {"shapeTypes": [p.GEOM_BOX] * 5, "radii": [0.0] * 5, "halfExtents": halves, "lengths": [0.0] * 5,
-            "collisionFramePositions": offsets, "collisionFrameOrientations": [(0, 0, 0, 1)] * 5}
+    return {"shapeTypes": [p.GEOM_BOX] * 5, "halfExtents": halves, "collisionFramePositions": offsets,
+            "collisionFrameOrientations": [(0, 0, 0, 1)] * 5}
 
 
 def _ring_walls(inner: float, wall: float, wh: float, segments: int = catalog.BOWL_WALL_SEGMENTS) -> dict[str, list]:
-    """Shape lists of a round container's wall: ``segments`` boxes on a ring of inner diameter ``inner``;
+    """Box lists of a round container's wall: ``segments`` boxes on a ring of inner diameter ``inner``;
     each box reaches its neighbours' corners on the outside, so the ring has no gaps."""
     r_out = inner / 2 + wall
     r_mid = inner / 2 + wall / 2
     half_len = r_out * math.tan(math.pi / segments)
     angles = [2 * math.pi * i / segments for i in range(segments)]
-    return {"shapeTypes": [p.GEOM_BOX] * segments, "radii": [0.0] * segments,
-            "halfExtents": [(wall / 2, half_len, wh / 2)] * segments, "lengths": [0.0] * segments,
+    return {"shapeTypes": [p.GEOM_BOX] * segments, "halfExtents": [(wall / 2, half_len, wh / 2)] * segments,
             "collisionFramePositions": [(r_mid * math.cos(a), r_mid * math.sin(a), wh / 2) for a in angles],
             "collisionFrameOrientations": [(0.0, 0.0, math.sin(a / 2), math.cos(a / 2)) for a in angles]}
 
@@ -441,8 +440,8 @@ class SimWorld:
         pose = {"basePosition": (pos[0], pos[1], catalog.TABLE_TOP_Z),
                 "baseOrientation": p.getQuaternionFromEuler((0, 0, yaw)), "physicsClientId": self.cid}
         if kind in catalog.ROUND_CONTAINERS:
-            # a disc as the base and the wall ring as one fixed link (pybullet cannot mix a cylinder and
-            # boxes in one visual shape array)
+            # a disc as the base and the wall ring as one fixed link: a cylinder and boxes in one visual
+            # shape array crash pybullet (3.2.x, segmentation fault)
             disc_col = p.createCollisionShape(p.GEOM_CYLINDER, radius=outer / 2, height=base,
                                               collisionFramePosition=(0, 0, base / 2), physicsClientId=self.cid)
             disc_vis = p.createVisualShape(p.GEOM_CYLINDER, radius=outer / 2, length=base, rgbaColor=rgba,
@@ -465,7 +464,7 @@ class SimWorld:
         return bid
 
     def _shape_arrays(self, shapes: dict[str, list], rgba: tuple[float, ...]) -> tuple[int, int]:
-        """Collision and visual shape ids of the shape lists ``shapes`` (one colour)."""
+        """Collision and visual shape ids of the box lists ``shapes`` (one colour)."""
         col = p.createCollisionShapeArray(**shapes, physicsClientId=self.cid)
         vis = p.createVisualShapeArray(
             shapes["shapeTypes"],

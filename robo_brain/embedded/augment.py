@@ -236,7 +236,7 @@ def mask_kinds(instruction: str) -> str:
 
     Container colours are unique in a scene, so "the yellow container" still names one object, but
     the plan must name its kind (``yellow bowl``) from the image. Without this, the training split
-    names the kind in 70 % of the instructions and the model copies it; trained on masked
+    names the kind in about 70 % of its container phrases and the model copies it; trained on masked
     instructions it has to look (a round bowl, a square tray).
     """
     return _KIND_RE.sub(lambda m: "container" + m.group(2), instruction)
