@@ -200,6 +200,7 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
 
     rng = random.Random(seed)
     coord_ids = set(coord_token_ids(tokenizer))
+    keep = CONTENT_WORDS | TASK_VERBS if task_verbs else CONTENT_WORDS
     images, ids, labels, seeds = [], [], [], []
     for ex, rgb in iter_examples(paths):
         prompt_text, new_words = ex.prompt, []
@@ -210,7 +211,7 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
         if kind_mask_prob > 0 and rng.random() < kind_mask_prob:
             instruction = mask_kinds(instruction)
         if noise_prob > 0 and rng.random() < noise_prob:
-            instruction = word_noise(instruction, rng, keep=CONTENT_WORDS | TASK_VERBS if task_verbs else CONTENT_WORDS)
+            instruction = word_noise(instruction, rng, keep=keep)
         if instruction != ex.instruction and prompt_text.count(f"Instruction: {ex.instruction}\n") == 1:
             prompt_text = prompt_text.replace(f"Instruction: {ex.instruction}\n", f"Instruction: {instruction}\n")
         if hue_prob > 0 and rng.random() < hue_prob:
