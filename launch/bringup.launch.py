@@ -10,12 +10,19 @@ single parameters on top, each with its declared type (``ParameterValue(..., val
 ``brain_model:=7`` stays a string, ``control_rate_hz:=100`` becomes 100.0, ``''`` stays ``''``).
 All topic names are relative, so ``namespace`` moves every topic of both nodes
 (``/arm1/robo/plan``); remap the robot's own topics with the ``*_topic`` arguments.
+
+A node that exits (a crash, an error at start-up) ends the whole launch by default
+(``on_node_exit:=shutdown``): a brain without a cerebellum plans for an arm nobody drives, a
+cerebellum without a brain waits for plans forever, and either way the terminal should say so.
+``on_node_exit:=respawn`` restarts the node that exited instead (after ``RESPAWN_DELAY_S``), and
+``continue`` keeps the others running (the old behaviour).
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, LogInfo, RegisterEventHandler, Shutdown
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.event_handlers import OnProcessExit
+from launch.substitutions import EqualsSubstitution, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -38,6 +45,8 @@ ARGUMENTS = [
     ("use_sim_time", "false", "Use /clock (true with the simulator or a bag replay)."),
     ("log_level", "info", "Log level of both nodes: debug, info, warn, error."),
     ("namespace", "", "Namespace of both nodes and of all their topics."),
+    ("on_node_exit", "shutdown", "When a node exits: shutdown (end the launch), respawn (restart that node) or "
+                                 "continue (keep the others running)."),
     ("start_brain", "true", "Start brain_node (false: plans come from elsewhere)."),
     ("color_topic", "camera/color/image_raw", "The robot's colour image topic (sensor_msgs/Image, rgb8)."),
     ("depth_topic", "camera/depth/image_raw", "The robot's depth image topic (sensor_msgs/Image, 32FC1 metres)."),
@@ -48,10 +57,36 @@ ARGUMENTS = [
 ]
 
 
+EXIT_CHOICES = ("shutdown", "respawn", "continue")
+"""Values of ``on_node_exit``."""
+RESPAWN_DELAY_S = 2.0
+"""Seconds before a node that exited is restarted (``on_node_exit:=respawn``; launch takes a plain float here)."""
+
+
+def _shutdown_reason(event, context) -> list | None:  # noqa: ANN001 - launch ProcessExited event, LaunchContext
+    """Log which node exited with which code, then end the launch with that as the reason (nothing when the
+    launch is already shutting down, e.g. after Ctrl-C)."""
+    if getattr(context, "is_shutdown", False):
+        return None
+    reason = f"{event.action.name} exited with code {event.returncode} (on_node_exit:=shutdown)"
+    return [LogInfo(msg=f"robo_stack: {reason}; ending the launch"), Shutdown(reason=reason)]
+
+
+def exit_policy(node: Node, on_node_exit: LaunchConfiguration) -> RegisterEventHandler:
+    """End the launch when ``node`` exits, if ``on_node_exit`` is ``shutdown`` (``respawn`` is the node's own
+    ``respawn=EqualsSubstitution(on_node_exit, "respawn")``)."""
+    return RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_shutdown_reason),
+                                condition=IfCondition(EqualsSubstitution(on_node_exit, "shutdown")))
+
+
 def generate_launch_description() -> LaunchDescription:
-    """Declare every argument, then the two nodes."""
-    args = [DeclareLaunchArgument(name, default_value=default, description=text) for name, default, text in ARGUMENTS]
+    """Declare every argument, then the two nodes and what happens when one exits."""
+    args = [DeclareLaunchArgument(name, default_value=default, description=text,
+                                  **({"choices": EXIT_CHOICES} if name == "on_node_exit" else {}))
+            for name, default, text in ARGUMENTS]
     cfg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
+    respawn = {"respawn": EqualsSubstitution(cfg["on_node_exit"], "respawn"),
+               "respawn_delay": RESPAWN_DELAY_S}
     sim_time = ParameterValue(cfg["use_sim_time"], value_type=bool)
     sensors = [
         ("camera/color/image_raw", cfg["color_topic"]),
@@ -61,7 +96,7 @@ def generate_launch_description() -> LaunchDescription:
     ]
     brain = Node(
         package=PACKAGE, executable="brain_node", name="brain_node", namespace=cfg["namespace"], output="screen",
-        condition=IfCondition(cfg["start_brain"]),
+        condition=IfCondition(cfg["start_brain"]), **respawn,
         parameters=[cfg["brain_params_file"], {
             "backend": ParameterValue(cfg["brain_backend"], value_type=str),
             "model_path": ParameterValue(cfg["brain_model"], value_type=str),
@@ -74,7 +109,7 @@ def generate_launch_description() -> LaunchDescription:
     )
     cerebellum = Node(
         package=PACKAGE, executable="cerebellum_node", name="cerebellum_node", namespace=cfg["namespace"],
-        output="screen",
+        output="screen", **respawn,
         parameters=[cfg["cerebellum_params_file"], {
             "checkpoint": ParameterValue(cfg["cerebellum_checkpoint"], value_type=str),
             "control_rate_hz": ParameterValue(cfg["control_rate_hz"], value_type=float),
@@ -84,4 +119,5 @@ def generate_launch_description() -> LaunchDescription:
                     ("robo/gripper_command", cfg["gripper_command_topic"])],
         ros_arguments=["--log-level", cfg["log_level"]],
     )
-    return LaunchDescription([*args, brain, cerebellum])
+    policies = [exit_policy(node, cfg["on_node_exit"]) for node in (brain, cerebellum)]
+    return LaunchDescription([*args, brain, cerebellum, *policies])

@@ -5,13 +5,16 @@
     ros2 service call /sim/reset robo_stack/srv/ResetSim "{seed: 3, split: seen, family: stack}"
 
 sim_node is the clock source (it publishes /clock and runs on wall time); the brain and the
-cerebellum run on simulated time (``use_sim_time`` defaults to true here).
+cerebellum run on simulated time (``use_sim_time`` defaults to true here). ``on_node_exit`` applies to
+sim_node as to the two nodes of bringup.launch.py (default: any node that exits ends the launch).
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, LogInfo, RegisterEventHandler, Shutdown
+from launch.conditions import IfCondition
+from launch.event_handlers import OnProcessExit
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EqualsSubstitution, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -30,16 +33,34 @@ ARGUMENTS = [
     ("use_sim_time", "true", "Brain and cerebellum follow the simulator's /clock."),
     ("log_level", "info", "Log level of all nodes: debug, info, warn, error."),
     ("namespace", "", "Namespace of all nodes and topics."),
+    ("on_node_exit", "shutdown", "When a node exits: shutdown (end the launch), respawn (restart that node) or "
+                                 "continue (keep the others running)."),
 ]
-FORWARDED = ("use_sim_time", "log_level", "namespace")
+FORWARDED = ("use_sim_time", "log_level", "namespace", "on_node_exit")
 """Arguments passed on to bringup.launch.py explicitly (sim's own defaults win over bringup's). Its other
 arguments (brain_model, brain_backend, ...) are listed by ``--show-args`` and reach it from the command line
 too: an included launch file sees every launch configuration set so far."""
 
 
+EXIT_CHOICES = ("shutdown", "respawn", "continue")
+"""Values of ``on_node_exit`` (as in bringup.launch.py)."""
+RESPAWN_DELAY_S = 2.0
+"""Seconds before sim_node is restarted (``on_node_exit:=respawn``)."""
+
+
+def _shutdown_reason(event, context) -> list | None:  # noqa: ANN001 - launch ProcessExited event, LaunchContext
+    """Log that sim_node exited with which code, then end the launch (nothing when already shutting down)."""
+    if getattr(context, "is_shutdown", False):
+        return None
+    reason = f"{event.action.name} exited with code {event.returncode} (on_node_exit:=shutdown)"
+    return [LogInfo(msg=f"robo_stack: {reason}; ending the launch"), Shutdown(reason=reason)]
+
+
 def generate_launch_description() -> LaunchDescription:
-    """Declare the arguments, include the bringup and add sim_node."""
-    args = [DeclareLaunchArgument(name, default_value=default, description=text) for name, default, text in ARGUMENTS]
+    """Declare the arguments, include the bringup and add sim_node (and what happens when it exits)."""
+    args = [DeclareLaunchArgument(name, default_value=default, description=text,
+                                  **({"choices": EXIT_CHOICES} if name == "on_node_exit" else {}))
+            for name, default, text in ARGUMENTS]
     cfg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
     bringup = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare(PACKAGE), "launch",
@@ -48,6 +69,7 @@ def generate_launch_description() -> LaunchDescription:
     )
     sim = Node(
         package=PACKAGE, executable="sim_node", name="sim_node", namespace=cfg["namespace"], output="screen",
+        respawn=EqualsSubstitution(cfg["on_node_exit"], "respawn"), respawn_delay=RESPAWN_DELAY_S,
         parameters=[cfg["sim_params_file"], {
             "seed": ParameterValue(cfg["seed"], value_type=int),
             "split": ParameterValue(cfg["split"], value_type=str),
@@ -58,4 +80,6 @@ def generate_launch_description() -> LaunchDescription:
         }],
         ros_arguments=["--log-level", cfg["log_level"]],
     )
-    return LaunchDescription([*args, sim, bringup])
+    on_exit = RegisterEventHandler(OnProcessExit(target_action=sim, on_exit=_shutdown_reason),
+                                   condition=IfCondition(EqualsSubstitution(cfg["on_node_exit"], "shutdown")))
+    return LaunchDescription([*args, sim, bringup, on_exit])

@@ -94,6 +94,34 @@ def test_sim_launch_includes_bringup_and_forwards_declared_arguments(repo_root: 
         n for n, _ in _arguments(bringup)}
 
 
+@pytest.mark.parametrize("launch_file", LAUNCH_FILES)
+def test_every_node_follows_on_node_exit(repo_root: Path, launch_file: str) -> None:
+    """``on_node_exit`` (shutdown | respawn | continue) is declared with its choices and reaches every node:
+    ``respawn=EqualsSubstitution(on_node_exit, "respawn")`` on the node, and a ``Shutdown`` from an
+    ``OnProcessExit`` handler registered only when it is ``shutdown``. (Checked on the syntax tree; the
+    behaviour was checked by hand with upstream ``launch``: see the README.)"""
+    tree = _tree(repo_root, launch_file)
+    args = dict(_arguments(tree))
+    assert "on_node_exit" in args
+    choices = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "EXIT_CHOICES")
+    assert ast.literal_eval(choices) == ("shutdown", "respawn", "continue")
+    table = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS")
+    default = next(ast.literal_eval(t.elts[1]) for t in table.elts if ast.literal_eval(t.elts[0]) == "on_node_exit")
+    assert default == "shutdown"
+    compared = {ast.literal_eval(c.args[1]) for c in _calls(tree, "EqualsSubstitution")}
+    assert compared == {"respawn", "shutdown"}
+    respawn_dicts = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Dict)
+                     for t in n.targets if isinstance(t, ast.Name)
+                     and "respawn" in [ast.literal_eval(k) for k in n.value.keys]}
+    for call in _calls(tree, "Node"):
+        spread = {k.value.id for k in call.keywords if k.arg is None and isinstance(k.value, ast.Name)}
+        assert _kw(call, "respawn") is not None or spread & respawn_dicts, ast.literal_eval(_kw(call, "executable"))
+    assert _calls(tree, "OnProcessExit") and _calls(tree, "Shutdown") and _calls(tree, "RegisterEventHandler")
+    if launch_file == "sim.launch.py":
+        forwarded = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "FORWARDED")
+        assert "on_node_exit" in ast.literal_eval(forwarded)
+
+
 def test_demo_processes_match_the_launch_files(repo_root: Path) -> None:
     launched = {n["executable"] for f in LAUNCH_FILES for n in _nodes(_tree(repo_root, f))}
     assert set(StackConfig().executables()) == launched
