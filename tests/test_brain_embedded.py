@@ -416,6 +416,30 @@ def test_eval_reports_required_keys(tmp_path: Path) -> None:
         assert key in report
     assert report["episodes"] == 2 and report["parse_failure_rate"] == 1.0
     assert set(report["per_family"]) == {"pick_place", "stack"}
+    assert "plan_exact_match_at_k" not in report and report["top_k"] == 1
+
+
+def test_eval_top_k_decodes_k_beams_of_the_planner_prompt(tmp_path: Path, monkeypatch) -> None:
+    from robo_brain.embedded import evaluate as ev
+
+    model, tok, proc = build_model(TINY)
+    path = save_checkpoint(tmp_path / "tiny", model, tok, proc)
+    seen: list[int] = []
+    real = ev.beam_code_lines
+
+    def spy(planner, instruction, rgb, k, max_new_tokens):  # noqa: ANN001, ANN202
+        beams = real(planner, instruction, rgb, k, max_new_tokens)
+        seen.append(len(beams))
+        return beams
+
+    monkeypatch.setattr(ev, "beam_code_lines", spy)
+    report = evaluate(EvalConfig(model=str(path), split="seen", episodes=2, max_new_tokens=8, top_k=3),
+                      progress=False)
+    assert seen == [3, 3] and report["top_k"] == 3
+    assert report["plan_exact_match_at_k"] == 0.0 == report["plan_exact_match"]  # an untrained model
+    assert report["per_family"]["pick_place"]["plan_exact_match_at_k"] == 0.0
+    with pytest.raises(ValueError, match="top_k"):
+        EvalConfig(top_k=0)
 
 
 def test_any_order_match_frees_the_order_of_pick_place_pairs() -> None:

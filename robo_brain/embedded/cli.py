@@ -64,6 +64,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--snap-radius", type=int, default=0,
                    help="snap grasp pixels onto the nearest object's top face within this radius (0: off)")
+    p.add_argument("--top-k", type=int, default=1,
+                   help="also decode this many beams per scene and report plan_exact_match_at_k (diagnostic)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -93,7 +95,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     cfg = EvalConfig(model=args.model, split=args.split, episodes=args.episodes, seed_offset=args.seed_offset,
                      max_new_tokens=args.max_new_tokens, threads=args.threads,
-                     snap_radius=args.snap_radius)
+                     snap_radius=args.snap_radius, top_k=args.top_k)
     report = evaluate(cfg, progress=not args.no_progress)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -28,6 +28,10 @@ gets rgb + depth + camera exactly as on the robot; its plan is compared with the
 * ``keypoint_error_px_median``: pixel distance to the expert's pixels.
 * ``latency_s_p50`` / ``latency_s_p95``: wall time of ``Planner.plan`` (generation, parsing, lifting).
 * ``parse_failure_rate``: episodes without a plan (unparseable output or a keypoint the planner rejected).
+* ``plan_exact_match_at_k`` (with ``top_k`` > 1): a diagnostic, not the planner's score: the share of
+  scenes where any of the model's ``top_k`` beam-search answers (same prompt and image) has the
+  expert's code lines. Close to ``plan_exact_match`` means the right plan is not among the model's
+  next best answers either, so no re-ranking or validation of several answers would find it.
 
 Breakdowns per family and by whether the task names a held-out colour (``heldout_colour``).
 """
@@ -64,6 +68,7 @@ class EvalConfig:
         threads: Torch CPU threads.
         snap_radius: When > 0, lift grasp keypoints after :func:`robo_brain.embedded.refine.snap_to_top_face`
             with this search radius (pixels); 0 evaluates the planner as it is.
+        top_k: When > 1, also decode ``top_k`` beams per scene for ``plan_exact_match_at_k``.
     """
 
     model: str = "models/brain_embedded"
@@ -74,6 +79,7 @@ class EvalConfig:
     parse_retries: int = 0
     threads: int = 1
     snap_radius: int = 0
+    top_k: int = 1
 
     def __post_init__(self) -> None:
         from robo_sim.scene import check_split
@@ -83,6 +89,8 @@ class EvalConfig:
             raise ValueError(f"EvalConfig.snap_radius must be in [0, 32], got {self.snap_radius!r}")
         if self.episodes < 1:
             raise ValueError(f"EvalConfig.episodes must be >= 1, got {self.episodes!r}")
+        if not 1 <= self.top_k <= 16:
+            raise ValueError(f"EvalConfig.top_k must be in [1, 16], got {self.top_k!r}")
         if self.seed_offset < 0 or self.threads < 1:
             raise ValueError("EvalConfig.seed_offset must be >= 0 and threads >= 1")
 
@@ -108,6 +116,7 @@ class EpisodeResult:
     error: str
     instruction: str = ""
     expected: tuple[str, ...] = ()
+    exact_at_k: bool | None = None
 
 
 def code_lines(plan: PlanData | None) -> list[str]:
@@ -193,8 +202,42 @@ def keypoint_errors(pred: PlanData | None, target: PlanData, gt: PlanData, locat
     return out
 
 
-def run_episode(planner, renderer: SceneRenderer, seed: int, split: str) -> EpisodeResult:  # noqa: ANN001
-    """Plan the scene of ``seed`` with ``planner`` and compare with the expert."""
+def beam_code_lines(planner, instruction: str, rgb: np.ndarray, k: int, max_new_tokens: int) -> list[list[str]]:  # noqa: ANN001
+    """The code lines of the ``k`` best beam-search answers of ``planner``'s encoder-decoder checkpoint to the
+    planner's own prompt (an answer that does not parse gives an empty list)."""
+    import torch
+
+    from robo_brain.backends.transformers_backend import encoder_decoder_prompt
+    from robo_brain.plan_language import PlanParseError, parse_model_output
+    from robo_brain.planner import sanitize_instruction
+
+    backend = planner.backend
+    model, tok = getattr(backend, "model", None), getattr(backend, "tokenizer", None)
+    if model is None or tok is None or not getattr(model.config, "is_encoder_decoder", False):
+        raise ValueError("top_k > 1 needs the transformers back-end with an encoder-decoder checkpoint")
+    h, w = rgb.shape[:2]
+    prompt = encoder_decoder_prompt(planner.plan_messages(sanitize_instruction(instruction), w, h))
+    prefix = tok(prompt, add_special_tokens=False)["input_ids"]
+    device = getattr(backend, "device", "cpu")
+    ids = torch.tensor([[model.config.decoder_start_token_id, *prefix]], device=device)
+    pixels = backend.processor(images=[rgb], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        out = model.generate(pixel_values=pixels.to(device, model.dtype), decoder_input_ids=ids, num_beams=k,
+                             num_return_sequences=k, do_sample=False, max_new_tokens=max_new_tokens,
+                             pad_token_id=model.config.pad_token_id, eos_token_id=model.config.eos_token_id)
+    beams = []
+    for text in tok.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True):
+        try:
+            beams.append([st.call.code() for st in parse_model_output(text.strip()).steps])
+        except PlanParseError:
+            beams.append([])
+    return beams
+
+
+def run_episode(planner, renderer: SceneRenderer, seed: int, split: str, top_k: int = 1,  # noqa: ANN001
+                max_new_tokens: int = 512) -> EpisodeResult:
+    """Plan the scene of ``seed`` with ``planner`` and compare with the expert (and, with ``top_k`` > 1,
+    whether any of the model's ``top_k`` beams is the expert's plan)."""
     from robo_brain.keypoints import CameraModel, make_locator
     from robo_sim.expert import expert_plan
 
@@ -209,11 +252,13 @@ def run_episode(planner, renderer: SceneRenderer, seed: int, split: str) -> Epis
     heldout = any(w in line for line in ref for w in HELDOUT_WORDS)
     pred_units = skill_units(pred)
     any_order = pred == ref or (pred_units is not None and pred_units == skill_units(ref))
+    at_k = (pred == ref or ref in beam_code_lines(planner, task.instruction, rgb, top_k, max_new_tokens)
+            if top_k > 1 else None)
     return EpisodeResult(seed, task.family, heldout, result.ok, pred == ref, any_order, subtask_f1(pred, ref),
                          errs["cm"], errs["step_cm"],
                          errs["gt3d_cm"], errs["floor_cm"], errs["px"], float(result.timing["total"]),
                          result.raw_outputs[-1] if result.raw_outputs else "", result.reason,
-                         task.instruction, tuple(ref))
+                         task.instruction, tuple(ref), at_k)
 
 
 def _median(values: list[float]) -> float | None:
@@ -223,6 +268,7 @@ def _median(values: list[float]) -> float | None:
 def summarize(episodes: list[EpisodeResult]) -> dict:
     """Aggregate metrics of a list of episodes (the keys of the module docstring)."""
     lat = [e.latency_s for e in episodes]
+    at_k = [e.exact_at_k for e in episodes if e.exact_at_k is not None]
     flat = {k: [x for e in episodes for x in getattr(e, k)]
             for k in ("kp_cm", "kp_step_cm", "kp_gt3d_cm", "floor_cm", "kp_px")}
     return {
@@ -241,6 +287,7 @@ def summarize(episodes: list[EpisodeResult]) -> dict:
         "latency_s_p50": float(np.percentile(lat, 50)),
         "latency_s_p95": float(np.percentile(lat, 95)),
         "parse_failure_rate": float(np.mean([not e.ok for e in episodes])),
+        **({"plan_exact_match_at_k": float(np.mean(at_k))} if at_k else {}),
     }
 
 
@@ -257,12 +304,12 @@ def evaluate(cfg: EvalConfig, planner=None, progress: bool = True, keep_outputs:
     renderer = SceneRenderer()
     try:
         seeds = range(cfg.seed_offset, cfg.seed_offset + cfg.episodes)
-        episodes = [run_episode(planner, renderer, s, cfg.split)
+        episodes = [run_episode(planner, renderer, s, cfg.split, cfg.top_k, cfg.max_new_tokens)
                     for s in tqdm(seeds, desc=f"eval brain ({cfg.split})", disable=not progress, unit="ep")]
     finally:
         renderer.close()
     report = {"split": cfg.split, "model": cfg.model, "seed_offset": cfg.seed_offset,
-              "snap_radius": cfg.snap_radius, **summarize(episodes)}
+              "snap_radius": cfg.snap_radius, "top_k": cfg.top_k, **summarize(episodes)}
     families = sorted({e.family for e in episodes})
     report["per_family"] = {f: summarize([e for e in episodes if e.family == f]) for f in families}
     report["heldout_colour"] = {str(h).lower(): summarize([e for e in episodes if e.heldout == h])
