@@ -96,6 +96,18 @@ def test_targets_can_drop_the_scene_listing(cache: Path) -> None:
         assert "Reasoning: " + answer_b == strip_scene_listing("Reasoning: " + answer_a) != "Reasoning: " + answer_a
 
 
+def test_parallel_render_writes_the_same_examples(cache: Path, tmp_path: Path, monkeypatch) -> None:
+    from robo_brain.embedded import dataset
+
+    monkeypatch.setattr(dataset, "RENDER_CHUNK", 2)  # 3 jobs over 2 worker processes
+    paths = generate(tmp_path, range(6), "seen", progress=False, workers=2)
+    for path, ref in zip(paths, generate(cache, range(6), "seen", progress=False), strict=True):
+        (ex, rgb), (ex_ref, rgb_ref) = load_example(path), load_example(ref)
+        assert ex == ex_ref and np.array_equal(rgb, rgb_ref)
+    with pytest.raises(ValueError, match="workers"):
+        generate(tmp_path, range(6), "seen", progress=False, workers=0)
+
+
 def test_cache_is_resumable(cache: Path) -> None:
     paths = generate(cache, range(12), "seen", progress=False)
     assert all(p.is_file() for p in paths)

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 
-from robo_brain.embedded.dataset import EVAL_SEED_OFFSET
+from robo_brain.embedded.dataset import DEFAULT_RENDER_WORKERS, EVAL_SEED_OFFSET
 
 LOG = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-interval", type=int, default=150, help="steps between validation + checkpoint")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop (resumable) after this wall time")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--render-workers", type=int, default=DEFAULT_RENDER_WORKERS,
+                   help="processes rendering missing cache examples (default: CPU cores, at most 4)")
     p.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default="", help="start from this checkpoint's weights (continued training)")
@@ -82,7 +84,8 @@ def run_train(args: argparse.Namespace) -> int:
                       kind_mask_prob=args.kind_mask_prob,
                       coord_sigma=args.coord_sigma, ground_weight=args.ground_weight,
                       ground_sigma=args.ground_sigma, eval_interval=args.eval_interval,
-                      max_minutes=args.max_minutes, threads=args.threads, bf16=not args.no_bf16, seed=args.seed,
+                      max_minutes=args.max_minutes, threads=args.threads,
+                      render_workers=args.render_workers, bf16=not args.no_bf16, seed=args.seed,
                       export=args.export, init=args.init)
     out = train(cfg, progress=not args.no_progress)
     print(f"checkpoint: {out}")

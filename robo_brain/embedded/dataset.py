@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -187,22 +188,46 @@ def load_example(path: Path) -> tuple[Example, np.ndarray]:
         return Example(**json.loads(str(data["meta"]))), data["rgb"]
 
 
-def generate(cache: str | Path, seeds: Sequence[int], split: str = "seen", progress: bool = True) -> list[Path]:
-    """Render and cache the examples of ``seeds`` (skipping cached ones); return every example's path."""
-    from tqdm import tqdm
+DEFAULT_RENDER_WORKERS = min(4, os.cpu_count() or 1)
+"""Default processes of a render: the CPU cores, at most 4."""
+RENDER_CHUNK = 250
+"""Seeds per job of a parallel render (each job builds one pybullet world)."""
 
+
+def _render_chunk(job: tuple[str, list[tuple[int, str]]]) -> int:
+    """Worker: render and save the ``(seed, path)`` examples of one chunk in one world; return how many."""
+    split, todo = job
+    renderer = SceneRenderer()
+    try:
+        for seed, path in todo:
+            save_example(Path(path), *renderer.example(seed, split))
+    finally:
+        renderer.close()
+    return len(todo)
+
+
+def generate(cache: str | Path, seeds: Sequence[int], split: str = "seen", progress: bool = True,
+             workers: int = 1) -> list[Path]:
+    """Render and cache the examples of ``seeds`` (skipping cached ones); return every example's path.
+
+    ``workers`` > 1 renders chunks of :data:`RENDER_CHUNK` seeds in that many processes. An example
+    depends on its seed only, so the files are the same whichever process renders them.
+    """
+    from robo_common.parallel import run_jobs
+
+    if workers < 1:
+        raise ValueError(f"generate: workers must be >= 1, got {workers!r}")
     cache = Path(cache)
     paths = [example_path(cache, split, s) for s in seeds]
-    todo = [(s, p) for s, p in zip(seeds, paths, strict=True) if not p.is_file()]
-    logger.info("%d of %d %s examples cached in %s; rendering %d", len(paths) - len(todo), len(paths), split,
-                cache, len(todo))
+    todo = [(s, str(p)) for s, p in zip(seeds, paths, strict=True) if not p.is_file()]
+    logger.info("%d of %d %s examples cached in %s; rendering %d with %d worker(s)", len(paths) - len(todo),
+                len(paths), split, cache, len(todo), workers)
     if todo:
-        renderer = SceneRenderer()
-        try:
-            for seed, path in tqdm(todo, desc=f"render {split}", disable=not progress, unit="scene"):
-                save_example(path, *renderer.example(seed, split))
-        finally:
-            renderer.close()
+        chunk = RENDER_CHUNK if workers > 1 else len(todo)
+        jobs = [(split, todo[i:i + chunk]) for i in range(0, len(todo), chunk)]
+        for _ in run_jobs(_render_chunk, jobs, workers, len(todo), f"render {split}", unit="scene",
+                          size=lambda n: n, progress=progress):
+            pass
     return paths
 
 

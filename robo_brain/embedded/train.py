@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robo_brain.embedded.dataset import Example, generate, iter_examples, strip_scene_listing
+from robo_brain.embedded.dataset import DEFAULT_RENDER_WORKERS, Example, generate, iter_examples, strip_scene_listing
 from robo_brain.embedded.model import ModelConfig, build_model, n_parameters, pixel_values, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class TrainConfig:
         ground_sigma: Width (pixels) of its target around the keypoint.
         bf16: bfloat16 autocast on the CPU (weights and optimizer stay float32).
         threads: Torch CPU threads.
+        render_workers: Processes that render missing cache examples (the examples do not depend on it).
         eval_interval: Steps between validation losses and checkpoint saves.
         max_minutes: Wall-clock budget of this run (saves and stops when spent; 0: none).
         seed: Initialisation and shuffling seed.
@@ -100,6 +101,7 @@ class TrainConfig:
     ground_sigma: float = 6.0
     bf16: bool = True
     threads: int = 1
+    render_workers: int = DEFAULT_RENDER_WORKERS
     eval_interval: int = 150
     max_minutes: float = 0.0
     seed: int = 0
@@ -113,7 +115,7 @@ class TrainConfig:
         if self.examples < 2 or self.val_every < 2:
             raise ValueError(f"TrainConfig needs examples >= 2 and val_every >= 2, got {self.examples}, "
                              f"{self.val_every}")
-        for name in ("epochs", "lr", "batch_size", "threads", "eval_interval"):
+        for name in ("epochs", "lr", "batch_size", "threads", "render_workers", "eval_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
         if self.ground_weight < 0 or self.ground_sigma <= 0:
@@ -481,7 +483,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     train_seeds, val_seeds = split_seeds(cfg.examples, cfg.val_every)
-    paths = generate(cfg.cache, range(cfg.examples), "seen", progress)
+    paths = generate(cfg.cache, range(cfg.examples), "seen", progress, cfg.render_workers)
     model, tok, proc, resumed = _load_or_build(cfg, out)
     logger.info("model: %.2f M parameters", n_parameters(model) / 1e6)
     data = encode([paths[s] for s in train_seeds], tok, cfg.model.n_positions, cfg.rename_prob, cfg.seed,
