@@ -220,6 +220,8 @@ def beam_code_lines(planner, instruction: str, rgb: np.ndarray, k: int, max_new_
     prefix = tok(prompt, add_special_tokens=False)["input_ids"]
     device = getattr(backend, "device", "cpu")
     ids = torch.tensor([[model.config.decoder_start_token_id, *prefix]], device=device)
+    limit = getattr(model.config.decoder, "n_positions", 0)  # as the back-end: prompt + answer fit the decoder
+    max_new_tokens = max(1, min(max_new_tokens, limit - ids.shape[1])) if limit else max_new_tokens
     pixels = backend.processor(images=[rgb], return_tensors="pt")["pixel_values"]
     with torch.no_grad():
         out = model.generate(pixel_values=pixels.to(device, model.dtype), decoder_input_ids=ids, num_beams=k,
