@@ -85,8 +85,7 @@ def generate_launch_description() -> LaunchDescription:
                                   **({"choices": EXIT_CHOICES} if name == "on_node_exit" else {}))
             for name, default, text in ARGUMENTS]
     cfg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
-    respawn = {"respawn": EqualsSubstitution(cfg["on_node_exit"], "respawn"),
-               "respawn_delay": RESPAWN_DELAY_S}
+    respawn = EqualsSubstitution(cfg["on_node_exit"], "respawn")
     sim_time = ParameterValue(cfg["use_sim_time"], value_type=bool)
     sensors = [
         ("camera/color/image_raw", cfg["color_topic"]),
@@ -96,7 +95,7 @@ def generate_launch_description() -> LaunchDescription:
     ]
     brain = Node(
         package=PACKAGE, executable="brain_node", name="brain_node", namespace=cfg["namespace"], output="screen",
-        condition=IfCondition(cfg["start_brain"]), **respawn,
+        condition=IfCondition(cfg["start_brain"]), respawn=respawn, respawn_delay=RESPAWN_DELAY_S,
         parameters=[cfg["brain_params_file"], {
             "backend": ParameterValue(cfg["brain_backend"], value_type=str),
             "model_path": ParameterValue(cfg["brain_model"], value_type=str),
@@ -109,7 +108,7 @@ def generate_launch_description() -> LaunchDescription:
     )
     cerebellum = Node(
         package=PACKAGE, executable="cerebellum_node", name="cerebellum_node", namespace=cfg["namespace"],
-        output="screen", **respawn,
+        output="screen", respawn=respawn, respawn_delay=RESPAWN_DELAY_S,
         parameters=[cfg["cerebellum_params_file"], {
             "checkpoint": ParameterValue(cfg["cerebellum_checkpoint"], value_type=str),
             "control_rate_hz": ParameterValue(cfg["control_rate_hz"], value_type=float),

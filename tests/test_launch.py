@@ -110,12 +110,8 @@ def test_every_node_follows_on_node_exit(repo_root: Path, launch_file: str) -> N
     assert default == "shutdown"
     compared = {ast.literal_eval(c.args[1]) for c in _calls(tree, "EqualsSubstitution")}
     assert compared == {"respawn", "shutdown"}
-    respawn_dicts = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Dict)
-                     for t in n.targets if isinstance(t, ast.Name)
-                     and "respawn" in [ast.literal_eval(k) for k in n.value.keys]}
     for call in _calls(tree, "Node"):
-        spread = {k.value.id for k in call.keywords if k.arg is None and isinstance(k.value, ast.Name)}
-        assert _kw(call, "respawn") is not None or spread & respawn_dicts, ast.literal_eval(_kw(call, "executable"))
+        assert _kw(call, "respawn") is not None, ast.literal_eval(_kw(call, "executable"))
     assert _calls(tree, "OnProcessExit") and _calls(tree, "Shutdown") and _calls(tree, "RegisterEventHandler")
     if launch_file == "sim.launch.py":
         forwarded = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "FORWARDED")
