@@ -159,11 +159,45 @@ class PlanExecutor:
         self.state, self.detail = State.HOLDING, reason
 
     # ------------------------------------------------------------------ ticks
+    def robot_jumped(self, pos: np.ndarray, quat: np.ndarray, distance_m: float) -> str:
+        """The measured pose jumped (the robot was reset or re-homed): hold where it now is.
+
+        A running plan is stopped (its keypoints and the policy's state describe the scene before the
+        jump); the hold is re-anchored at the new pose (clamped into the workspace box), so the arm is
+        never pulled back to a target from before the jump. Returns a log line.
+        """
+        self.envelope.reset(pos, quat)
+        if self.state in (State.RUNNING, State.HOLDING):
+            self.recovery = self._verify = self._ground = None
+            self.state = State.HOLDING
+            self.detail = (f"robot state jumped {distance_m:.2f} m (robot reset or moved): plan stopped, "
+                           "holding at the new pose until the next plan")
+            return self.detail
+        return f"robot state jumped {distance_m:.2f} m: holding at the new pose"
+
+    def _stale(self, state_age_s: float, image_age_s: float) -> str:
+        """Why the inputs are too old to act on ("" when fresh)."""
+        cfg = self.envelope.config
+        if state_age_s > cfg.state_timeout_s:
+            return f"robot state is {state_age_s * 1e3:.0f} ms old: holding"
+        if cfg.image_timeout_s and image_age_s > cfg.image_timeout_s:
+            return f"camera image is {image_age_s * 1e3:.0f} ms old: holding"
+        return ""
+
     def tick(self, obs: Observation, state_age_s: float, image_age_s: float, dt: float) -> TickResult:
-        """One policy step (RUNNING) or a hold (any other state)."""
+        """One policy step (RUNNING) or a hold (any other state, or inputs older than their timeouts).
+
+        On stale inputs the arm and the gripper hold their last commands and nothing else runs: the
+        policy does not step (its recurrent state would absorb a frozen observation) and the monitor
+        does not judge the frozen state. The plan resumes where it was when fresh inputs return.
+        """
         if self.state != State.RUNNING:
             safe = self.envelope.hold(obs.ee_pos, obs.ee_quat, self.detail)
             return TickResult(self.state, self.index, self.last_progress, self.detail, safe, self.last_gripper)
+        stale = self._stale(state_age_s, image_age_s)
+        if stale:
+            safe = self.envelope.hold(obs.ee_pos, obs.ee_quat, stale)
+            return TickResult(State.HOLDING, self.index, self.last_progress, stale, safe, self.last_gripper)
         if self.recovery is not None:
             return self._recover(obs, state_age_s, image_age_s, dt)
         if self._verify is not None:

@@ -16,8 +16,12 @@ events executor, which keeps the GIL free more of the time. With ``push_check``,
 checked on the next depth frame (camera model from ``camera_info`` and the camera pose topic); with
 ``keypoint_check``, a pick's (push's) keypoints are checked in the colour and depth frames as it starts.
 
-Stale-input watchdog: the ages of the last state and image are measured on arrival (monotonic
-clock), so it works with and without ``use_sim_time``.
+Robot states pass a :class:`StateGate` first: a pose in another frame, non-finite, implausibly far
+outside the workspace or stamped before the last one is refused (logged, and said on the status
+topic), never used, so no hold is ever anchored on it; a pose far from the last one (a reset) stops
+the plan and holds there. Stale-input watchdog: the ages of the last state and image are measured
+on arrival (monotonic clock); the control thread holds arm and gripper on its own when the state
+stops, so the hold also happens under ``use_sim_time`` (see :mod:`robo_cerebellum.command_stream`).
 """
 
 from __future__ import annotations
@@ -37,14 +41,16 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64
 
 from robo_brain.keypoints import CameraModel
+from robo_cerebellum.command_stream import CommandStream
 from robo_cerebellum.executor import PlanExecutor, State, TickResult
 from robo_cerebellum.monitor import MonitorConfig
 from robo_cerebellum.policy import CerebellumPolicy, CheckpointError, Observation
 from robo_cerebellum.safety import SafetyConfig, Verdict
 from robo_cerebellum.scene_checks import GroundingConfig, SceneCheckConfig
+from robo_cerebellum.state_gate import GateResult, StateGate, StateGateConfig
 from robo_common import constants as C
 from robo_common.bags import finger_width01
-from robo_common.geometry import pose_to_matrix, slerp
+from robo_common.geometry import pose_to_matrix
 from robo_common.resources import resource_path
 from robo_common.ros.conversions import image_to_numpy, plan_from_msg, pose_array, pose_stamped, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
@@ -61,6 +67,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "max_speed": (0.6, "Largest commanded end-effector speed (m/s)."),
     "max_angular_speed": (3.0, "Largest commanded end-effector angular speed (rad/s)."),
     "state_timeout_s": (0.1, "Hold when no robot state arrived for this long (s)."),
+    "state_margin_m": (0.3, "Refuse a measured end-effector pose farther than this outside the workspace box (m): "
+                            "it is not a state of this robot (a bogus publisher, wrong units)."),
+    "state_jump_m": (0.05, "A measured pose this far (m, plus 2 m/s x the time since the last one) from the last one "
+                           "is a jump (robot reset or re-homed): the plan stops and the arm holds at the new pose."),
     "image_timeout_s": (0.5, "Hold when no camera image arrived for this long (s); 0 disables."),
     "tracking_error_m": (0.05, "Tracking error that, sustained, counts as a failure (m)."),
     "subtask_timeout_s": (30.0, "Longest time one subtask may take (s)."),
@@ -103,14 +113,9 @@ class CerebellumNode(Node):
         self._state_time = self._image_time = -math.inf
         self._state_stamp = -math.inf  # header stamp (s) of the latest state
         self._state_stamp_msg = None
-        self._pending_status: tuple | None = None
         self._width = 1.0
         self._rgb: np.ndarray | None = None
-        self._target: tuple[np.ndarray, np.ndarray] | None = None
-        self._previous: tuple[np.ndarray, np.ndarray] | None = None
-        self._target_time = 0.0
-        self._gripper = 1.0
-        self._lock = threading.Lock()
+        self.stream = CommandStream(0.1)
         self._pending_plan: Plan | None = None
         self._depth: np.ndarray | None = None
         self._camera_info: CameraInfo | None = None
@@ -118,6 +123,11 @@ class CerebellumNode(Node):
         self._camera: CameraModel | None = None
         self._new_image = False
         self._stop = threading.Event()
+        self._gate = StateGate()
+        self._jump: tuple[np.ndarray, np.ndarray, float] | None = None  # a jump not yet seen by the policy thread
+        self._holding_since: float | None = None  # when the control thread's stale-state hold began
+        self._hold_status_time = -math.inf
+        self._refusal_time = -math.inf
         self._load(par)
         # The control loop is a thread of its own on absolute monotonic deadlines, not an executor timer:
         # rclpy's executor dispatches timers from Python between subscription callbacks and drops late ticks
@@ -141,6 +151,8 @@ class CerebellumNode(Node):
             safety = SafetyConfig(tuple(par["workspace_min"]), tuple(par["workspace_max"]), float(par["max_speed"]),
                                   float(par["max_angular_speed"]), float(par["state_timeout_s"]),
                                   float(par["image_timeout_s"]))
+            self._gate = StateGate(StateGateConfig(tuple(par["workspace_min"]), tuple(par["workspace_max"]),
+                                                   float(par["state_margin_m"]), float(par["state_jump_m"])))
             monitor = MonitorConfig(tracking_error_m=float(par["tracking_error_m"]),
                                     subtask_timeout_s=float(par["subtask_timeout_s"]),
                                     failure_threshold=float(par["failure_threshold"]))
@@ -150,7 +162,7 @@ class CerebellumNode(Node):
         self.executor_core = PlanExecutor(policy, safety, monitor, SceneCheckConfig() if par["push_check"] else None,
                                           GroundingConfig() if par["keypoint_check"] else None)
         self.policy_period = 1.0 / policy.cfg.policy_hz
-        self.interpolation_s = max(0.0, float(par["interpolation_s"]))
+        self.stream = CommandStream(safety.state_timeout_s, float(par["interpolation_s"]))
         self.get_logger().info(f"cerebellum up: {par['checkpoint']} ({policy.cfg.backbone} "
                                f"{policy.cfg.hidden_size}x{policy.cfg.num_layers}), loop {self.rate:.0f} Hz, "
                                f"policy {policy.cfg.policy_hz:.0f} Hz")
@@ -201,26 +213,47 @@ class CerebellumNode(Node):
         except ValueError as exc:
             self._error(f"plan {msg.plan_id} refused: {exc}")
             return
-        with self._lock:
-            self._target = self._previous = None
+        self.stream.clear()
         self.get_logger().info(line)
 
     def _on_pose(self, msg: PoseStamped) -> None:
         p, o = msg.pose.position, msg.pose.orientation
         pos, quat = np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w])
-        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat))) or np.linalg.norm(quat) < 1e-6:
-            self.get_logger().error(f"ignored non-finite end-effector pose {pos} {quat}",
-                                    throttle_duration_sec=2.0)
+        arrival, stamp = time.monotonic(), stamp_to_ns(msg.header.stamp) / 1e9
+        verdict = self._gate.check_pose(msg.header.frame_id, pos, quat, stamp, arrival)
+        if not verdict.accepted:
+            self._refuse_state(verdict)
             return
-        self._state = (pos, quat / np.linalg.norm(quat), self._width)
-        self._state_time = time.monotonic()
-        self._state_stamp = stamp_to_ns(msg.header.stamp) / 1e9
+        quat = quat / np.linalg.norm(quat)
+        if verdict.jumped and self.executor_core is not None:
+            self._jump = (pos, quat, verdict.jump_m)  # hold there from the next tick on, not after the next policy step
+            self.stream.jump(np.clip(pos, self._gate.config.workspace_min, self._gate.config.workspace_max), quat)
+        self._state = (pos, quat, self._width)
+        self._state_time = self.stream.state_time = arrival
+        self._state_stamp = stamp
         self._state_stamp_msg = msg.header.stamp
 
+    def _refuse_state(self, verdict: GateResult) -> None:
+        """Log a refused robot state and say so on the status topic (both at most once a second)."""
+        self.get_logger().error(f"ignored robot state: {verdict.reason}", throttle_duration_sec=1.0)
+        now = time.monotonic()
+        if now - self._refusal_time >= 1.0:
+            self._refusal_time = now
+            core = self.executor_core
+            state, index = (core.state, core.index) if core is not None else (State.IDLE, 0)
+            self._publish_status(state, index, core.last_progress if core else 0.0,
+                                 f"ignored robot state: {verdict.reason}")
+
     def _on_joints(self, msg: JointState) -> None:
-        width = finger_width01(msg.name, msg.position)
-        if width is not None and math.isfinite(width):
-            self._width = width
+        if msg.header.frame_id not in ("", C.BASE_FRAME):
+            self._refuse_state(GateResult(False, f"joint state in frame {msg.header.frame_id!r}, "
+                                                 f"expected {C.BASE_FRAME!r}"))
+            return
+        verdict = StateGate.check_width(finger_width01(msg.name, msg.position))
+        if verdict.accepted:
+            self._width = float(np.clip(finger_width01(msg.name, msg.position), 0.0, 1.0))
+        elif "no finger joints" not in verdict.reason:  # an arm-only joint state is not an error
+            self._refuse_state(verdict)
 
     def _on_rgb(self, msg: Image) -> None:
         try:
@@ -302,6 +335,9 @@ class CerebellumNode(Node):
         core, state = self.executor_core, self._state
         if core is None or state is None:
             return
+        if self.stream.take_jump() and self._jump is not None:
+            pos, quat, dist = self._jump
+            self.get_logger().warning(core.robot_jumped(pos, quat, dist))
         if self._pending_plan is not None:
             plan, self._pending_plan = self._pending_plan, None
             self._start_plan(plan)
@@ -320,25 +356,15 @@ class CerebellumNode(Node):
         state_stamp = self._state_stamp_msg
         obs = Observation(pos, quat, self._width)
         result = core.tick(obs, now - self._state_time, now - self._image_time, self.policy_period)
-        with self._lock:
-            current = self._interpolated(now) if self._target is not None else (obs.ee_pos, obs.ee_quat)
-            self._previous = current if result.state == State.RUNNING else (result.safe.pos, result.safe.quat)
-            self._target = (result.safe.pos, result.safe.quat)
-            self._target_time = now
-            self._gripper = result.gripper if result.gripper is not None else self._gripper
+        status = (result.state, result.subtask_index, result.progress, result.detail, state_stamp)
+        if not self.stream.update(result.safe.pos, result.safe.quat, result.gripper, result.state == State.RUNNING,
+                                  now, (obs.ee_pos, obs.ee_quat), status):
+            return  # the robot jumped during this step: its command is from before the jump
         if result.safe.verdict == Verdict.CLAMPED:
             self.get_logger().warning("command clamped: " + "; ".join(result.safe.reasons),
                                       throttle_duration_sec=2.0)
-        with self._lock:  # the control tick sends it right after the new target (see _tick)
-            self._pending_status = (result.state, result.subtask_index, result.progress, result.detail, state_stamp)
         if result.failure is not None:
             self._publish_failure(result, obs)
-
-    def _interpolated(self, now: float) -> tuple[np.ndarray, np.ndarray]:
-        blend = self.interpolation_s
-        alpha = 1.0 if blend <= 0 else min(1.0, (now - self._target_time) / blend)
-        (p0, q0), (p1, q1) = self._previous, self._target
-        return p0 + alpha * (p1 - p0), slerp(q0, q1, alpha)
 
     def _control_loop(self) -> None:
         """The control thread: :meth:`_tick` on absolute deadlines ``k / control_rate_hz`` (monotonic clock).
@@ -383,17 +409,38 @@ class CerebellumNode(Node):
         self.get_logger().info(f"control thread on SCHED_FIFO priority {min(priority, 99)}")
 
     def _tick(self) -> None:
-        with self._lock:
-            if self._target is None:
-                return
-            pos, quat = self._interpolated(time.monotonic())
-            gripper = self._gripper
-            status, self._pending_status = self._pending_status, None
+        now = time.monotonic()
+        cmd = self.stream.next(now)
+        if cmd is None:
+            return
         stamp = self.get_clock().now().to_msg()
-        self.pub_target.publish(_pose_msg(stamp, pos, quat))
-        self.pub_gripper.publish(Float64(data=float(gripper)))
-        if status is not None:  # the status of a policy step follows its first target (a lock-stepped sim waits on it)
-            self._publish_status(*status)
+        self.pub_target.publish(_pose_msg(stamp, cmd.pos, cmd.quat))
+        self.pub_gripper.publish(Float64(data=cmd.gripper))
+        if cmd.stale:
+            self._report_stale_hold(now)
+        else:
+            self._holding_since = None
+        if cmd.status is not None:  # a policy step's status follows its first target (a lock-stepped sim waits on it)
+            self._publish_status(*cmd.status)
+
+    def _report_stale_hold(self, now: float) -> None:
+        """HOLDING on the status topic when the hold begins and twice a second while it lasts.
+
+        The control thread holds on its own clock (monotonic), so the hold also happens under
+        ``use_sim_time``, when a frozen simulator stops the simulated clock and the policy thread.
+        """
+        first = self._holding_since is None
+        if first:
+            self._holding_since = now
+        if first or now - self._hold_status_time >= 0.5:
+            self._hold_status_time = now
+            age = (now - self._state_time) * 1e3
+            detail = f"robot state is {age:.0f} ms old: holding arm and gripper"
+            if first:
+                self.get_logger().warning(detail)
+            core = self.executor_core
+            self._publish_status(State.HOLDING, core.index if core else 0, core.last_progress if core else 0.0,
+                                 detail)
 
     def destroy_node(self) -> None:
         """Stop the policy thread, then the node (also after a constructor that failed half-way)."""

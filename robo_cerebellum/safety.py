@@ -77,17 +77,39 @@ class SafetyEnvelope:
         self.last_quat: np.ndarray | None = None
         self.counts = {v.value: 0 for v in Verdict}
 
-    def reset(self, pos: np.ndarray, quat: np.ndarray) -> None:
-        """Anchor the step limits at a pose (the measured one, when a plan starts or after a hold)."""
-        self.last_pos = np.asarray(pos, float).copy()
-        self.last_quat = np.asarray(quat, float) / np.linalg.norm(quat)
+    def reset(self, pos: np.ndarray, quat: np.ndarray) -> bool:
+        """Anchor the step limits and the hold at a pose (the measured one, when a plan starts or after a hold).
+
+        The anchor is clamped into the workspace box: a hold is a command like any other, and a measured
+        pose outside the box (a robot parked outside it, or a bogus state) must never become a target
+        outside it. A non-finite or malformed pose keeps the previous anchor; returns False then.
+        """
+        pos, quat = np.asarray(pos, float), np.asarray(quat, float)
+        if pos.shape != (3,) or quat.shape != (4,) or not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat))) \
+                or np.linalg.norm(quat) < 1e-6:
+            return False
+        self.last_pos = np.clip(pos, self.config.workspace_min, self.config.workspace_max)
+        self.last_quat = quat / np.linalg.norm(quat)
+        return True
 
     def hold(self, measured_pos: np.ndarray, measured_quat: np.ndarray, reason: str) -> SafeCommand:
-        """A command that keeps the last safe target (or the measured pose if none was sent)."""
-        if self.last_pos is None or self.last_quat is None:
-            self.reset(measured_pos, measured_quat)
+        """A command that keeps the last safe target (or the measured pose, clamped into the box, if none was sent).
+
+        Raises:
+            ValueError: no command was sent yet and the measured pose is not usable (nothing safe to hold).
+        """
+        if (self.last_pos is None or self.last_quat is None) and not self.reset(measured_pos, measured_quat):
+            raise ValueError(f"no safe pose to hold: no command sent yet and the measured pose "
+                             f"{np.asarray(measured_pos).tolist()} is not usable")
         self.counts[Verdict.HOLD] += 1
         return SafeCommand(self.last_pos.copy(), self.last_quat.copy(), Verdict.HOLD, [reason])
+
+    def inside(self, pos: np.ndarray, margin: float = 1e-9) -> bool:
+        """True when ``pos`` is finite and inside the workspace box (grown by ``margin`` metres)."""
+        pos = np.asarray(pos, float)
+        lo = np.asarray(self.config.workspace_min) - margin
+        hi = np.asarray(self.config.workspace_max) + margin
+        return bool(pos.shape == (3,) and np.all(np.isfinite(pos)) and np.all(pos >= lo) and np.all(pos <= hi))
 
     def filter(self, pos: np.ndarray, quat: np.ndarray, measured_pos: np.ndarray, measured_quat: np.ndarray,
                state_age_s: float, image_age_s: float, dt: float) -> SafeCommand:
@@ -112,8 +134,9 @@ class SafetyEnvelope:
                dt: float) -> SafeCommand:
         cfg, reasons = self.config, []
         max_step, max_rot = cfg.max_speed * dt, cfg.max_angular_speed * dt
-        if self.last_pos is None or self.last_quat is None:
-            self.reset(measured_pos, measured_quat)
+        if (self.last_pos is None or self.last_quat is None) and not self.reset(measured_pos, measured_quat):
+            self.counts[Verdict.REJECTED] += 1
+            raise ValueError(f"no safe anchor for the step limits: measured pose {np.asarray(measured_pos).tolist()}")
         boxed = np.clip(pos, cfg.workspace_min, cfg.workspace_max)
         if not np.allclose(boxed, pos):
             reasons.append(f"target {np.round(pos, 3).tolist()} outside the workspace box, clamped")
