@@ -107,8 +107,9 @@ QOS_LATCHED = QosChoice("latched", 1, Reliability.RELIABLE, Durability.TRANSIENT
 """Plans and episode metadata: a late subscriber still gets the current one."""
 QOS_COMMAND = QosChoice("command", 10, Reliability.RELIABLE, Durability.VOLATILE)
 """Commands, status and events: every sample matters, no replay to late joiners."""
-QOS_STATUS = QosChoice("status", 20, Reliability.RELIABLE, Durability.TRANSIENT_LOCAL)
-"""State reports: a late subscriber gets the recent ones; a burst of errors is not collapsed to one."""
+QOS_STATUS = QosChoice("status", 1, Reliability.RELIABLE, Durability.TRANSIENT_LOCAL)
+"""The brain's current state: a late subscriber (``ros2 topic echo --once``) gets the current one, not an old one;
+every state change is also on the log."""
 QOS_EVENT = QosChoice("event", 50, Reliability.RELIABLE, Durability.VOLATILE)
 """Failure reports and instructions: reliable with room for bursts."""
 
