@@ -16,8 +16,13 @@ Corrections
     :meth:`Planner.correct` returns the same ``plan_id`` with ``revision + 1``. The revised
     plan holds only the steps from the failed subtask on, renumbered from 0; the reasoning is
     the previous reasoning plus this revision's failure, expert findings and the model's
-    reasoning. After ``max_corrections`` revisions it gives up with ``FAILED``. Two modes
-    (``PlannerConfig.correction``):
+    reasoning. After ``max_corrections`` revisions it gives up with ``FAILED``.
+
+    First, after ``object_dropped``, ``no_progress`` or ``timeout``, the brain looks at the current
+    image for the failed step's goal (:mod:`robo_brain.goal_check`): when it already holds (the
+    block fell into its bowl anyway, the push moved the block far enough), the revision resumes
+    after that step without asking the model, also past ``max_corrections``: a correction never
+    undoes a goal that holds. Otherwise two modes (``PlannerConfig.correction``):
 
     * ``prompt``: the model gets the failure, the plan so far with each step's status and the
       expert findings, reasons step by step and writes the remaining steps itself (chat models).
@@ -42,6 +47,7 @@ import numpy as np
 
 from robo_brain.backends import BrainBackend, GenerationSettings
 from robo_brain.checks import CheckConfig, Finding, run_checks
+from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, step_goal
 from robo_brain.keypoints import CameraModel, KeypointConfig, make_locator
 from robo_brain.plan_language import (
     PlanParseError,
@@ -59,6 +65,8 @@ logger = logging.getLogger(__name__)
 CORRECTION_MODES = ("auto", "prompt", "replan")
 REGRASP_KINDS = ("object_dropped", "grasp_missed")
 """Failure kinds after which the object is not in the gripper: a failed ``place`` re-does its ``pick``."""
+GOAL_CHECK_KINDS = ("object_dropped", "no_progress", "timeout")
+"""Failure kinds after which the failed step's goal may hold all the same (checked in the image first)."""
 
 
 class Outcome(StrEnum):
@@ -84,6 +92,8 @@ class PlannerConfig:
         snap_radius: When > 0, ``grasp`` pixels are snapped onto the top face of the object under
             them (depth only: :mod:`robo_brain.embedded.refine`) within this many pixels before
             they are lifted to 3D; 0 lifts the model's pixels as they are.
+        goal: Thresholds of the check whether a failed step's goal holds in the current image
+            (None: no check, every failure is corrected).
     """
 
     max_instruction_chars: int = 500
@@ -94,6 +104,7 @@ class PlannerConfig:
     limits: TextLimits = field(default_factory=TextLimits)
     correction: str = "auto"
     snap_radius: int = 0
+    goal: GoalCheckConfig | None = field(default_factory=GoalCheckConfig)
 
     def __post_init__(self) -> None:
         if not 0 <= self.snap_radius <= 32:
@@ -292,6 +303,9 @@ class Planner:
                 stamp_ns: int = 0, cancel: threading.Event | None = None) -> PlanResult:
         """Revise ``plan`` after ``failure`` (see the module docstring); ``FAILED`` past ``max_corrections``."""
         t0 = time.perf_counter()
+        resumed = self._resume_if_goal_holds(plan, failure, rgb, depth, camera, stamp_ns, t0)
+        if resumed is not None:
+            return resumed
         try:
             _check_correction(plan, failure, self.config.max_corrections)
             _check_images(rgb, depth, camera)
@@ -320,6 +334,32 @@ class Planner:
             messages = self.correction_messages(plan, failure, findings, camera.width, camera.height, ee_position)
         outcome = self._run(messages, rgb, build, cancel)
         return _result(outcome, Outcome.CORRECTED, [f.line() for f in findings], t0)
+
+
+    def _resume_if_goal_holds(self, plan: PlanData, failure: FailureInfo, rgb: np.ndarray, depth: np.ndarray,
+                              camera: CameraModel, stamp_ns: int, t0: float) -> PlanResult | None:
+        """The revision that resumes after the failed step when its goal holds in the image, else None."""
+        if self.config.goal is None or failure.kind not in GOAL_CHECK_KINDS:
+            return None
+        if not 0 <= failure.subtask_index < len(plan.subtasks):
+            return None
+        try:
+            _check_images(rgb, depth, camera)
+        except ValueError:
+            return None
+        verdict = step_goal(plan, failure.subtask_index, rgb, depth, camera, self.config.goal)
+        logger.info("goal check after %s at step %d: %s", failure.kind, failure.subtask_index, verdict.line())
+        if not verdict.holds:
+            return None
+        revision = plan.revision + 1
+        rest = [s for s in plan.subtasks[failure.subtask_index + 1:] if s.skill != "done"]
+        subtasks = [SubtaskData(i, s.code, s.skill, list(s.keypoints)) for i, s in enumerate(rest)]
+        subtasks.append(SubtaskData(len(subtasks), "done()", "done", []))
+        note = (f"The step's goal already holds in the current image: resume after it, at {subtasks[0].code}.")
+        reasoning = _revision_reasoning(plan, failure, [], revision, f"check: {verdict.line()}\n{note}")
+        new = PlanData(plan.plan_id, revision, plan.instruction, reasoning, subtasks, plan.frame_id, stamp_ns)
+        return PlanResult(Outcome.CORRECTED, new, findings=[verdict.line()],
+                          timing={"generate": [], "total": time.perf_counter() - t0})
 
 
 def resume_subtasks(plan: PlanData, failure: FailureInfo,
@@ -393,5 +433,5 @@ def _result(outcome, kind: Outcome, findings: list[str], t0: float) -> PlanResul
     return PlanResult(Outcome.FAILED, None, outcome.outputs, errors, findings, timing)
 
 
-__all__ = ["CORRECTION_MODES", "FailureInfo", "Outcome", "PlanParseError", "PlanResult", "Planner", "PlannerConfig",
-           "resume_subtasks", "sanitize_instruction"]
+__all__ = ["CORRECTION_MODES", "GOAL_CHECK_KINDS", "FailureInfo", "GoalVerdict", "Outcome", "PlanParseError",
+           "PlanResult", "Planner", "PlannerConfig", "resume_subtasks", "sanitize_instruction"]

@@ -139,3 +139,18 @@ def contradicts(reading: ColourReading, term: str, margin_deg: float = 5.0) -> b
         best = reading.distance_to(reading.term)
         return reading.distance_to(term) - best > margin_deg
     return reading.chromatic != (term in CHROMATIC)
+
+
+def term_mask(pixels: np.ndarray, term: str, min_chroma: float = 15.0) -> np.ndarray:
+    """Per pixel (``(N, 3)`` sRGB, 0..255): does it read as the chromatic ``term`` (nearest hue, chroma above
+    ``min_chroma``)? All False for an achromatic or unknown term (shading makes single pixels unreliable there).
+    """
+    px = np.asarray(pixels, float).reshape(-1, 3)
+    if term not in CHROMATIC or len(px) == 0:
+        return np.zeros(len(px), bool)
+    lab = srgb_to_lab(px)
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1]))
+    names = list(CHROMATIC)
+    dist = np.stack([np.abs((hue - _PROTO_HUE[n] + 180.0) % 360.0 - 180.0) for n in names], axis=1)
+    return (chroma >= min_chroma) & (np.argmin(dist, axis=1) == names.index(term))

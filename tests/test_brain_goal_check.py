@@ -1,0 +1,130 @@
+"""The goal check before a correction, on simulator renders: a block that fell into its bowl, a push that
+moved its block far enough, and the revision that resumes after a goal that holds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robo_brain.backends import BrainBackend
+from robo_brain.goal_check import GoalCheckConfig, step_goal
+from robo_brain.keypoints import CameraModel
+from robo_brain.planner import FailureInfo, Outcome, Planner, PlannerConfig
+from robo_common.plan_types import KeypointData, PlanData, SubtaskData
+from robo_sim.world import SimWorld, WorldConfig
+
+RED_START = np.array([0.45, 0.10, 0.025])
+BOWL = np.array([0.55, -0.12])
+
+
+class _NeverAsked(BrainBackend):
+    """A back-end that fails the test when asked: a goal that holds needs no model."""
+
+    name = "never-asked"
+
+    def generate(self, messages, image=None, settings=None, cancel=None) -> str:  # noqa: ANN001
+        raise AssertionError("the model was asked for a correction although the goal holds")
+
+
+@pytest.fixture(scope="module")
+def sim():
+    world = SimWorld(WorldConfig())
+    red = world.add_block("red", 0.05, tuple(RED_START), 0.2)
+    bowl = world.add_container("blue", "bowl", tuple(BOWL), 0.0)
+    world.settle(0.2)
+    info = world.camera_info()
+    yield world, red, bowl, CameraModel(info.K, info.T_base_camera, info.width, info.height)
+    world.close()
+
+
+def _view(world: SimWorld, red: int, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    world.move_object(red, np.asarray(pos, float))
+    world.settle(0.3)
+    return world.render()
+
+
+def _kp(world: SimWorld, name: str, point) -> KeypointData:
+    u, v = world.project(np.asarray(point, float)[None, :])
+    return KeypointData(name, tuple(float(c) for c in point), float(u[0]), float(v[0]))
+
+
+def _place_plan(world: SimWorld) -> PlanData:
+    return PlanData("goal-plan", 1, "put the red block in the blue bowl", "", [
+        SubtaskData(0, 'pick(object="red block")', "pick", [_kp(world, "grasp", RED_START)]),
+        SubtaskData(1, 'place(target="blue bowl")', "place", [_kp(world, "place", (*BOWL, 0.01))]),
+        SubtaskData(2, "done()", "done", []),
+    ])
+
+
+def _push_plan(world: SimWorld) -> PlanData:
+    start = RED_START + np.array([0.0, 0.05, 0.0])  # behind the block for a push to the right (-y)
+    start[2] = 0.013
+    end = start + np.array([0.0, -0.125, 0.0])
+    return PlanData("push-plan", 0, "push the red block to the right", "", [
+        SubtaskData(0, 'push(object="red block", direction="right")', "push",
+                    [_kp(world, "push_start", start), _kp(world, "push_end", end)]),
+        SubtaskData(1, "done()", "done", []),
+    ])
+
+
+def test_a_block_that_fell_into_its_bowl_is_a_goal_that_holds(sim) -> None:
+    world, red, _, camera = sim
+    rgb, depth = _view(world, red, (*BOWL, 0.04))
+    verdict = step_goal(_place_plan(world), 1, rgb, depth, camera)
+    assert verdict.holds is True, verdict.text
+    assert "red block" in verdict.text and "blue bowl" in verdict.text
+
+
+@pytest.mark.parametrize("where", ["table", "held"])
+def test_a_block_beside_the_bowl_or_still_held_above_it_is_not(sim, where: str) -> None:
+    world, red, _, camera = sim
+    pos = (0.40, -0.25, 0.025) if where == "table" else (*BOWL, 0.20)
+    world.move_object(red, np.asarray(pos, float))
+    if where == "held":  # no settling: as if the gripper still held it 20 cm above the bowl
+        rgb, depth = world.render()
+    else:
+        rgb, depth = _view(world, red, pos)
+    verdict = step_goal(_place_plan(world), 1, rgb, depth, camera)
+    assert verdict.holds is not True, verdict.text
+    if where == "held":
+        assert "above it" in verdict.text
+
+
+def test_push_goal_moved_far_enough_or_not(sim) -> None:
+    world, red, _, camera = sim
+    plan = _push_plan(world)
+    rgb, depth = _view(world, red, RED_START + [0.0, -0.09, 0.0])
+    assert step_goal(plan, 0, rgb, depth, camera).holds is True
+    rgb, depth = _view(world, red, RED_START + [0.0, -0.02, 0.0])
+    short = step_goal(plan, 0, rgb, depth, camera)
+    assert short.holds is False and "needs 6 cm" in short.text
+    rgb, depth = _view(world, red, RED_START)
+
+
+def test_goal_check_cannot_tell_without_a_colour_word(sim) -> None:
+    world, red, _, camera = sim
+    plan = _place_plan(world)
+    plan.subtasks[0] = SubtaskData(0, 'pick(object="block")', "pick", plan.subtasks[0].keypoints)
+    rgb, depth = _view(world, red, (*BOWL, 0.04))
+    assert step_goal(plan, 1, rgb, depth, camera).holds is None
+    with pytest.raises(ValueError, match="min_pixels"):
+        GoalCheckConfig(min_pixels=0)
+
+
+def test_a_correction_resumes_after_a_goal_that_holds_even_past_max_corrections(sim) -> None:
+    world, red, _, camera = sim
+    rgb, depth = _view(world, red, (*BOWL, 0.04))
+    plan = _place_plan(world)
+    plan.revision = 3
+    planner = Planner(_NeverAsked(), PlannerConfig(max_corrections=3))
+    failure = FailureInfo("object_dropped", "fingers opened 14 cm above the place point", 1)
+    result = planner.correct(plan, failure, rgb, depth.astype(np.float32), camera)
+    assert result.outcome == Outcome.CORRECTED and result.plan.revision == 4, result.errors
+    assert result.plan.code_lines() == ["done()"] and result.plan.plan_id == plan.plan_id
+    assert "goal holds" in result.plan.reasoning and "blue bowl" in result.plan.reasoning
+    # a goal that does not hold goes the usual way: past max_corrections, that is giving up
+    rgb, depth = _view(world, red, (0.40, -0.25, 0.025))
+    given_up = planner.correct(plan, failure, rgb, depth.astype(np.float32), camera)
+    assert given_up.outcome == Outcome.FAILED and "giving up" in given_up.reason
+    world.move_object(red, RED_START)
+    world.settle(0.2)
