@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from robo_cerebellum.monitor import Failure, FailureMonitor, MonitorConfig
+from robo_cerebellum.plan_checks import PlanLimits, check_plan
 from robo_cerebellum.policy import CerebellumPolicy, Command, Observation
 from robo_cerebellum.safety import SafeCommand, SafetyConfig, SafetyEnvelope, Verdict
 from robo_cerebellum.scene_checks import GroundingConfig, SceneCheckConfig, keypoint_grounding, push_outcome
@@ -58,7 +59,7 @@ class PlanExecutor:
 
     def __init__(self, policy: CerebellumPolicy, safety: SafetyConfig, monitor: MonitorConfig,
                  scene: SceneCheckConfig | None = DEFAULT_SCENE_CHECKS,
-                 grounding: GroundingConfig | None = DEFAULT_GROUNDING) -> None:
+                 grounding: GroundingConfig | None = DEFAULT_GROUNDING, max_subtasks: int = 32) -> None:
         """Wire a policy to a fresh envelope and monitor (stepping at the policy's trained rate).
 
         ``scene``: thresholds of the check of a push's result in the depth image (None: no check);
@@ -68,6 +69,7 @@ class PlanExecutor:
         """
         self.policy = policy
         self.envelope = SafetyEnvelope(safety)
+        self.limits = PlanLimits(safety.workspace_min, safety.workspace_max, max_subtasks=max_subtasks)
         self.monitor = FailureMonitor(monitor, policy.cfg.policy_hz)
         self.plan: PlanData | None = None
         self.index = 0
@@ -110,15 +112,21 @@ class PlanExecutor:
         revision resumes with a ``place`` (the object is still held).
 
         Raises:
-            ValueError: a subtask uses a skill the policy does not know (the plan is refused).
+            ValueError: the plan fails :func:`check_plan` (size, code lines, skill fields, keypoints
+                outside the workspace), a subtask uses a skill the policy does not know, or the plan is
+                an older revision of the running one; the plan is refused and the running one kept.
         """
+        check_plan(plan, self.limits)
         for sub in plan.subtasks:
             if sub.skill not in self.policy.cfg.skills:
                 raise ValueError(f"plan {plan.plan_id} rev {plan.revision}: subtask {sub.index} uses unknown "
                                  f"skill {sub.skill!r} (known: {list(self.policy.cfg.skills)})")
         same = self.plan is not None and plan.plan_id == self.plan.plan_id
-        if same and plan.revision <= self.plan.revision:
-            return f"ignored plan {plan.plan_id} revision {plan.revision} (running revision {self.plan.revision})"
+        if same and plan.revision == self.plan.revision:
+            return f"ignored plan {plan.plan_id} revision {plan.revision}: already running (a re-delivery)"
+        if same and plan.revision < self.plan.revision:
+            raise ValueError(f"plan {plan.plan_id} revision {plan.revision} is older than the running revision "
+                             f"{self.plan.revision}: ignored")
         correction = same and self.state == State.FAILED
         if not same or correction:
             self.policy.reset()

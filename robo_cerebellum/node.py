@@ -66,6 +66,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "workspace_max": ([0.8, 0.45, 0.6], "Upper corner of the allowed end-effector box (m, base frame)."),
     "max_speed": (0.6, "Largest commanded end-effector speed (m/s)."),
     "max_angular_speed": (3.0, "Largest commanded end-effector angular speed (rad/s)."),
+    "max_subtasks": (32, "Refuse a plan with more subtasks than this."),
     "state_timeout_s": (0.1, "Hold when no robot state arrived for this long (s)."),
     "state_margin_m": (0.3, "Refuse a measured end-effector pose farther than this outside the workspace box (m): "
                             "it is not a state of this robot (a bogus publisher, wrong units)."),
@@ -160,7 +161,8 @@ class CerebellumNode(Node):
             self._error(f"cerebellum not ready: {exc}")
             return
         self.executor_core = PlanExecutor(policy, safety, monitor, SceneCheckConfig() if par["push_check"] else None,
-                                          GroundingConfig() if par["keypoint_check"] else None)
+                                          GroundingConfig() if par["keypoint_check"] else None,
+                                          int(par["max_subtasks"]))
         self.policy_period = 1.0 / policy.cfg.policy_hz
         self.stream = CommandStream(safety.state_timeout_s, float(par["interpolation_s"]))
         self.get_logger().info(f"cerebellum up: {par['checkpoint']} ({policy.cfg.backbone} "
@@ -191,8 +193,13 @@ class CerebellumNode(Node):
                                  qos_for_topic(C.TOPIC_CAMERA_POSE))
 
     def _error(self, text: str) -> None:
+        """Log an error and say it on the status topic, with the state of the plan that keeps running."""
         self.get_logger().error(text)
-        self._publish_status(State.IDLE, 0, 0.0, text)
+        core = self.executor_core
+        if core is None or core.plan is None:
+            self._publish_status(State.IDLE, 0, 0.0, text)
+        else:
+            self._publish_status(core.state, core.index, core.last_progress, text)
 
     # ------------------------------------------------------------------ inputs
     def _on_plan(self, msg: Plan) -> None:
@@ -202,6 +209,10 @@ class CerebellumNode(Node):
         if msg.header.frame_id not in ("", C.BASE_FRAME):
             self._error(f"plan {msg.plan_id} refused: keypoints in frame {msg.header.frame_id!r}, "
                         f"expected {C.BASE_FRAME!r}")
+            return
+        limit = self.executor_core.limits.max_subtasks
+        if len(msg.subtasks) > limit:  # refused here, before converting thousands of subtasks
+            self._error(f"plan {msg.plan_id} refused: {len(msg.subtasks)} subtasks, more than max_subtasks {limit}")
             return
         if self._state is None:
             self.get_logger().warning(f"plan {msg.plan_id} kept until the first robot state on {C.TOPIC_EE_POSE}")

@@ -140,3 +140,33 @@ def test_a_frozen_simulator_under_sim_time_holds_arm_and_gripper_and_resumes(sta
     assert spin_until(node, lambda: rec["status"][-1][1].state == ExecutionStatus.RUNNING, 10), \
         [(s.state, s.detail) for _, s in rec["status"][-5:]]
     assert stack["cb"].alive()
+
+
+@pytest.mark.parametrize("cerebellum", [True], indirect=True)
+def test_rogue_plans_are_refused_with_a_reason_and_the_running_plan_kept(stack, cerebellum) -> None:
+    from robo_stack.msg import Keypoint, Subtask
+
+    node, rec = stack["node"], stack["rec"]
+    _run_plan(stack, "kept-plan")
+    rogue = []
+    far = Plan(plan_id="far-plan", revision=0, instruction="x")
+    far.subtasks = [Subtask(index=0, code='pick(object="red block")', skill="pick",
+                            keypoints=[Keypoint(name="grasp", u=-1.0, v=-1.0, confidence=1.0)])]
+    far.subtasks[0].keypoints[0].point.x, far.subtasks[0].keypoints[0].point.z = 5.0, 0.02
+    many = Plan(plan_id="many-plan", revision=0, instruction="x")
+    many.subtasks = [Subtask(index=i, code="done()", skill="done") for i in range(10_000)]
+    mismatch = Plan(plan_id="mismatch-plan", revision=0, instruction="x")
+    mismatch.subtasks = [Subtask(index=0, code='pick(object="red block")', skill="push")]
+    for plan in (far, many, mismatch):
+        plan.header.frame_id = C.BASE_FRAME
+        rogue.append(plan.plan_id)
+        stack["plan_pub"].publish(plan)
+        assert spin_until(node, lambda p=plan: any(f"plan {p.plan_id} refused" in s.detail
+                                                    for _, s in rec["status"]), 10), stack["cb"].log()[-2000:]
+    details = " | ".join(s.detail for _, s in rec["status"] if "refused" in s.detail)
+    assert "outside the workspace box" in details and "more than max_subtasks" in details
+    assert "skill field says 'push'" in details
+    spin_until(node, lambda: False, 0.5)
+    last = [s for _, s in rec["status"] if "refused" not in s.detail][-1]
+    assert last.plan_id == "kept-plan", (last.plan_id, last.detail)
+    assert cerebellum.alive()

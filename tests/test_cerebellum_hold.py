@@ -11,6 +11,7 @@ from robo_cerebellum.policy import Observation
 from robo_cerebellum.safety import SafetyConfig, SafetyEnvelope, Verdict
 from robo_cerebellum.state_gate import StateGate, StateGateConfig
 from robo_common.constants import BASE_FRAME
+from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 from tests.cerebellum_helpers import tiny_executor
 from tests.test_cerebellum_safety import _plan
 
@@ -133,3 +134,44 @@ def test_command_stream_jump_holds_at_once_and_drops_the_older_step() -> None:
     assert np.allclose(stream.next(0.003).pos, new)
     assert stream.take_jump() and not stream.take_jump()
     assert stream.update(new, Q0, 1.0, False, 0.004, (new, Q0), None)
+
+
+def _rogue(kind: str) -> PlanData:
+    plan = _plan()
+    if kind == "many":
+        plan.subtasks = [SubtaskData(i, 'pick(object="red block")', "pick", [KeypointData("grasp", (0.5, 0, 0.02))])
+                         for i in range(10_000)]
+    elif kind == "far":
+        plan.subtasks[0].keypoints = [KeypointData("grasp", (5.0, 0.0, 0.02))]
+    elif kind == "empty_name":
+        plan.subtasks[0].code = 'pick(object="")'
+    elif kind == "skill_mismatch":
+        plan.subtasks[0].code = 'push(object="red block", direction="left")'
+    elif kind == "injection":
+        plan.subtasks[0].code = 'pick(object="red block"); import os'
+    return plan
+
+
+@pytest.mark.parametrize(("kind", "why"), [
+    ("many", "more than max_subtasks 32"),
+    ("far", "outside the workspace box"),
+    ("empty_name", "does not parse"),
+    ("skill_mismatch", "skill field says 'pick', the code line 'push'"),
+    ("injection", "does not parse"),
+])
+def test_rogue_plans_are_refused_up_front_and_the_running_plan_kept(kind: str, why: str) -> None:
+    ex = tiny_executor()
+    ex.set_plan(PlanData("running", 0, "x", "", [SubtaskData(0, 'pick(object="blue block")', "pick",
+                                                              [KeypointData("grasp", (0.5, 0.1, 0.02))])]), HOME, Q0)
+    with pytest.raises(ValueError, match=why):
+        ex.set_plan(_rogue(kind), HOME, Q0)
+    assert ex.plan.plan_id == "running" and ex.state == State.RUNNING
+
+
+def test_an_older_revision_is_refused_and_a_re_delivery_ignored() -> None:
+    ex = tiny_executor()
+    ex.set_plan(_plan(revision=2), HOME, Q0)
+    assert "re-delivery" in ex.set_plan(_plan(revision=2), HOME, Q0)
+    with pytest.raises(ValueError, match="older than the running revision 2"):
+        ex.set_plan(_plan(revision=1), HOME, Q0)
+    assert ex.plan.revision == 2
