@@ -35,10 +35,11 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from robo_brain.backends import BackendConfig, GenerationSettings, make_backend
 from robo_brain.checks import CheckConfig
-from robo_brain.keypoints import CameraModel, KeypointConfig, WorkspaceBox
+from robo_brain.keypoints import KeypointConfig, WorkspaceBox
 from robo_brain.planner import FailureInfo, PlannerConfig, PlanResult, sanitize_instruction
 from robo_brain.worker import BrainWorker, Job, Observation
 from robo_common import constants as C
+from robo_common.camera import CameraModel
 from robo_common.geometry import pose_to_matrix
 from robo_common.plan_types import PlanData
 from robo_common.resources import resource_path

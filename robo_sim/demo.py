@@ -88,7 +88,7 @@ def run_demo(cfg: DemoConfig, say=print) -> int:  # noqa: ANN001 - print-like
     """Run the demo (see the module docstring); returns the exit code."""
     import rclpy
 
-    from robo_eval.ros.recorder import RecordConfig, TopicRecorder
+    from robo_common.ros.recorder import RecordConfig, TopicRecorder
 
     out = Path(cfg.out) / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)

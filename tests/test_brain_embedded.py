@@ -26,8 +26,8 @@ from robo_brain.embedded.train import (
     lr_factor,
     train,
 )
-from robo_brain.plan_language import parse_model_output
 from robo_brain.planner import Planner
+from robo_common.plan_language import parse_model_output
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "brain_embedded"
 TINY = ModelConfig(patch_size=16, enc_hidden=32, enc_layers=1, enc_heads=2, dec_hidden=48, dec_layers=1, dec_heads=2)
@@ -221,14 +221,14 @@ def test_hue_shift_renames_each_colour_to_what_its_patch_now_shows() -> None:
     import random
 
     from robo_brain.embedded.augment import hue_shift, rotate_hue
+    from robo_common import vocabulary
     from robo_common.colours import read_colour
-    from robo_sim import catalog
 
     table = np.array([143, 107, 71], np.uint8)
     image = np.tile(table, (32, 32, 1))
     patches = {"red": (2, 2), "blue": (2, 20), "yellow": (20, 2)}
     for colour, (r, c) in patches.items():
-        image[r:r + 8, c:c + 8] = np.round(255 * np.array(catalog.COLORS[colour][:3]) * 0.94)
+        image[r:r + 8, c:c + 8] = np.round(255 * np.array(vocabulary.COLORS[colour][:3]) * 0.94)
     prompt = "Instruction: put the red block in the blue bowl\n"
     target = 'pick(object="red block") @ grasp=(5, 5)\nplace(target="blue bowl") @ place=(5, 23)\ndone()'
     rng = random.Random(1)
@@ -514,8 +514,8 @@ def test_cli_registers_train_and_eval_brain() -> None:
 @pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="no shipped checkpoint")
 def test_shipped_checkpoint_plans_a_seen_scene(renderer: SceneRenderer) -> None:
     from robo_brain.backends import BackendConfig, make_backend
-    from robo_brain.keypoints import CameraModel
     from robo_brain.planner import PlannerConfig
+    from robo_common.camera import CameraModel
 
     backend = make_backend(BackendConfig(backend="transformers", model_path=str(SHIPPED)))
     task, rgb, depth, _ = renderer.scene(1_000_000, "seen")
@@ -528,7 +528,7 @@ def test_shipped_checkpoint_plans_a_seen_scene(renderer: SceneRenderer) -> None:
 
 def test_snap_moves_a_nearby_pixel_onto_the_top_face(renderer: SceneRenderer) -> None:
     from robo_brain.embedded.refine import SnapConfig, snap_to_top_face
-    from robo_brain.keypoints import CameraModel
+    from robo_common.camera import CameraModel
 
     _, _, depth, plan = renderer.scene(0, "seen")
     info = renderer.world.camera_info()

@@ -171,7 +171,7 @@ def test_write_report_without_plots_for_no_scores(tmp_path: Path) -> None:
 def test_brain_replay_plans_from_the_first_frame(eval_bags: list[Path], tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """A scripted brain that answers the expert's plan: plan match 1, keypoints within the lifting error."""
-    from robo_brain.plan_language import format_plan_text
+    from robo_common.plan_language import format_plan_text
 
     rec = read_recording(eval_bags[0])
     ep = build_episode(rec)

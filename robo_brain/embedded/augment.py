@@ -22,8 +22,7 @@ import numpy as np
 
 from robo_brain.embedded.tokenizer import WORD_TOKENS
 from robo_common.colours import CHROMATIC, read_colour
-from robo_sim.catalog import COLORS
-from robo_sim.scene import SEEN_BLOCK_COLORS, SEEN_CONTAINER_COLORS
+from robo_common.vocabulary import COLORS, SEEN_BLOCK_COLORS, SEEN_CONTAINER_COLORS
 
 TRAIN_COLOURS = tuple(sorted(set(SEEN_BLOCK_COLORS) | set(SEEN_CONTAINER_COLORS)))
 """Colour words of the training split (the words that get renamed)."""

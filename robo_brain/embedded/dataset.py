@@ -10,7 +10,7 @@ instruction, the decoder prompt and the target text::
     done()
 
 The plan is :func:`robo_sim.expert.expert_plan`'s, formatted with
-:func:`robo_brain.plan_language.format_plan_text`, so :func:`~robo_brain.plan_language.parse_model_output`
+:func:`robo_common.plan_language.format_plan_text`, so :func:`~robo_common.plan_language.parse_model_output`
 reads it back. The cached reasoning line first lists every object of the scene by name, from left
 to right as the camera sees it (:func:`robo_sim.scene.left_to_right`), so a model could name what it
 sees (which blocks of a colour, their sizes, bowl or tray) before it plans; training drops that
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from robo_brain.backends.transformers_backend import encoder_decoder_prompt
-from robo_brain.plan_language import format_plan_text
+from robo_common.plan_language import format_plan_text
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 
 logger = logging.getLogger(__name__)

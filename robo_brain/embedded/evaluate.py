@@ -47,6 +47,7 @@ import numpy as np
 
 from robo_brain.embedded.dataset import EVAL_SEED_OFFSET, SceneRenderer
 from robo_common.plan_types import PlanData
+from robo_common.vocabulary import check_split
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,6 @@ class EvalConfig:
     top_k: int = 1
 
     def __post_init__(self) -> None:
-        from robo_sim.scene import check_split
-
         check_split(self.split)
         if not 0 <= self.snap_radius <= 32:
             raise ValueError(f"EvalConfig.snap_radius must be in [0, 32], got {self.snap_radius!r}")
@@ -208,8 +207,8 @@ def beam_code_lines(planner, instruction: str, rgb: np.ndarray, k: int, max_new_
     import torch
 
     from robo_brain.backends.transformers_backend import encoder_decoder_prompt
-    from robo_brain.plan_language import PlanParseError, parse_model_output
     from robo_brain.planner import sanitize_instruction
+    from robo_common.plan_language import PlanParseError, parse_model_output
 
     backend = planner.backend
     model, tok = getattr(backend, "model", None), getattr(backend, "tokenizer", None)
@@ -240,7 +239,8 @@ def run_episode(planner, renderer: SceneRenderer, seed: int, split: str, top_k: 
                 max_new_tokens: int = 512) -> EpisodeResult:
     """Plan the scene of ``seed`` with ``planner`` and compare with the expert (and, with ``top_k`` > 1,
     whether any of the model's ``top_k`` beams is the expert's plan)."""
-    from robo_brain.keypoints import CameraModel, make_locator
+    from robo_brain.keypoints import make_locator
+    from robo_common.camera import CameraModel
     from robo_sim.expert import expert_plan
 
     task, rgb, depth, target = renderer.scene(seed, split)
