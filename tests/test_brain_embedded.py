@@ -503,7 +503,7 @@ def test_subtask_f1_and_lr_schedule() -> None:
 
 
 def test_cli_registers_train_and_eval_brain() -> None:
-    from robo_common.cli import build_parser
+    from robo_cli.main import build_parser
 
     args = build_parser().parse_args(["train", "brain", "--out", "x", "--max-steps", "3"])
     assert args.max_steps == 3 and callable(args.func)

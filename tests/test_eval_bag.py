@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from robo_cli.main import main
 from robo_common import constants as C
-from robo_common.cli import main
 from robo_eval.bagread import BagError, TopicMap, read_recording
 from robo_eval.episode import CEREBELLUM_TOPICS, build_episode
 from robo_eval.models import CerebellumModel, OffsetModel, RecordedModel

@@ -4,7 +4,7 @@
 task's instruction from the rendered RGB-D image (``oracle``: the scripted expert's ground-truth
 plan), a :class:`PlanExecutor` runs the cerebellum policy at its trained rate, and physics,
 rendering (camera rate) and the simulator's perturbations run in the same process, no ROS
-(``--ros`` in :mod:`robo_sim.stack` runs the same episodes as three nodes over DDS). When the
+(``--ros`` in :mod:`robo_system.stack` runs the same episodes as three nodes over DDS). When the
 cerebellum's monitor reports a failure, the brain is asked for a revised plan from the current
 image (``--no-correction``: the episode ends there), up to ``max_corrections`` times.
 

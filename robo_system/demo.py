@@ -20,7 +20,7 @@ import numpy as np
 from robo_common import constants as C
 from robo_common.plan_types import PlanData
 from robo_sim.recording import BAG_TOPICS
-from robo_sim.stack import StackConfig, StackProcesses, make_client
+from robo_system.stack import StackConfig, StackProcesses, make_client
 
 LOG = logging.getLogger(__name__)
 
