@@ -1,5 +1,6 @@
-"""``robo-stack demo``, ``eval closed-loop``, ``eval correction`` and ``bench cerebellum``: brain, cerebellum
-and simulator together (in one process or as nodes over DDS)."""
+"""``robo-stack demo``, ``train brain``, ``eval brain``, ``eval closed-loop``, ``eval correction`` and
+``bench cerebellum``: the commands that compose brain, cerebellum and simulator (in one process or
+as nodes over DDS)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,20 @@ def register_demo(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--timeout", type=float, default=120.0, help="seconds before giving up")
     demo.add_argument("--log-level", default="warn", help="log level of the nodes (their logs go to files)")
     demo.set_defaults(func=_demo)
+
+
+def register_brain(sub: argparse._SubParsersAction) -> None:
+    """Add ``train brain`` and ``eval brain`` (the embedded brain on the simulator's scenes)."""
+    from robo_brain.embedded.cli import add_eval_arguments, add_train_arguments
+
+    train = command_group(sub, "train", "train a model").add_parser(
+        "brain", help="train the embedded brain model (ViT + GPT-2) on simulator scenes")
+    add_train_arguments(train)
+    train.set_defaults(func=_train_brain)
+    ev = command_group(sub, "eval", "evaluate a model").add_parser(
+        "brain", help="plan simulator scenes with the brain and compare with the expert plan")
+    add_eval_arguments(ev)
+    ev.set_defaults(func=_eval_brain)
 
 
 def register_closed_loop(sub: argparse._SubParsersAction) -> None:
@@ -182,3 +197,17 @@ def _demo(args: argparse.Namespace) -> int:
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         LOG.error("demo failed: %s", exc)
         return 2
+
+
+def _train_brain(args: argparse.Namespace) -> int:
+    from robo_brain.embedded.cli import run_train
+    from robo_system.datasets.brain import SIM_EXAMPLES
+
+    return run_train(args, SIM_EXAMPLES)
+
+
+def _eval_brain(args: argparse.Namespace) -> int:
+    from robo_brain.embedded.cli import run_eval
+    from robo_system.datasets.brain import evaluate_brain
+
+    return run_eval(args, evaluate_brain)
