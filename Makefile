@@ -17,8 +17,9 @@ test-slow: setup  ## only the long tests
 test-all: setup  ## every test
 	bash scripts/run_tests.sh -m "slow or not slow"
 
-lint: setup
+lint: setup  ## ruff, and the import-linter layer contracts of pyproject.toml (also checked by make test)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 demo: setup  ## the main job: the closed-loop demo (INSTRUCTION=..., SEED=, FAMILY=, SPLIT=, BRAIN=)
 	bash scripts/demo.sh

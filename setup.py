@@ -18,5 +18,5 @@ setup(
     packages=find_packages(include=["robo_*", "robo_*.*"], exclude=["tests", "tests.*"]),
     package_data={"": ["*.yaml", "*.json"]},
     install_requires=["numpy", "PyYAML"],
-    entry_points={"console_scripts": ["robo-stack = robo_common.cli:main"]},
+    entry_points={"console_scripts": ["robo-stack = robo_cli.main:main"]},
 )

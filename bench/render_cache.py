@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from robo_brain.embedded.dataset import generate
+from robo_system.datasets.brain import generate
 
 SEEDS = range(50_000, 51_000)  # outside the training seeds, so no cache is reused
 

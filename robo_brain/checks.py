@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from robo_brain.keypoints import CameraModel, KeypointConfig, KeypointError, window_depth
-from robo_brain.plan_language import object_argument
+from robo_brain.keypoints import KeypointConfig, KeypointError, window_depth
+from robo_common.camera import CameraModel
 from robo_common.colours import contradicts, named_colour, read_colour
+from robo_common.plan_language import object_argument
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 
 logger = logging.getLogger(__name__)

@@ -1,8 +1,7 @@
-"""``robo-stack serve brain``, ``robo-stack brain ...``, ``robo-stack train brain`` and ``robo-stack eval brain``.
+"""``robo-stack serve brain`` and ``robo-stack brain ...``: serve a model, run brain_node, write a tiny model.
 
-Serve a model, run brain_node, write a tiny model, train and evaluate the embedded model. The
-``train`` and ``eval`` groups are shared with other packages (the cerebellum adds its own
-subcommands to them) through :func:`robo_common.cli.command_group`.
+``train brain`` and ``eval brain`` need the simulator's scenes: the system layer registers them
+(:mod:`robo_system.cli`) with this package's arguments (:mod:`robo_brain.embedded.cli`).
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-
-from robo_common.cli import command_group
 
 LOG = logging.getLogger(__name__)
 
@@ -37,17 +34,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=_tiny)
 
-    from robo_brain.embedded.cli import add_eval_arguments, add_train_arguments
-
-    train = command_group(sub, "train", "train a model").add_parser(
-        "brain", help="train the embedded brain model (ViT + GPT-2) on simulator scenes")
-    add_train_arguments(train)
-    train.set_defaults(func=_train)
-    ev = command_group(sub, "eval", "evaluate a model").add_parser(
-        "brain", help="plan simulator scenes with the brain and compare with the expert plan")
-    add_eval_arguments(ev)
-    ev.set_defaults(func=_eval)
-
 
 def _serve(args: argparse.Namespace) -> int:
     from robo_brain.serve import run
@@ -67,15 +53,3 @@ def _tiny(args: argparse.Namespace) -> int:
 
     LOG.info("wrote %s", make_tiny(args.kind, args.out, args.seed))
     return 0
-
-
-def _train(args: argparse.Namespace) -> int:
-    from robo_brain.embedded.cli import run_train
-
-    return run_train(args)
-
-
-def _eval(args: argparse.Namespace) -> int:
-    from robo_brain.embedded.cli import run_eval
-
-    return run_eval(args)

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robo_brain.keypoints import CameraModel
-from robo_brain.plan_language import PlanParseError, parse_call
+from robo_common.camera import CameraModel
 from robo_common.colours import named_colour, term_mask
+from robo_common.plan_language import PlanParseError, parse_call
 from robo_common.plan_types import PlanData, SubtaskData
 
 CONTAINER_WORDS = ("bowl", "tray", "box", "container", "basket", "bin", "plate", "dish")

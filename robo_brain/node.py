@@ -1,4 +1,4 @@
-"""``brain_node``: the ROS 2 adapter of the brain (a thin layer over :mod:`robo_brain.worker`).
+"""``brain_node``: the ROS 2 adapter of the brain (thin, over :mod:`robo_brain.worker` and :mod:`robo_brain.params`).
 
 Subscribes ``/robo/instruction`` (std_msgs/String), colour / depth / camera info (sensor QoS),
 the camera extrinsics ``/camera/color/pose`` (PoseStamped in the base frame, latched; the
@@ -21,7 +21,6 @@ status topic; the node keeps running, also when the model fails to load.
 from __future__ import annotations
 
 import json
-import math
 import time
 
 import numpy as np
@@ -33,51 +32,20 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
-from robo_brain.backends import BackendConfig, GenerationSettings, make_backend
-from robo_brain.checks import CheckConfig
-from robo_brain.keypoints import CameraModel, KeypointConfig, WorkspaceBox
-from robo_brain.planner import FailureInfo, PlannerConfig, PlanResult, sanitize_instruction
+from robo_brain.backends import make_backend
+from robo_brain.params import PARAMETERS, camera_pose_from_parameter, checked_instruction, configs_from_parameters
+from robo_brain.planner import FailureInfo, PlanResult
 from robo_brain.worker import BrainWorker, Job, Observation
 from robo_common import constants as C
+from robo_common.camera import CameraModel
 from robo_common.geometry import pose_to_matrix
 from robo_common.plan_types import PlanData
-from robo_common.resources import resource_path
 from robo_common.ros.conversions import image_to_numpy, plan_to_msg, pose_array, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
 from robo_common.ros.run import events_executor, run_node
 
 TOPIC_BRAIN_STATUS = C.TOPIC_BRAIN_STATUS
-MAX_INSTRUCTION_BYTES = 4096
 
-PARAMETERS: dict[str, tuple[object, str]] = {
-    "backend": ("transformers", "Model back-end: transformers, openai or scripted."),
-    "model_path": ("", "Checkpoint folder (transformers), model name (openai) or answers file (scripted); empty with "
-                   "the transformers back-end: the shipped embedded model (models/brain_embedded)."),
-    "device": ("cpu", "Torch device of the transformers back-end (cpu, cuda, cuda:1...)."),
-    "dtype": ("auto", "Torch dtype of the transformers back-end: auto, float32, float16, bfloat16."),
-    "base_url": ("http://127.0.0.1:8000/v1", "Endpoint root of the openai back-end."),
-    "api_key_env": ("OPENAI_API_KEY", "Environment variable holding the openai back-end's API key."),
-    "request_timeout_s": (60.0, "Timeout of one openai request (s)."),
-    "request_retries": (2, "Retries of a failed openai request (exponential backoff)."),
-    "max_new_tokens": (256, "Most tokens generated per model answer."),
-    "do_sample": (False, "Sample instead of greedy decoding."),
-    "temperature": (0.7, "Sampling temperature (with do_sample)."),
-    "max_instruction_chars": (500, "Longest accepted instruction (characters)."),
-    "parse_retries": (1, "Extra model attempts after an unusable answer, with the error fed back."),
-    "max_corrections": (3, "Revisions allowed per plan before it is reported failed."),
-    "correction": ("auto", "How corrections are made: prompt (the model writes the remaining steps from the "
-                   "failure, plan so far and expert findings), replan (re-plan on the current image and resume "
-                   "after the finished steps), auto (replan for plan-only models such as the embedded one)."),
-    "workspace": ([0.15, 0.85, -0.5, 0.5, -0.03, 0.45], "Keypoint box [x_min, x_max, y_min, y_max, z_min, z_max] "
-                  "in the base frame (m)."),
-    "table_z": (0.0, "Height of the table top in the base frame (m)."),
-    "depth_window": (2, "Half size of the depth median window around a keypoint (pixels)."),
-    "keypoint_snap_radius": (6, "Snap grasp pixels onto the top face of the object under them within this many "
-                                "pixels (depth only) before lifting them to 3D; 0: use the model's pixels."),
-    "camera_pose": ([0.0], "Fallback camera extrinsics [x, y, z, qx, qy, qz, qw] of the optical frame in the "
-                    "base frame, used until /camera/color/pose arrives; [0.0] for none."),
-    "publish_empty_plan_on_failure": (True, "Publish an empty plan when planning fails, so the old plan stops."),
-}
 
 
 def _position(pose) -> np.ndarray:  # noqa: ANN001 - geometry_msgs/Pose
@@ -102,7 +70,7 @@ class BrainNode(Node):
         self._make_interfaces()
         self._set_fallback_camera_pose()
         try:
-            planner_cfg, backend_cfg = self._configs()
+            planner_cfg, backend_cfg = configs_from_parameters(self.par)
         except ValueError as exc:
             self.worker = None
             self._status("error", f"bad parameters: {exc}")
@@ -113,24 +81,6 @@ class BrainNode(Node):
         self.get_logger().info(f"brain_node up: backend {self.backend_name}")
 
     # ------------------------------------------------------------------ set-up
-    def _configs(self) -> tuple[PlannerConfig, BackendConfig]:
-        p = self.par
-        model_path = str(p["model_path"])
-        if not model_path and p["backend"] == "transformers":
-            model_path = str(resource_path("models", "brain_embedded"))
-        backend = BackendConfig(backend=str(p["backend"]), model_path=model_path, device=str(p["device"]),
-                                dtype=str(p["dtype"]), base_url=str(p["base_url"]), api_key_env=str(p["api_key_env"]),
-                                timeout_s=float(p["request_timeout_s"]), retries=int(p["request_retries"]))
-        keypoints = KeypointConfig(window=int(p["depth_window"]), table_z=float(p["table_z"]),
-                                   workspace=WorkspaceBox.from_flat(list(p["workspace"])))
-        gen = GenerationSettings(max_new_tokens=int(p["max_new_tokens"]), do_sample=bool(p["do_sample"]),
-                                 temperature=float(p["temperature"]))
-        planner = PlannerConfig(max_instruction_chars=int(p["max_instruction_chars"]),
-                                parse_retries=int(p["parse_retries"]), max_corrections=int(p["max_corrections"]),
-                                generation=gen, checks=CheckConfig(keypoints=keypoints),
-                                correction=str(p["correction"]), snap_radius=int(p["keypoint_snap_radius"]))
-        return planner, backend
-
     def _make_interfaces(self) -> None:
         self.pub_plan = self.create_publisher(Plan, C.relative(C.TOPIC_PLAN), qos_for_topic(C.TOPIC_PLAN))
         self.pub_markers = self.create_publisher(MarkerArray, C.relative(C.TOPIC_MARKERS),
@@ -151,11 +101,10 @@ class BrainNode(Node):
                                  qos_for_topic(C.TOPIC_FAILURE))
 
     def _set_fallback_camera_pose(self) -> None:
-        values = [float(v) for v in self.par["camera_pose"]]
-        if len(values) == 7 and all(math.isfinite(v) for v in values) and np.linalg.norm(values[3:]) > 0.5:
-            self._camera_T = pose_to_matrix(np.array(values[:3]), np.array(values[3:]))
-        elif values != [0.0]:
-            self.get_logger().error(f"camera_pose parameter must be [x, y, z, qx, qy, qz, qw], got {values}")
+        try:
+            self._camera_T = camera_pose_from_parameter(self.par["camera_pose"])
+        except ValueError as exc:
+            self.get_logger().error(str(exc))
 
     # ------------------------------------------------------------------ status
     def _status(self, state: str, detail: str = "", plan: PlanData | None = None, **extra: object) -> None:
@@ -200,14 +149,10 @@ class BrainNode(Node):
         return missing + (["camera pose"] if self._camera_T is None else [])
 
     def _on_instruction(self, msg: String) -> None:
-        text = msg.data
-        if len(text) > MAX_INSTRUCTION_BYTES:
-            self._reject("instruction rejected", f"{len(text)} characters; at most {MAX_INSTRUCTION_BYTES}")
-            return
         try:
-            text = sanitize_instruction(text, int(self.par["max_instruction_chars"]))
+            text = checked_instruction(msg.data, int(self.par["max_instruction_chars"]))
         except ValueError as exc:
-            self._reject("instruction rejected", f"{exc}; the current plan is kept")
+            self._reject("instruction rejected", str(exc))
             return
         self.get_logger().info(f"instruction: {text[:200]!r}")
         if self.worker is None or self.worker.load_error:

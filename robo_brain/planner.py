@@ -2,7 +2,7 @@
 
 Prompts
     The system prompt describes the skill language and the output format
-    (:func:`robo_brain.plan_language.skill_language_description`), the image size and the
+    (:func:`robo_common.plan_language.skill_language_description`), the image size and the
     end-effector position. The first user message states the task: ``Instruction: ...`` for a
     plan, or the instruction, failure, plan so far and expert findings for a correction.
     Instructions are data: they are sanitised (length, control characters) and quoted into
@@ -48,8 +48,9 @@ import numpy as np
 from robo_brain.backends import BrainBackend, GenerationSettings
 from robo_brain.checks import CheckConfig, Finding, run_checks
 from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, step_goal
-from robo_brain.keypoints import CameraModel, KeypointConfig, make_locator
-from robo_brain.plan_language import (
+from robo_brain.keypoints import KeypointConfig, make_locator
+from robo_common.camera import CameraModel
+from robo_common.plan_language import (
     PlanParseError,
     TextLimits,
     format_step,

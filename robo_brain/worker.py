@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robo_brain.backends import BackendError, BrainBackend, Cancelled
-from robo_brain.keypoints import CameraModel
 from robo_brain.planner import FailureInfo, Outcome, Planner, PlannerConfig, PlanResult
+from robo_common.camera import CameraModel
 from robo_common.plan_types import PlanData
 
 logger = logging.getLogger(__name__)

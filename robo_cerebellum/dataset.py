@@ -20,7 +20,6 @@ from robo_cerebellum.features import image_tensor
 from robo_common import bags
 from robo_common import constants as C
 from robo_common.plan_types import PlanData
-from robo_sim.recording import read_episode_metadata
 
 LOG = logging.getLogger(__name__)
 
@@ -115,7 +114,7 @@ def decode_bag(path: Path, cfg: CerebellumConfig) -> Episode:
     }
     plan = bags.plan_from_bag_msg(topics[C.TOPIC_PLAN][0][1])
     try:
-        meta = read_episode_metadata(path)
+        meta = bags.read_episode_metadata(path)
     except (FileNotFoundError, ValueError):
         meta = {}  # a robot bag: no simulator labels
     arrays[K_FAILURE] = failure_labels(len(t_cmd), meta)

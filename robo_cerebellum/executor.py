@@ -23,7 +23,7 @@ from robo_common.geometry import quat_angle
 from robo_common.plan_types import PlanData
 
 if TYPE_CHECKING:
-    from robo_brain.keypoints import CameraModel
+    from robo_common.camera import CameraModel
 
 LOG = logging.getLogger(__name__)
 DEFAULT_SCENE_CHECKS = SceneCheckConfig()

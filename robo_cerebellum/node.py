@@ -40,7 +40,6 @@ from robo_stack.msg import ExecutionStatus, FailureReport, Plan
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64
 
-from robo_brain.keypoints import CameraModel
 from robo_cerebellum.command_stream import CommandStream
 from robo_cerebellum.executor import PlanExecutor, State, TickResult
 from robo_cerebellum.monitor import MonitorConfig
@@ -50,6 +49,7 @@ from robo_cerebellum.scene_checks import GroundingConfig, SceneCheckConfig
 from robo_cerebellum.state_gate import GateResult, StateGate, StateGateConfig
 from robo_common import constants as C
 from robo_common.bags import finger_width01
+from robo_common.camera import CameraModel
 from robo_common.geometry import pose_to_matrix
 from robo_common.resources import resource_path
 from robo_common.ros.conversions import image_to_numpy, plan_from_msg, pose_array, pose_stamped, stamp_to_ns

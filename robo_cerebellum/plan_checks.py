@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robo_brain.plan_language import PlanParseError, parse_call
+from robo_common.plan_language import PlanParseError, parse_call
 from robo_common.plan_types import PlanData
 
 

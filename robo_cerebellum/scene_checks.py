@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robo_brain.keypoints import CameraModel
-from robo_brain.plan_language import object_argument
 from robo_cerebellum.monitor import Failure
+from robo_common.camera import CameraModel
 from robo_common.colours import contradicts, named_colour, read_colour
+from robo_common.plan_language import object_argument
 from robo_common.plan_types import SubtaskData
 
 

@@ -23,6 +23,8 @@ from robo_common.constants import PACKAGE_NAME
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 
 MSG_NAMES = ("Keypoint", "Subtask", "Plan", "FailureReport", "ExecutionStatus")
+EPISODE_METADATA_KEY = "robo_stack.episode"
+"""Key of an episode bag's ``custom_data`` entry: the episode's metadata as JSON."""
 
 
 def msg_dir() -> Path:
@@ -219,3 +221,26 @@ def gripper_widths(msgs: list[tuple[int, Any]]) -> tuple[np.ndarray, np.ndarray]
     stamps = np.array([s for s, _ in msgs], np.int64)
     widths = [finger_width01(m.name, m.position) for _, m in msgs]
     return stamps, np.array([1.0 if w is None else w for w in widths], float)
+
+
+def read_episode_metadata(bag: Path) -> dict[str, Any]:
+    """Return the episode metadata of an episode bag (as :class:`robo_sim.recording.EpisodeRecorder` writes it).
+
+    Reads ``custom_data`` from the bag's ``metadata.yaml`` (rosbags' reader does not expose it).
+
+    Raises:
+        FileNotFoundError: if ``bag`` has no ``metadata.yaml``.
+        ValueError: if the bag carries no robo_stack episode metadata.
+    """
+    import json
+
+    import yaml
+
+    path = Path(bag) / "metadata.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{bag} is not a rosbag2 directory (no metadata.yaml)")
+    info = yaml.safe_load(path.read_text()).get("rosbag2_bagfile_information", {})
+    custom = info.get("custom_data") or {}
+    if EPISODE_METADATA_KEY not in custom:
+        raise ValueError(f"{bag} has no {EPISODE_METADATA_KEY!r} custom data: not a robo_stack episode bag")
+    return json.loads(custom[EPISODE_METADATA_KEY])

@@ -68,7 +68,7 @@ class BrainModel:
             BagError: the bag has no image, intrinsics, camera pose, instruction or reference plan.
         """
         from robo_brain.embedded.evaluate import code_lines, subtask_f1
-        from robo_brain.keypoints import CameraModel
+        from robo_common.camera import CameraModel
 
         missing = [what for what, have in (("camera frames", ep.rgb), ("camera intrinsics", ep.camera_k is not None),
                                            ("camera pose", ep.camera_pose is not None),

@@ -174,7 +174,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from robo_eval.ros.recorder import RecordConfig, record
+    from robo_common.ros.recorder import RecordConfig, record
 
     try:
         cfg = RecordConfig(topics=tuple(args.topics), all_topics=args.all, storage=args.storage,

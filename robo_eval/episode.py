@@ -17,13 +17,12 @@ import numpy as np
 
 from robo_common import bags
 from robo_common import constants as C
-from robo_common.bags import gripper_widths, pose_arrays
+from robo_common.bags import EPISODE_METADATA_KEY, gripper_widths, pose_arrays
 from robo_common.plan_types import PlanData
 from robo_eval.bagread import BagError, Recording
 
 LOG = logging.getLogger(__name__)
 
-EPISODE_METADATA_KEY = "robo_stack.episode"
 
 CEREBELLUM_TOPICS = (C.TOPIC_EE_TARGET, C.TOPIC_EE_POSE, C.TOPIC_JOINT_STATES, C.TOPIC_GRIPPER_COMMAND,
                      C.TOPIC_EXECUTION_STATUS, C.TOPIC_PLAN, C.TOPIC_COLOR_IMAGE, C.TOPIC_DEPTH_IMAGE)

@@ -1,23 +1,10 @@
-"""Constants of the simulated world: colours, object sizes, workspace and failure kinds.
+"""Constants of the simulated world: object sizes, workspace and failure kinds.
 
-Every other module of :mod:`robo_sim` reads its numbers from here, so colours and sizes are
-spelled once.
+Every other module of :mod:`robo_sim` reads its numbers from here, so sizes are spelled once;
+object colours and the data splits are :mod:`robo_common.vocabulary` (the brain shares them).
 """
 
 from __future__ import annotations
-
-COLORS: dict[str, tuple[float, float, float, float]] = {
-    "red": (0.85, 0.10, 0.10, 1.0),
-    "green": (0.10, 0.70, 0.15, 1.0),
-    "blue": (0.10, 0.25, 0.90, 1.0),
-    "yellow": (0.95, 0.85, 0.10, 1.0),
-    "orange": (1.00, 0.50, 0.05, 1.0),
-    "purple": (0.55, 0.15, 0.75, 1.0),
-    "pink": (1.00, 0.45, 0.70, 1.0),
-    "cyan": (0.10, 0.80, 0.85, 1.0),
-    "white": (0.92, 0.92, 0.92, 1.0),
-}
-"""RGBA of every object colour."""
 
 BLOCK_SIZES: dict[str, float] = {"small": 0.04, "large": 0.05}
 """Edge length (m) of the two block sizes; the Panda opens 8 cm."""

@@ -12,22 +12,7 @@ LOG = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``sim`` command group and ``demo``."""
-    demo = sub.add_parser("demo", help="the closed-loop demo: sim_node + brain_node + cerebellum_node over DDS, "
-                                       "one instruction, a rosbag and a GIF")
-    demo.add_argument("--instruction", default="", help="instruction to send (default: the task's own)")
-    demo.add_argument("--seed", type=int, default=100_001,
-                      help="task seed loaded into the simulator (default: a scene the shipped models solve)")
-    demo.add_argument("--split", choices=["seen", "unseen"], default="seen")
-    demo.add_argument("--family", default="pick_place", help="task family: pick_place, stack, rearrange, push")
-    demo.add_argument("--brain", default="embedded",
-                      help="embedded (brain_node's default model), a transformers checkpoint folder, or oracle "
-                           "(no brain_node: the simulator's expert plan)")
-    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (a run per time stamp)")
-    demo.add_argument("--timeout", type=float, default=120.0, help="seconds before giving up")
-    demo.add_argument("--log-level", default="warn", help="log level of the nodes (their logs go to files)")
-    demo.set_defaults(func=_demo)
-
+    """Add the ``sim`` command group."""
     sim = sub.add_parser("sim", help="the simulated Franka Panda cell (pybullet)")
     group = sim.add_subparsers(dest="sim_command", metavar="SIM_COMMAND", required=True)
 
@@ -102,18 +87,6 @@ def _eval(args: argparse.Namespace) -> int:
             sys.stdout.write(f"{fam:12s} {rate:6.1%}\n")
         sys.stdout.write(f"{'overall':12s} {result['overall_success']:6.1%} ({result['episodes']} episodes)\n")
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from robo_sim.demo import DemoConfig, run_demo
-
-    cfg = DemoConfig(seed=args.seed, split=args.split, family=args.family, instruction=args.instruction,
-                     brain=args.brain, out=args.out, timeout_s=args.timeout, log_level=args.log_level)
-    try:
-        return run_demo(cfg)
-    except (RuntimeError, FileNotFoundError, ValueError) as exc:
-        LOG.error("demo failed: %s", exc)
-        return 2
 
 
 def _node(args: argparse.Namespace) -> int:

@@ -7,8 +7,8 @@ import time
 from collections import Counter, defaultdict
 
 from robo_common.parallel import run_jobs
+from robo_common.vocabulary import check_split
 from robo_sim.episode import EpisodeResult, run_many
-from robo_sim.scene import check_split
 from robo_sim.tasks import FAMILIES
 
 logger = logging.getLogger(__name__)

@@ -1,5 +1,8 @@
 """``sim_node``: the ROS 2 bridge of the simulated Franka Panda cell (a thin adapter over robo_sim).
 
+The simulation runs in :class:`~robo_sim.sim_session.SimSession`, lock-step timing in
+:class:`~robo_sim.lockstep.Lockstep`; this module only converts messages and keeps the timer.
+
 Publishes colour, depth and camera info at ``camera_rate_hz``, ``/robo/ee_pose`` and
 ``/joint_states`` at ``state_rate_hz``, ``/clock`` (simulated time: run the other nodes with
 ``use_sim_time:=true``) and the camera extrinsics on ``/camera/color/pose``. Follows
@@ -14,7 +17,6 @@ line (``--ros-args -r /robo/ee_target:=/my_arm/target``) or in a launch file.
 from __future__ import annotations
 
 import json
-import math
 import time
 
 import numpy as np
@@ -32,6 +34,7 @@ from robo_common.geometry import matrix_to_quat
 from robo_common.ros.conversions import ns_to_stamp, plan_to_msg, pose_stamped, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
 from robo_common.ros.run import events_executor, run_node
+from robo_sim.lockstep import Lockstep
 from robo_sim.sim_session import SimSession, SimSessionConfig
 
 PARAMETERS: dict[str, tuple[object, str]] = {
@@ -77,14 +80,10 @@ class SimNode(Node):
         if not self.rtf > 0:
             raise ValueError(f"real_time_factor must be > 0, got {self.rtf}")
         self.session = SimSession(cfg)
-        self.lockstep = float(par["lockstep_period_s"])
-        self.lockstep_timeout = float(par["lockstep_timeout_s"])
-        if self.lockstep < 0 or self.lockstep_timeout <= 0:
-            raise ValueError(f"lockstep_period_s must be >= 0 and lockstep_timeout_s > 0, got {self.lockstep}, "
-                             f"{self.lockstep_timeout}")
-        self._answered = -1.0  # latest controller status stamp (sim s)
-        self._waiting_since: float | None = None
-        self.lockstep_timeouts = 0
+        period, timeout = float(par["lockstep_period_s"]), float(par["lockstep_timeout_s"])
+        if period < 0 or timeout <= 0:
+            raise ValueError(f"lockstep_period_s must be >= 0 and lockstep_timeout_s > 0, got {period}, {timeout}")
+        self.lockstep = Lockstep(period, timeout) if period > 0 else None
         self._make_interfaces()
         self._load(int(par["seed"]), str(par["split"]), str(par["family"]) or None)
         self._last_wall = time.monotonic()
@@ -120,7 +119,7 @@ class SimNode(Node):
         self.create_subscription(Float64, C.relative(C.TOPIC_GRIPPER_COMMAND), self._on_gripper,
                                  qos_for_topic(C.TOPIC_GRIPPER_COMMAND))
         self.create_service(ResetSim, C.relative(C.SERVICE_SIM_RESET), self._on_reset)
-        if self.lockstep > 0:
+        if self.lockstep is not None:
             from robo_stack.msg import ExecutionStatus
 
             self.create_subscription(ExecutionStatus, C.relative(C.TOPIC_EXECUTION_STATUS), self._on_status,
@@ -154,25 +153,7 @@ class SimNode(Node):
             self.get_logger().error(f"rejected ee target: {exc}")
 
     def _on_status(self, msg) -> None:  # noqa: ANN001 - robo_stack/ExecutionStatus
-        self._answered = max(self._answered, stamp_to_ns(msg.header.stamp) / 1e9)
-
-    def _lockstep_hold(self, now: float) -> bool:
-        """At a lock-step point: True while the controller has not answered it (and the wait is not over)."""
-        t, period = self.session.sim_time, self.lockstep
-        if abs(t / period - round(t / period)) > 1e-6:
-            return False
-        if self._answered >= t - 1e-6:
-            self._waiting_since = None
-            return False
-        if self._waiting_since is None:
-            self._waiting_since = now
-        if now - self._waiting_since > self.lockstep_timeout:
-            self.lockstep_timeouts += 1
-            self._waiting_since = None
-            self.get_logger().warning(f"lock-step: no controller status for t={t:.3f} s within "
-                                      f"{self.lockstep_timeout} s; going on", throttle_duration_sec=5.0)
-            return False
-        return True
+        self.lockstep.answer(stamp_to_ns(msg.header.stamp) / 1e9)
 
     def _on_gripper(self, msg: Float64) -> None:
         try:
@@ -198,11 +179,14 @@ class SimNode(Node):
         now = time.monotonic()
         dt = min(now - self._last_wall, 0.1) * self.rtf  # never jump more than 0.1 s after a stall
         self._last_wall = now
-        if self.lockstep > 0:
-            if self._lockstep_hold(now):
+        if self.lockstep is not None:
+            state = self.lockstep.state(self.session.sim_time, now)
+            if state == "hold":
                 return
-            t = self.session.sim_time
-            dt = min(dt, (math.floor(t / self.lockstep + 1e-6) + 1) * self.lockstep - t)  # stop at the next point
+            if state == "timeout":
+                self.get_logger().warning(f"lock-step: no controller status for t={self.session.sim_time:.3f} s "
+                                          f"within {self.lockstep.timeout} s; going on", throttle_duration_sec=5.0)
+            dt = self.lockstep.step(self.session.sim_time, dt)  # stop at the next point
         self.session.advance(dt)
         stamp = _stamp(self.session.sim_time)
         self.pub_clock.publish(Clock(clock=stamp))

@@ -40,6 +40,7 @@ import numpy as np
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 
 from robo_common import bags
+from robo_common.bags import EPISODE_METADATA_KEY
 from robo_common.constants import (
     BASE_FRAME,
     CAMERA_FRAME,
@@ -67,7 +68,6 @@ from robo_sim.world import CameraInfo, SimWorld
 
 LOG = logging.getLogger(__name__)
 
-EPISODE_METADATA_KEY = "robo_stack.episode"
 RUNNING, SUCCEEDED, FAILED = 1, 2, 3  # ExecutionStatus states
 
 BAG_TOPICS: dict[str, str] = {
@@ -249,25 +249,3 @@ def episode_metadata(result: EpisodeResult, camera: CameraInfo, counts: dict[str
         },
         **(extra or {}),
     }
-
-
-
-def read_episode_metadata(bag: Path) -> dict[str, Any]:
-    """Return the episode metadata of a bag written by :class:`EpisodeRecorder`.
-
-    Reads ``custom_data`` from the bag's ``metadata.yaml`` (rosbags' reader does not expose it).
-
-    Raises:
-        FileNotFoundError: if ``bag`` has no ``metadata.yaml``.
-        ValueError: if the bag carries no robo_stack episode metadata.
-    """
-    import yaml
-
-    path = Path(bag) / "metadata.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"{bag} is not a rosbag2 directory (no metadata.yaml)")
-    info = yaml.safe_load(path.read_text()).get("rosbag2_bagfile_information", {})
-    custom = info.get("custom_data") or {}
-    if EPISODE_METADATA_KEY not in custom:
-        raise ValueError(f"{bag} has no {EPISODE_METADATA_KEY!r} custom data: not a robo_stack episode bag")
-    return json.loads(custom[EPISODE_METADATA_KEY])

@@ -12,19 +12,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robo_common.vocabulary import (
+    HELDOUT_BLOCK_COLORS,
+    HELDOUT_CONTAINER_COLORS,
+    SEEN_BLOCK_COLORS,
+    SEEN_CONTAINER_COLORS,
+    check_split,
+)
 from robo_sim import catalog
 from robo_sim.world import SimWorld, WorldConfig
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("seen", "unseen")
-
-SEEN_BLOCK_COLORS = ("red", "green", "blue", "yellow", "orange", "pink")
-HELDOUT_BLOCK_COLORS = ("purple", "cyan")
-"""Block colours never used for blocks in the ``seen`` split."""
-SEEN_CONTAINER_COLORS = ("red", "green", "blue", "yellow", "white", "pink")
-HELDOUT_CONTAINER_COLORS = ("orange", "purple")
-"""Container colours never used for containers in the ``seen`` split."""
 
 MAX_OBJECTS = {"seen": 5, "unseen": 6}
 """Largest scene per split: 6-object scenes only occur in ``unseen``."""
@@ -45,19 +43,13 @@ def container_colors(split: str) -> tuple[str, ...]:
     return SEEN_CONTAINER_COLORS if split == "seen" else SEEN_CONTAINER_COLORS + HELDOUT_CONTAINER_COLORS
 
 
-def check_split(split: str) -> None:
-    """Raise ValueError unless ``split`` is ``seen`` or ``unseen``."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-
-
 @dataclass
 class ObjectSpec:
     """One object of a scene.
 
     Attributes:
         kind: ``block``, ``bowl`` or ``tray``.
-        color: Colour name (key of :data:`robo_sim.catalog.COLORS`).
+        color: Colour name (key of :data:`robo_common.vocabulary.COLORS`).
         size_name: ``small``/``large`` for blocks, the kind for containers.
         xy: Centre position on the table (m, base frame).
         yaw: Rotation about z (rad).

@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robo_common.vocabulary import SPLITS, check_split
 from robo_sim import catalog
 from robo_sim.scene import (
     MAX_OBJECTS,
-    SPLITS,
     ObjectSpec,
     SceneSpec,
     assign_names,
     block_colors,
-    check_split,
     container_colors,
     left_to_right,
     random_block,

@@ -16,6 +16,7 @@ import pybullet_data
 
 from robo_common.constants import BASE_FRAME
 from robo_common.geometry import quat_angle, slerp
+from robo_common.vocabulary import COLORS
 from robo_sim import catalog
 
 logger = logging.getLogger(__name__)
@@ -478,9 +479,9 @@ class SimWorld:
 
     @staticmethod
     def _rgba(color: str) -> tuple[float, float, float, float]:
-        if color not in catalog.COLORS:
-            raise ValueError(f"unknown colour {color!r}; expected one of {sorted(catalog.COLORS)}")
-        return catalog.COLORS[color]
+        if color not in COLORS:
+            raise ValueError(f"unknown colour {color!r}; expected one of {sorted(COLORS)}")
+        return COLORS[color]
 
     def object_pose(self, body_id: int) -> tuple[np.ndarray, np.ndarray]:
         """Pose ``(pos, quat_xyzw)`` of an object's base in the base frame."""

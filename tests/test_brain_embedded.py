@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from robo_brain.backends.transformers_backend import encoder_decoder_prompt
-from robo_brain.embedded.dataset import SceneRenderer, example_path, generate, load_example, plan_prompt
-from robo_brain.embedded.evaluate import EvalConfig, evaluate, subtask_f1
+from robo_brain.embedded.dataset import example_path, load_example, plan_prompt
+from robo_brain.embedded.evaluate import EvalConfig, subtask_f1
 from robo_brain.embedded.model import ModelConfig, build_model, save_checkpoint
 from robo_brain.embedded.tokenizer import make_char_tokenizer
 from robo_brain.embedded.train import (
@@ -26,8 +26,10 @@ from robo_brain.embedded.train import (
     lr_factor,
     train,
 )
-from robo_brain.plan_language import parse_model_output
 from robo_brain.planner import Planner
+from robo_common.plan_language import parse_model_output
+from robo_system.datasets.brain import SIM_EXAMPLES, SceneRenderer, generate, scene_colours, seen_templates
+from robo_system.datasets.brain import evaluate_brain as evaluate
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "brain_embedded"
 TINY = ModelConfig(patch_size=16, enc_hidden=32, enc_layers=1, enc_heads=2, dec_hidden=48, dec_layers=1, dec_heads=2)
@@ -97,7 +99,7 @@ def test_targets_can_drop_the_scene_listing(cache: Path) -> None:
 
 
 def test_parallel_render_writes_the_same_examples(cache: Path, tmp_path: Path, monkeypatch) -> None:
-    from robo_brain.embedded import dataset
+    from robo_system.datasets import brain as dataset
 
     monkeypatch.setattr(dataset, "RENDER_CHUNK", 2)  # 3 jobs over 2 worker processes
     paths = generate(tmp_path, range(6), "seen", progress=False, workers=2)
@@ -209,26 +211,26 @@ def test_paraphrases_are_training_only_and_keep_the_slots() -> None:
     rng = random.Random(0)
     for seed in range(40):
         task = make_task(seed, "seen", ("pick_place", "stack", "rearrange", "push")[seed % 4])
-        said = paraphrase(task.instruction, rng)
+        said = paraphrase(task.instruction, rng, seen_templates())
         assert said is not None and said != task.instruction, task.instruction
         if task.family in ("pick_place", "stack", "push"):  # the object phrase is carried over
             obj = task.steps[0].arg.split()[-2]  # its colour word
             assert obj in said, (task.instruction, said)
-    assert paraphrase("do a little dance", rng) is None
+    assert paraphrase("do a little dance", rng, seen_templates()) is None
 
 
 def test_hue_shift_renames_each_colour_to_what_its_patch_now_shows() -> None:
     import random
 
     from robo_brain.embedded.augment import hue_shift, rotate_hue
+    from robo_common import vocabulary
     from robo_common.colours import read_colour
-    from robo_sim import catalog
 
     table = np.array([143, 107, 71], np.uint8)
     image = np.tile(table, (32, 32, 1))
     patches = {"red": (2, 2), "blue": (2, 20), "yellow": (20, 2)}
     for colour, (r, c) in patches.items():
-        image[r:r + 8, c:c + 8] = np.round(255 * np.array(catalog.COLORS[colour][:3]) * 0.94)
+        image[r:r + 8, c:c + 8] = np.round(255 * np.array(vocabulary.COLORS[colour][:3]) * 0.94)
     prompt = "Instruction: put the red block in the blue bowl\n"
     target = 'pick(object="red block") @ grasp=(5, 5)\nplace(target="blue bowl") @ place=(5, 23)\ndone()'
     rng = random.Random(1)
@@ -312,7 +314,8 @@ def test_encode_chains_the_augmentations(cache: Path) -> None:
     tok = make_char_tokenizer()
     paths = sorted(example_path(cache, "seen", 0).parent.glob("*.npz"))
     plain = encode(paths, tok, TINY.n_positions)
-    data = encode(paths, tok, TINY.n_positions, rename_prob=1.0, seed=3, hue_prob=1.0, noise_prob=1.0)
+    data = encode(paths, tok, TINY.n_positions, rename_prob=1.0, seed=3, hue_prob=1.0, noise_prob=1.0,
+                  scene_colours=scene_colours)
     checked = 0
     for ids, image, before in zip(data.ids, data.images, plain.images, strict=True):
         text = tok.decode(ids[1:-1])
@@ -393,12 +396,12 @@ def test_train_saves_and_resumes(cache: Path, tmp_path: Path) -> None:
     out = tmp_path / "ckpt"
     base = {"out": str(out), "cache": str(cache), "examples": 12, "val_every": 6, "batch_size": 4,
             "eval_interval": 2, "warmup_steps": 1, "model": TINY}
-    train(TrainConfig(**base, max_steps=2), progress=False)
+    train(TrainConfig(**base, max_steps=2), SIM_EXAMPLES, progress=False)
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert (out / "preprocessor_config.json").is_file() and (out / STATE_FILE).is_file()
     args = json.loads((out / "training_args.json").read_text())
     assert args["max_steps"] == 2 and args["model"]["dec_hidden"] == TINY.dec_hidden
-    train(TrainConfig(**base, max_steps=4, export=str(tmp_path / "export")), progress=False)
+    train(TrainConfig(**base, max_steps=4, export=str(tmp_path / "export")), SIM_EXAMPLES, progress=False)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4]
     assert (tmp_path / "export" / "model.safetensors").is_file()
@@ -408,14 +411,14 @@ def test_train_saves_and_resumes(cache: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     cont = tmp_path / "continued"
-    train(TrainConfig(**{**base, "out": str(cont)}, max_steps=1, lr=1e-9, init=str(tmp_path / "export")),
+    train(TrainConfig(**{**base, "out": str(cont)}, max_steps=1, lr=1e-9, init=str(tmp_path / "export")), SIM_EXAMPLES,
           progress=False)
     start, after = load_file(tmp_path / "export" / "model.safetensors"), load_file(cont / "model.safetensors")
     assert start.keys() == after.keys()
     assert all(torch.allclose(start[k], after[k], atol=1e-5) for k in start)  # lr 1e-9: still the init weights
     with pytest.raises(FileNotFoundError, match="no checkpoint there"):
         train(TrainConfig(**{**base, "out": str(tmp_path / "x")}, max_steps=1, init=str(tmp_path / "nothing")),
-              progress=False)
+              SIM_EXAMPLES, progress=False)
 
 
 def test_eval_reports_required_keys(tmp_path: Path) -> None:
@@ -503,7 +506,7 @@ def test_subtask_f1_and_lr_schedule() -> None:
 
 
 def test_cli_registers_train_and_eval_brain() -> None:
-    from robo_common.cli import build_parser
+    from robo_cli.main import build_parser
 
     args = build_parser().parse_args(["train", "brain", "--out", "x", "--max-steps", "3"])
     assert args.max_steps == 3 and callable(args.func)
@@ -514,8 +517,8 @@ def test_cli_registers_train_and_eval_brain() -> None:
 @pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="no shipped checkpoint")
 def test_shipped_checkpoint_plans_a_seen_scene(renderer: SceneRenderer) -> None:
     from robo_brain.backends import BackendConfig, make_backend
-    from robo_brain.keypoints import CameraModel
     from robo_brain.planner import PlannerConfig
+    from robo_common.camera import CameraModel
 
     backend = make_backend(BackendConfig(backend="transformers", model_path=str(SHIPPED)))
     task, rgb, depth, _ = renderer.scene(1_000_000, "seen")
@@ -528,7 +531,7 @@ def test_shipped_checkpoint_plans_a_seen_scene(renderer: SceneRenderer) -> None:
 
 def test_snap_moves_a_nearby_pixel_onto_the_top_face(renderer: SceneRenderer) -> None:
     from robo_brain.embedded.refine import SnapConfig, snap_to_top_face
-    from robo_brain.keypoints import CameraModel
+    from robo_common.camera import CameraModel
 
     _, _, depth, plan = renderer.scene(0, "seen")
     info = renderer.world.camera_info()

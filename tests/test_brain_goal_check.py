@@ -8,8 +8,8 @@ import pytest
 
 from robo_brain.backends import BrainBackend
 from robo_brain.goal_check import GoalCheckConfig, step_goal
-from robo_brain.keypoints import CameraModel
 from robo_brain.planner import FailureInfo, Outcome, Planner, PlannerConfig
+from robo_common.camera import CameraModel
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 from robo_sim.world import SimWorld, WorldConfig
 

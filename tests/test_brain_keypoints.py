@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from robo_brain.keypoints import (
-    CameraModel,
     KeypointConfig,
     KeypointError,
     WorkspaceBox,
@@ -14,6 +13,7 @@ from robo_brain.keypoints import (
     pixel_to_base,
     window_depth,
 )
+from robo_common.camera import CameraModel
 from robo_sim.world import SimWorld, WorldConfig
 
 

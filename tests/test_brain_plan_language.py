@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from robo_brain.plan_language import (
+from robo_common.plan_language import (
     SKILLS,
     ArgSpec,
     PlanParseError,

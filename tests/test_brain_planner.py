@@ -8,8 +8,6 @@ import pytest
 from robo_brain.backends import BrainBackend, GenerationSettings
 from robo_brain.backends.scripted import ScriptedBackend
 from robo_brain.backends.transformers_backend import TransformersBackend
-from robo_brain.keypoints import CameraModel
-from robo_brain.plan_language import PlanParseError
 from robo_brain.planner import (
     FailureInfo,
     Outcome,
@@ -19,6 +17,8 @@ from robo_brain.planner import (
     sanitize_instruction,
 )
 from robo_brain.tiny_models import make_tiny
+from robo_common.camera import CameraModel
+from robo_common.plan_language import PlanParseError
 from robo_common.plan_types import PlanData, SubtaskData
 from robo_sim.world import SimWorld, WorldConfig
 

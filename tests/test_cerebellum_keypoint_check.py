@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robo_brain.keypoints import CameraModel
 from robo_cerebellum.executor import State
 from robo_cerebellum.policy import Observation
 from robo_cerebellum.safety import Verdict
 from robo_cerebellum.scene_checks import GroundingConfig, keypoint_grounding
+from robo_common import vocabulary
+from robo_common.camera import CameraModel
 from robo_common.colours import contradicts, named_colour, read_colour
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
-from robo_sim import catalog
 from tests.cerebellum_helpers import tiny_executor
 
 Q0 = np.array([1.0, 0.0, 0.0, 0.0])
@@ -21,7 +21,7 @@ HOME = np.array([0.5, 0.0, 0.3])
 # every colour of the simulator (held-out ones included), 4 cm blocks on a grid
 GRID = [(0.40, -0.15), (0.40, 0.0), (0.40, 0.15), (0.50, -0.15), (0.50, 0.0), (0.50, 0.15), (0.60, -0.15),
         (0.60, 0.0), (0.60, 0.15)]
-BLOCKS = dict(zip(catalog.COLORS, GRID, strict=True))
+BLOCKS = dict(zip(vocabulary.COLORS, GRID, strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_named_colour_reads_the_colour_word() -> None:
     assert named_colour("the mug") is None
 
 
-@pytest.mark.parametrize("colour", list(catalog.COLORS))
+@pytest.mark.parametrize("colour", list(vocabulary.COLORS))
 def test_every_simulated_colour_reads_as_its_name(scene, colour) -> None:
     world, rgb, depth, camera = scene
     x, y = BLOCKS[colour]
@@ -65,7 +65,7 @@ def test_every_simulated_colour_reads_as_its_name(scene, colour) -> None:
     reading = read_colour(rgb[row - 1:row + 2, col - 1:col + 2].reshape(-1, 3))
     assert reading.term == colour
     assert not contradicts(reading, colour)
-    others = [c for c in catalog.COLORS if c != colour]
+    others = [c for c in vocabulary.COLORS if c != colour]
     # a chromatic block contradicts every other name but its hue neighbours within the margin
     assert sum(contradicts(reading, c) for c in others) >= len(others) - 1
 
@@ -79,7 +79,7 @@ def test_read_colour_ignores_shading_and_refuses_no_pixels() -> None:
         read_colour(np.zeros((0, 3)))
 
 
-@pytest.mark.parametrize("colour", list(catalog.COLORS))
+@pytest.mark.parametrize("colour", list(vocabulary.COLORS))
 def test_a_pick_keypoint_on_its_object_passes(scene, colour) -> None:
     _, rgb, depth, camera = scene
     result = keypoint_grounding(_pick(f"{colour} block", BLOCKS[colour]), rgb, depth, camera)

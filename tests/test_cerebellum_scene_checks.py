@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robo_brain.keypoints import CameraModel
 from robo_cerebellum.executor import PlanExecutor, State
 from robo_cerebellum.policy import Observation
 from robo_cerebellum.safety import Verdict
 from robo_cerebellum.scene_checks import SceneCheckConfig, push_outcome
+from robo_common.camera import CameraModel
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 from tests.cerebellum_helpers import tiny_executor
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robo_cerebellum.closed_loop import ClosedLoopConfig, evaluate
 from robo_cerebellum.config import CerebellumConfig
 from robo_cerebellum.dataset import (
     K_FAILURE,
@@ -22,6 +21,7 @@ from robo_cerebellum.dataset import (
 from robo_cerebellum.policy import CerebellumPolicy
 from robo_cerebellum.train import TrainConfig, drift, train
 from robo_sim.collect import CollectConfig, collect
+from robo_system.closed_loop import ClosedLoopConfig, evaluate
 
 TINY = dict(hidden_size=32, num_layers=1, head_dim=16, state_size=8, visual_dim=16, image_size=32, chunk_size=16)
 

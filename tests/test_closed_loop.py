@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from robo_cerebellum.closed_loop import (
+from robo_common.resources import resource_path
+from robo_system.closed_loop import (
     BrainSpec,
     ClosedLoopConfig,
     correction_table,
     correction_value,
     evaluate,
 )
-from robo_common.resources import resource_path
 
 CEREBELLUM = resource_path("models", "cerebellum")
 
@@ -50,11 +50,11 @@ def test_world_failure_confirms_only_what_the_simulator_shows() -> None:
     """A detection in a clean episode counts as right only when the ground truth agrees at that moment."""
     import numpy as np
 
-    from robo_cerebellum.closed_loop import world_failure
     from robo_sim.expert import expert_plan
     from robo_sim.scene import build_scene
     from robo_sim.tasks import make_task
     from robo_sim.world import SimWorld, WorldConfig
+    from robo_system.closed_loop import world_failure
 
     world = SimWorld(WorldConfig())
     try:

@@ -7,8 +7,8 @@ import json
 from rosbags.highlevel import AnyReader
 
 from robo_common import constants as C
-from robo_sim.demo import DemoConfig, run_demo
-from robo_sim.stack import StackConfig
+from robo_system.demo import DemoConfig, run_demo
+from robo_system.stack import StackConfig
 
 
 def test_stack_commands_are_what_the_launch_file_starts() -> None:

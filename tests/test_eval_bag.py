@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from robo_cli.main import main
 from robo_common import constants as C
-from robo_common.cli import main
 from robo_eval.bagread import BagError, TopicMap, read_recording
 from robo_eval.episode import CEREBELLUM_TOPICS, build_episode
 from robo_eval.models import CerebellumModel, OffsetModel, RecordedModel
@@ -171,7 +171,7 @@ def test_write_report_without_plots_for_no_scores(tmp_path: Path) -> None:
 def test_brain_replay_plans_from_the_first_frame(eval_bags: list[Path], tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """A scripted brain that answers the expert's plan: plan match 1, keypoints within the lifting error."""
-    from robo_brain.plan_language import format_plan_text
+    from robo_common.plan_language import format_plan_text
 
     rec = read_recording(eval_bags[0])
     ep = build_episode(rec)

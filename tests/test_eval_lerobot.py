@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from robo_cli.main import main
 from robo_common import constants as C
 from robo_common.bags import pose_arrays
-from robo_common.cli import main
 from robo_eval.bagread import read_recording
 from robo_eval.episode import latest_before
 from robo_eval.lerobot_export import K_ACTION, K_IMAGE, K_STATE, export_lerobot

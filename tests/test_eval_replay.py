@@ -24,7 +24,7 @@ pytestmark = pytest.mark.ros
 
 eval_bags = fixtures.eval_bags
 tiny_checkpoint = fixtures.tiny_checkpoint
-CLI = [sys.executable, "-m", "robo_common.cli"]
+CLI = [sys.executable, "-m", "robo_cli"]
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:

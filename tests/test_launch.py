@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from robo_common import constants as C
-from robo_sim.stack import NODE_PARAMS_FILES, StackConfig
+from robo_system.stack import NODE_PARAMS_FILES, StackConfig
 
 NODE_MODULES = {"sim_node": "robo_sim.node", "brain_node": "robo_brain.node", "cerebellum_node": "robo_cerebellum.node"}
 BUILTIN_PARAMETERS = {"use_sim_time"}

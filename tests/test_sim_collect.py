@@ -13,8 +13,9 @@ from rosbags.rosbag2 import Reader
 
 from robo_common import bags
 from robo_common import constants as C
+from robo_common.bags import read_episode_metadata
 from robo_sim.collect import PARTIAL, CollectConfig, collect
-from robo_sim.recording import BAG_TOPICS, read_episode_metadata
+from robo_sim.recording import BAG_TOPICS
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robo_sim.scene import HELDOUT_BLOCK_COLORS, build_scene
+from robo_common.vocabulary import HELDOUT_BLOCK_COLORS
+from robo_sim.scene import build_scene
 from robo_sim.tasks import FAMILIES, TEMPLATES, make_task
 
 UNSEEN_ONLY_PREFIXES = (

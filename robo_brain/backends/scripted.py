@@ -1,7 +1,7 @@
 """``scripted`` back-end: replays model answers from a text file (offline runs, debugging, demos).
 
 The file holds one or more answers in the model output format of
-:mod:`robo_brain.plan_language`, separated by lines that hold only ``---``. Each call of
+:mod:`robo_common.plan_language`, separated by lines that hold only ``---``. Each call of
 :meth:`ScriptedBackend.generate` returns the next answer; the last one repeats. It lets the
 rest of the stack (keypoints, plan messages, the cerebellum, corrections) run without a model;
 the answers still go through the same parser and keypoint checks as a model's.

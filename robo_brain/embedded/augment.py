@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from robo_brain.embedded.tokenizer import WORD_TOKENS
 from robo_common.colours import CHROMATIC, read_colour
-from robo_sim.catalog import COLORS
-from robo_sim.scene import SEEN_BLOCK_COLORS, SEEN_CONTAINER_COLORS
+from robo_common.vocabulary import COLORS, SEEN_BLOCK_COLORS, SEEN_CONTAINER_COLORS
 
 TRAIN_COLOURS = tuple(sorted(set(SEEN_BLOCK_COLORS) | set(SEEN_CONTAINER_COLORS)))
 """Colour words of the training split (the words that get renamed)."""
@@ -202,16 +202,18 @@ def _template_regex(template: str) -> re.Pattern[str]:
     return re.compile(f"^{body}$")
 
 
-def _seen_patterns() -> list[tuple[str, re.Pattern[str]]]:
-    from robo_sim.tasks import TEMPLATES
-
-    return [(key, _template_regex(t)) for key, pools in TEMPLATES.items() for t in pools["seen"]]
+def _seen_patterns(templates: Mapping[str, Sequence[str]]) -> list[tuple[str, re.Pattern[str]]]:
+    return [(key, _template_regex(t)) for key, pool in templates.items() for t in pool]
 
 
-def paraphrase(instruction: str, rng: random.Random) -> str | None:
+def paraphrase(instruction: str, rng: random.Random, templates: Mapping[str, Sequence[str]]) -> str | None:
     """Re-say a seen-template instruction with a random :data:`PARAPHRASES` template of its family
-    (slots such as the object and destination phrases carried over); None if no template matches."""
-    for key, pattern in _seen_patterns():
+    (slots such as the object and destination phrases carried over); None if no template matches.
+
+    ``templates``: the seen split's instruction templates per key of :data:`PARAPHRASES` (the task
+    generator's, e.g. :func:`robo_system.datasets.brain.seen_templates`).
+    """
+    for key, pattern in _seen_patterns(templates):
         m = pattern.match(instruction)
         if m is None:
             continue

@@ -1,12 +1,21 @@
-"""Arguments and entry points of ``robo-stack train brain`` and ``robo-stack eval brain``."""
+"""Arguments and entry points of ``robo-stack train brain`` and ``robo-stack eval brain``.
+
+The commands are registered by the system layer (:mod:`robo_system.cli`), which passes in the
+simulator's examples and scenes; this module never imports the simulator.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from robo_brain.embedded.dataset import DEFAULT_RENDER_WORKERS, EVAL_SEED_OFFSET
+
+if TYPE_CHECKING:
+    from robo_brain.embedded.train import ExampleSource
 
 LOG = logging.getLogger(__name__)
 
@@ -72,8 +81,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """Build the :class:`TrainConfig` from ``args`` and train."""
+def run_train(args: argparse.Namespace, source: ExampleSource) -> int:
+    """Build the :class:`TrainConfig` from ``args`` and train on ``source``'s examples."""
     from robo_brain.embedded.train import TrainConfig, train
 
     cfg = TrainConfig(out=args.out, cache=args.cache, examples=args.examples, val_every=args.val_every,
@@ -87,14 +96,15 @@ def run_train(args: argparse.Namespace) -> int:
                       max_minutes=args.max_minutes, threads=args.threads,
                       render_workers=args.render_workers, bf16=not args.no_bf16, seed=args.seed,
                       export=args.export, init=args.init)
-    out = train(cfg, progress=not args.no_progress)
+    out = train(cfg, source, progress=not args.no_progress)
     print(f"checkpoint: {out}")
     return 0
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    """Evaluate and print the report (JSON with ``--json``, else the headline metrics)."""
-    from robo_brain.embedded.evaluate import EvalConfig, evaluate
+def run_eval(args: argparse.Namespace, evaluate: Callable[..., dict]) -> int:
+    """Evaluate with ``evaluate(cfg, progress=...)`` (the system layer's, on rendered scenes) and print the
+    report (JSON with ``--json``, else the headline metrics)."""
+    from robo_brain.embedded.evaluate import EvalConfig
 
     cfg = EvalConfig(model=args.model, split=args.split, episodes=args.episodes, seed_offset=args.seed_offset,
                      max_new_tokens=args.max_new_tokens, threads=args.threads,

@@ -1,4 +1,4 @@
-"""Training examples rendered from the simulator, cached on disk (resumable).
+"""Training examples of the embedded brain: format, targets and the on-disk cache (resumable).
 
 One example is the camera image at the initial state of a task (before the robot moves), the
 instruction, the decoder prompt and the target text::
@@ -9,8 +9,10 @@ instruction, the decoder prompt and the target text::
     place(target="blue bowl") @ place=(30, 40)
     done()
 
-The plan is :func:`robo_sim.expert.expert_plan`'s, formatted with
-:func:`robo_brain.plan_language.format_plan_text`, so :func:`~robo_brain.plan_language.parse_model_output`
+The examples are rendered from the simulator by the system layer
+(:mod:`robo_system.datasets.brain`, which knows the simulator; this module does not). The plan is
+:func:`robo_sim.expert.expert_plan`'s, formatted with
+:func:`robo_common.plan_language.format_plan_text`, so :func:`~robo_common.plan_language.parse_model_output`
 reads it back. The cached reasoning line first lists every object of the scene by name, from left
 to right as the camera sees it (:func:`robo_sim.scene.left_to_right`), so a model could name what it
 sees (which blocks of a colour, their sizes, bowl or tray) before it plans; training drops that
@@ -36,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from robo_brain.backends.transformers_backend import encoder_decoder_prompt
-from robo_brain.plan_language import format_plan_text
+from robo_common.plan_language import format_plan_text
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 
 logger = logging.getLogger(__name__)
@@ -91,29 +93,6 @@ def plan_prompt(instruction: str, width: int, height: int) -> str:
     return encoder_decoder_prompt(messages)
 
 
-def _top_centre_keypoint(world, name: str, kp: KeypointData) -> KeypointData:  # noqa: ANN001 - SimWorld
-    info = world.object_by_name(name)
-    pos, _ = world.object_pose(info.body_id)
-    top = pos + np.array([0.0, 0.0, info.height / 2.0])
-    u, v = world.project(top[None, :])
-    return KeypointData(kp.name, tuple(float(c) for c in top), float(u[0]), float(v[0]), kp.confidence)
-
-
-def target_plan(task, world) -> PlanData:  # noqa: ANN001 - robo_sim Task / SimWorld
-    """The expert plan with ``grasp`` keypoints moved to the object's top-face centre (see the module docstring)."""
-    from robo_sim.expert import expert_plan, parse_code
-
-    plan = expert_plan(task, world)
-    subtasks = []
-    for st in plan.subtasks:
-        kps = list(st.keypoints)
-        if st.skill == "pick":
-            obj = parse_code(st.code)[1]["object"]
-            kps = [_top_centre_keypoint(world, obj, k) if k.name == "grasp" else k for k in kps]
-        subtasks.append(SubtaskData(st.index, st.code, st.skill, kps))
-    return PlanData(plan.plan_id, 0, plan.instruction, plan.reasoning, subtasks, frame_id=plan.frame_id)
-
-
 def strip_scene_listing(target: str) -> str:
     """``target`` without the scene listing of its reasoning line (the format before cache format 2)."""
     head, sep, rest = target.partition("\n")
@@ -131,42 +110,6 @@ def target_text(plan: PlanData, family: str, scene: Sequence[str] = ()) -> str:
     n_steps = sum(s.skill != "done" for s in plan.subtasks)
     rounded_plan = PlanData(plan.plan_id, 0, plan.instruction, "", rounded, frame_id=plan.frame_id)
     return format_plan_text(rounded_plan, reasoning=short_reasoning(family, n_steps, scene))
-
-
-class SceneRenderer:
-    """One simulator world reused for many scenes: task -> (rgb, depth, camera info, target plan)."""
-
-    def __init__(self) -> None:
-        """Create the pybullet world (robot at rest, default camera)."""
-        from robo_sim.world import SimWorld, WorldConfig
-
-        self.world = SimWorld(WorldConfig())
-
-    def scene(self, seed: int, split: str, family: str | None = None):  # noqa: ANN201 - tuple of sim objects
-        """Build the task of ``seed`` and return ``(task, rgb, depth, target PlanData)`` at its initial state."""
-        from robo_sim.scene import build_scene
-        from robo_sim.tasks import make_task
-
-        task = make_task(seed, split, family or family_for_seed(seed))
-        self.world.reset_robot()
-        build_scene(self.world, task.scene)
-        rgb, depth = self.world.render()
-        return task, rgb, depth, target_plan(task, self.world)
-
-    def example(self, seed: int, split: str) -> tuple[Example, np.ndarray]:
-        """Render the example of ``seed``: ``(Example, rgb)``."""
-        from robo_sim.scene import left_to_right
-
-        task, rgb, _, plan = self.scene(seed, split)
-        h, w = rgb.shape[:2]
-        scene = [o.name for o in left_to_right(task.scene.objects)]
-        ex = Example(seed, split, task.family, task.instruction, plan_prompt(task.instruction, w, h),
-                     target_text(plan, task.family, scene))
-        return ex, rgb
-
-    def close(self) -> None:
-        """Release the pybullet client."""
-        self.world.close()
 
 
 def example_path(cache: Path, split: str, seed: int) -> Path:
@@ -190,45 +133,6 @@ def load_example(path: Path) -> tuple[Example, np.ndarray]:
 
 DEFAULT_RENDER_WORKERS = min(4, os.cpu_count() or 1)
 """Default processes of a render: the CPU cores, at most 4."""
-RENDER_CHUNK = 250
-"""Seeds per job of a parallel render (each job builds one pybullet world)."""
-
-
-def _render_chunk(job: tuple[str, list[tuple[int, str]]]) -> int:
-    """Worker: render and save the ``(seed, path)`` examples of one chunk in one world; return how many."""
-    split, todo = job
-    renderer = SceneRenderer()
-    try:
-        for seed, path in todo:
-            save_example(Path(path), *renderer.example(seed, split))
-    finally:
-        renderer.close()
-    return len(todo)
-
-
-def generate(cache: str | Path, seeds: Sequence[int], split: str = "seen", progress: bool = True,
-             workers: int = 1) -> list[Path]:
-    """Render and cache the examples of ``seeds`` (skipping cached ones); return every example's path.
-
-    ``workers`` > 1 renders chunks of :data:`RENDER_CHUNK` seeds in that many processes. An example
-    depends on its seed only, so the files are the same whichever process renders them.
-    """
-    from robo_common.parallel import run_jobs
-
-    if workers < 1:
-        raise ValueError(f"generate: workers must be >= 1, got {workers!r}")
-    cache = Path(cache)
-    paths = [example_path(cache, split, s) for s in seeds]
-    todo = [(s, str(p)) for s, p in zip(seeds, paths, strict=True) if not p.is_file()]
-    logger.info("%d of %d %s examples cached in %s; rendering %d with %d worker(s)", len(paths) - len(todo),
-                len(paths), split, cache, len(todo), workers)
-    if todo:
-        chunk = RENDER_CHUNK if workers > 1 else len(todo)
-        jobs = [(split, todo[i:i + chunk]) for i in range(0, len(todo), chunk)]
-        for _ in run_jobs(_render_chunk, jobs, workers, len(todo), f"render {split}", unit="scene",
-                          size=lambda n: n, progress=progress):
-            pass
-    return paths
 
 
 def iter_examples(paths: Sequence[Path]) -> Iterator[tuple[Example, np.ndarray]]:

@@ -1,7 +1,8 @@
 """``robo-stack eval brain``: the real :class:`~robo_brain.planner.Planner` on simulator scenes vs the expert plan.
 
 Scenes are the tasks of ``seed_offset + i`` (default offset 1 000 000, disjoint from the training
-seeds ``0 .. N-1``), families cycling with the seed, rendered at the initial state. The planner
+seeds ``0 .. N-1``), families cycling with the seed, rendered at the initial state by the system
+layer (:func:`robo_system.datasets.brain.evaluate_brain` passes them in as :class:`EvalScene`). The planner
 gets rgb + depth + camera exactly as on the robot; its plan is compared with the expert's:
 
 * ``plan_exact_match``: the plan's code lines (``done()`` included) equal the expert's, in order.
@@ -41,12 +42,16 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from robo_brain.embedded.dataset import EVAL_SEED_OFFSET, SceneRenderer
+from robo_brain.embedded.dataset import EVAL_SEED_OFFSET
+from robo_brain.keypoints import make_locator
+from robo_common.camera import CameraModel
 from robo_common.plan_types import PlanData
+from robo_common.vocabulary import check_split
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +87,6 @@ class EvalConfig:
     top_k: int = 1
 
     def __post_init__(self) -> None:
-        from robo_sim.scene import check_split
-
         check_split(self.split)
         if not 0 <= self.snap_radius <= 32:
             raise ValueError(f"EvalConfig.snap_radius must be in [0, 32], got {self.snap_radius!r}")
@@ -93,6 +96,36 @@ class EvalConfig:
             raise ValueError(f"EvalConfig.top_k must be in [1, 16], got {self.top_k!r}")
         if self.seed_offset < 0 or self.threads < 1:
             raise ValueError("EvalConfig.seed_offset must be >= 0 and threads >= 1")
+
+
+@dataclass(frozen=True)
+class EvalScene:
+    """One scene to plan: what the planner sees, and the expert's plans to compare with.
+
+    Attributes:
+        seed: Task seed.
+        family: Task family.
+        instruction: The task's instruction.
+        rgb: Colour image (uint8 HxWx3) at the task's initial state.
+        depth: Registered depth image (float32 metres, HxW).
+        camera: The camera of both images.
+        target: The expert plan with the training targets' keypoint pixels (grasp: the object's top-face centre).
+        expert: The simulator's expert plan (3D keypoints; grasp: the object's centre).
+    """
+
+    seed: int
+    family: str
+    instruction: str
+    rgb: np.ndarray
+    depth: np.ndarray
+    camera: CameraModel
+    target: PlanData
+    expert: PlanData
+
+
+SceneSource = Callable[[int, str], EvalScene]
+"""``scene(seed, split) -> EvalScene``: the system layer renders them from the simulator
+(:meth:`robo_system.datasets.brain.SceneRenderer.eval_scene`)."""
 
 
 @dataclass
@@ -208,8 +241,8 @@ def beam_code_lines(planner, instruction: str, rgb: np.ndarray, k: int, max_new_
     import torch
 
     from robo_brain.backends.transformers_backend import encoder_decoder_prompt
-    from robo_brain.plan_language import PlanParseError, parse_model_output
     from robo_brain.planner import sanitize_instruction
+    from robo_common.plan_language import PlanParseError, parse_model_output
 
     backend = planner.backend
     model, tok = getattr(backend, "model", None), getattr(backend, "tokenizer", None)
@@ -236,31 +269,24 @@ def beam_code_lines(planner, instruction: str, rgb: np.ndarray, k: int, max_new_
     return beams
 
 
-def run_episode(planner, renderer: SceneRenderer, seed: int, split: str, top_k: int = 1,  # noqa: ANN001
-                max_new_tokens: int = 512) -> EpisodeResult:
-    """Plan the scene of ``seed`` with ``planner`` and compare with the expert (and, with ``top_k`` > 1,
-    whether any of the model's ``top_k`` beams is the expert's plan)."""
-    from robo_brain.keypoints import CameraModel, make_locator
-    from robo_sim.expert import expert_plan
-
-    task, rgb, depth, target = renderer.scene(seed, split)
-    gt = expert_plan(task, renderer.world)
-    info = renderer.world.camera_info()
-    camera = CameraModel(info.K, info.T_base_camera, info.width, info.height)
-    result = planner.plan(task.instruction, rgb, depth, camera)
-    locate = make_locator(depth, camera, planner.config.keypoints)
-    errs = keypoint_errors(result.plan, target, gt, locate)
+def run_episode(planner, scene: EvalScene, top_k: int = 1, max_new_tokens: int = 512) -> EpisodeResult:  # noqa: ANN001
+    """Plan ``scene`` with ``planner`` and compare with the expert (and, with ``top_k`` > 1, whether any of
+    the model's ``top_k`` beams is the expert's plan)."""
+    target = scene.target
+    result = planner.plan(scene.instruction, scene.rgb, scene.depth, scene.camera)
+    locate = make_locator(scene.depth, scene.camera, planner.config.keypoints)
+    errs = keypoint_errors(result.plan, target, scene.expert, locate)
     pred, ref = code_lines(result.plan), code_lines(target)
     heldout = any(w in line for line in ref for w in HELDOUT_WORDS)
     pred_units = skill_units(pred)
     any_order = pred == ref or (pred_units is not None and pred_units == skill_units(ref))
-    at_k = (pred == ref or ref in beam_code_lines(planner, task.instruction, rgb, top_k, max_new_tokens)
+    at_k = (pred == ref or ref in beam_code_lines(planner, scene.instruction, scene.rgb, top_k, max_new_tokens)
             if top_k > 1 else None)
-    return EpisodeResult(seed, task.family, heldout, result.ok, pred == ref, any_order, subtask_f1(pred, ref),
+    return EpisodeResult(scene.seed, scene.family, heldout, result.ok, pred == ref, any_order, subtask_f1(pred, ref),
                          errs["cm"], errs["step_cm"],
                          errs["gt3d_cm"], errs["floor_cm"], errs["px"], float(result.timing["total"]),
                          result.raw_outputs[-1] if result.raw_outputs else "", result.reason,
-                         task.instruction, tuple(ref), at_k)
+                         scene.instruction, tuple(ref), at_k)
 
 
 def _median(values: list[float]) -> float | None:
@@ -293,8 +319,10 @@ def summarize(episodes: list[EpisodeResult]) -> dict:
     }
 
 
-def evaluate(cfg: EvalConfig, planner=None, progress: bool = True, keep_outputs: int = 5) -> dict:  # noqa: ANN001
-    """Run ``cfg.episodes`` scenes and return the metrics (with per-family and held-out-colour breakdowns).
+def evaluate(cfg: EvalConfig, scenes: SceneSource, planner=None, progress: bool = True,  # noqa: ANN001
+             keep_outputs: int = 5) -> dict:
+    """Run ``cfg.episodes`` scenes of ``scenes`` and return the metrics (with per-family and held-out-colour
+    breakdowns).
 
     ``planner`` defaults to a :class:`~robo_brain.planner.Planner` over ``make_backend('transformers', cfg.model)``.
     """
@@ -303,13 +331,9 @@ def evaluate(cfg: EvalConfig, planner=None, progress: bool = True, keep_outputs:
 
     torch.set_num_threads(cfg.threads)
     planner = planner or make_planner(cfg)
-    renderer = SceneRenderer()
-    try:
-        seeds = range(cfg.seed_offset, cfg.seed_offset + cfg.episodes)
-        episodes = [run_episode(planner, renderer, s, cfg.split, cfg.top_k, cfg.max_new_tokens)
-                    for s in tqdm(seeds, desc=f"eval brain ({cfg.split})", disable=not progress, unit="ep")]
-    finally:
-        renderer.close()
+    seeds = range(cfg.seed_offset, cfg.seed_offset + cfg.episodes)
+    episodes = [run_episode(planner, scenes(s, cfg.split), cfg.top_k, cfg.max_new_tokens)
+                for s in tqdm(seeds, desc=f"eval brain ({cfg.split})", disable=not progress, unit="ep")]
     report = {"split": cfg.split, "model": cfg.model, "seed_offset": cfg.seed_offset,
               "snap_radius": cfg.snap_radius, "top_k": cfg.top_k, **summarize(episodes)}
     families = sorted({e.family for e in episodes})

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robo_brain.keypoints import CameraModel, KeypointConfig, make_locator
+from robo_brain.keypoints import KeypointConfig, make_locator
+from robo_common.camera import CameraModel
 from robo_common.plan_types import KeypointData
 
 logger = logging.getLogger(__name__)

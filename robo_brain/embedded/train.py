@@ -14,12 +14,13 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from robo_brain.embedded.dataset import DEFAULT_RENDER_WORKERS, Example, generate, iter_examples, strip_scene_listing
+from robo_brain.embedded.dataset import DEFAULT_RENDER_WORKERS, Example, iter_examples, strip_scene_listing
 from robo_brain.embedded.model import ModelConfig, build_model, n_parameters, pixel_values, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -164,16 +165,31 @@ def _answer_labels(tokenizer, target: str, skip_lines: list[bool], coord_ids: se
     return ids, labels
 
 
-def _scene_colours(ex: Example) -> tuple[str, ...]:
-    """Colours of every object in the scene of a cached example (its task is rebuilt from the seed)."""
-    from robo_sim.tasks import make_task
+SceneColours = Callable[[Example], tuple[str, ...]]
+"""Colours of every object in the scene of a cached example (the hue augmentation keeps them apart)."""
 
-    return tuple(o.color for o in make_task(ex.seed, ex.split, ex.family).scene.objects)
+
+@dataclass(frozen=True)
+class ExampleSource:
+    """Where training examples come from: the system layer renders them from the simulator
+    (:data:`robo_system.datasets.brain.SIM_EXAMPLES`); this package never imports it.
+
+    Attributes:
+        render: ``render(cache, seeds, split, progress, workers) -> paths``: the cached example of each
+            seed (:func:`~robo_brain.embedded.dataset.example_path`), rendering the missing ones.
+        scene_colours: Colours of every object in an example's scene (hue augmentation).
+        templates: The seen split's instruction templates per template key (paraphrase augmentation).
+    """
+
+    render: Callable[[str | Path, Sequence[int], str, bool, int], list[Path]]
+    scene_colours: SceneColours
+    templates: Mapping[str, Sequence[str]]
 
 
 def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0, seed: int = 0,  # noqa: ANN001
            paraphrase_prob: float = 0.0, hue_prob: float = 0.0, noise_prob: float = 0.0,
-           scene_listing: bool = False, task_verbs: bool = False, kind_mask_prob: float = 0.0) -> Encoded:
+           scene_listing: bool = False, task_verbs: bool = False, kind_mask_prob: float = 0.0,
+           scene_colours: SceneColours | None = None, templates: Mapping[str, Sequence[str]] | None = None) -> Encoded:
     """Load cached examples and tokenise ``<s> prompt answer </s>`` with labels on the answer only.
 
     Augmentations, each drawn once per example (in this order): with probability ``paraphrase_prob``
@@ -186,7 +202,8 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
     (:func:`~robo_brain.embedded.augment.rename_colours`), and the pixel coordinates of the plan
     lines naming it get no loss. Each augmentation works on the output of the ones before it.
     Unless ``scene_listing``, the scene listing is dropped from every target's reasoning line. With
-    ``task_verbs`` the word noise keeps the task verbs.
+    ``task_verbs`` the word noise keeps the task verbs. The hue rotation needs ``scene_colours`` and the
+    paraphrases the seen ``templates`` (an :class:`ExampleSource`'s).
     """
     from robo_brain.embedded.augment import (
         CONTENT_WORDS,
@@ -200,6 +217,10 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
     )
     from robo_brain.embedded.tokenizer import coord_token_ids
 
+    if hue_prob > 0 and scene_colours is None:
+        raise ValueError("encode: hue_prob > 0 needs scene_colours")
+    if paraphrase_prob > 0 and templates is None:
+        raise ValueError("encode: paraphrase_prob > 0 needs the seen templates")
     rng = random.Random(seed)
     coord_ids = set(coord_token_ids(tokenizer))
     keep = CONTENT_WORDS | TASK_VERBS if task_verbs else CONTENT_WORDS
@@ -209,7 +230,7 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
         target = ex.target if scene_listing else strip_scene_listing(ex.target)
         instruction = ex.instruction
         if paraphrase_prob > 0 and rng.random() < paraphrase_prob:
-            instruction = paraphrase(instruction, rng) or instruction
+            instruction = paraphrase(instruction, rng, templates) or instruction
         if kind_mask_prob > 0 and rng.random() < kind_mask_prob:
             instruction = mask_kinds(instruction)
         if noise_prob > 0 and rng.random() < noise_prob:
@@ -217,7 +238,7 @@ def encode(paths: list[Path], tokenizer, max_len: int, rename_prob: float = 0.0,
         if instruction != ex.instruction and prompt_text.count(f"Instruction: {ex.instruction}\n") == 1:
             prompt_text = prompt_text.replace(f"Instruction: {ex.instruction}\n", f"Instruction: {instruction}\n")
         if hue_prob > 0 and rng.random() < hue_prob:
-            shifted = hue_shift(rgb, prompt_text, target, rng, _scene_colours(ex))
+            shifted = hue_shift(rgb, prompt_text, target, rng, scene_colours(ex))
             if shifted is not None:
                 rgb, prompt_text, target = shifted
         if rename_prob > 0 and rng.random() < rename_prob:
@@ -474,8 +495,8 @@ def _log_metrics(out: Path, row: dict) -> None:
 
 
 # ---------------------------------------------------------------- main loop
-def train(cfg: TrainConfig, progress: bool = True) -> Path:
-    """Train (or resume) into ``cfg.out``; return the checkpoint folder."""
+def train(cfg: TrainConfig, source: ExampleSource, progress: bool = True) -> Path:
+    """Train (or resume) into ``cfg.out`` on ``source``'s examples; return the checkpoint folder."""
     import torch
     from tqdm import tqdm
 
@@ -483,12 +504,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     train_seeds, val_seeds = split_seeds(cfg.examples, cfg.val_every)
-    paths = generate(cfg.cache, range(cfg.examples), "seen", progress, cfg.render_workers)
+    paths = source.render(cfg.cache, range(cfg.examples), "seen", progress, cfg.render_workers)
     model, tok, proc, resumed = _load_or_build(cfg, out)
     logger.info("model: %.2f M parameters", n_parameters(model) / 1e6)
     data = encode([paths[s] for s in train_seeds], tok, cfg.model.n_positions, cfg.rename_prob, cfg.seed,
                   cfg.paraphrase_prob, cfg.hue_prob, cfg.noise_prob, cfg.scene_listing, cfg.task_verbs,
-                  cfg.kind_mask_prob)
+                  cfg.kind_mask_prob, source.scene_colours, source.templates)
     val = encode([paths[s] for s in val_seeds], tok, cfg.model.n_positions, scene_listing=cfg.scene_listing)
     loss_fn = CoordLoss(tok, cfg.coord_sigma)
     grounding = None

@@ -1,4 +1,5 @@
-"""Online replay over DDS: a bag player (like ``ros2 bag play``, with ``/clock``) and a recorder.
+"""Online replay over DDS: a bag player (like ``ros2 bag play``, with ``/clock``).
 
-The only modules of :mod:`robo_eval` that import rclpy; the offline scorer never needs them.
+The only module of :mod:`robo_eval` that imports rclpy; the offline scorer never needs it. The
+recorder (``robo-stack record``) is :mod:`robo_common.ros.recorder`: the demo records with it too.
 """

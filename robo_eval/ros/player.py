@@ -25,8 +25,8 @@ from rosgraph_msgs.msg import Clock
 from robo_common import bags
 from robo_common import constants as C
 from robo_common.ros.conversions import ns_to_stamp
+from robo_common.ros.dynamic import message_class, publisher_qos
 from robo_eval.bagread import BagError, TopicMap
-from robo_eval.ros.common import message_class, publisher_qos
 
 LOG = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from rclpy.parameter import Parameter
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 
 from robo_common import bags
-from robo_eval.ros.common import message_class, subscriber_qos
+from robo_common.ros.dynamic import message_class, subscriber_qos
 
 LOG = logging.getLogger(__name__)
 

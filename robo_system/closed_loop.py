@@ -4,7 +4,7 @@
 task's instruction from the rendered RGB-D image (``oracle``: the scripted expert's ground-truth
 plan), a :class:`PlanExecutor` runs the cerebellum policy at its trained rate, and physics,
 rendering (camera rate) and the simulator's perturbations run in the same process, no ROS
-(``--ros`` in :mod:`robo_sim.stack` runs the same episodes as three nodes over DDS). When the
+(``--ros`` in :mod:`robo_system.stack` runs the same episodes as three nodes over DDS). When the
 cerebellum's monitor reports a failure, the brain is asked for a revised plan from the current
 image (``--no-correction``: the episode ends there), up to ``max_corrections`` times.
 
@@ -29,14 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from robo_brain.keypoints import CameraModel
-from robo_brain.plan_language import PlanParseError
 from robo_brain.planner import FailureInfo, Planner, PlannerConfig, resume_subtasks
 from robo_cerebellum.executor import PlanExecutor, State
 from robo_cerebellum.monitor import MonitorConfig
 from robo_cerebellum.policy import CerebellumPolicy, Observation
 from robo_cerebellum.safety import SafetyConfig
+from robo_common.camera import CameraModel
 from robo_common.parallel import run_jobs
+from robo_common.plan_language import PlanParseError
 from robo_common.plan_types import PlanData
 from robo_common.resources import resource_path
 from robo_sim import catalog

@@ -10,7 +10,7 @@ user does: it loads a task through ``/sim/reset``, publishes the instruction on
 ``/robo/brain_status``, and reads the simulator's success check from ``/sim/episode``.
 
 ``robo-stack eval closed-loop --ros`` (:func:`evaluate_ros`) runs the evaluation's episodes this
-way; the demo (:mod:`robo_sim.demo`) runs one, records it and draws it.
+way; the demo (:mod:`robo_system.demo`) runs one, records it and draws it.
 """
 
 from __future__ import annotations
@@ -425,7 +425,7 @@ def episode_over(tr: EpisodeTrace, correction_wait: float, corrections: bool) ->
 
 
 def trace_row(tr: EpisodeTrace, task: dict, wall_s: float) -> dict:
-    """One episode row in the fields of :func:`robo_cerebellum.closed_loop.report`."""
+    """One episode row in the fields of :func:`robo_system.closed_loop.report`."""
     detections = [(kind, 0) for _, kind, _, _ in tr.failures]
     sim_s = float(tr.episode.get("sim_time", 0.0))
     return {"seed": task.get("seed"), "family": task.get("family"), "perturb": None, "instruction": tr.instruction,
@@ -444,7 +444,7 @@ def evaluate_ros(checkpoint: Path, brain, episodes: int, split: str, seed0: int,
     import rclpy
     from tqdm import tqdm
 
-    from robo_cerebellum.closed_loop import episode_specs, report
+    from robo_system.closed_loop import episode_specs, report
 
     stack_cfg = StackConfig(brain="oracle" if brain.kind == "oracle" else brain.model_path,
                             cerebellum_checkpoint=str(checkpoint), log_dir=log_dir, seed=seed0, split=split,

@@ -20,7 +20,7 @@ import numpy as np
 from robo_common import constants as C
 from robo_common.plan_types import PlanData
 from robo_sim.recording import BAG_TOPICS
-from robo_sim.stack import StackConfig, StackProcesses, make_client
+from robo_system.stack import StackConfig, StackProcesses, make_client
 
 LOG = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def run_demo(cfg: DemoConfig, say=print) -> int:  # noqa: ANN001 - print-like
     """Run the demo (see the module docstring); returns the exit code."""
     import rclpy
 
-    from robo_eval.ros.recorder import RecordConfig, TopicRecorder
+    from robo_common.ros.recorder import RecordConfig, TopicRecorder
 
     out = Path(cfg.out) / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,105 @@
+"""``brain_node``'s parameters and what they configure, without ROS.
+
+:data:`PARAMETERS` names every parameter with its default and description (``config/brain.yaml``
+holds the same defaults); :func:`configs_from_parameters` turns the values into the planner and
+back-end configs; :func:`camera_pose_from_parameter` and :func:`checked_instruction` check the
+fallback camera pose and an incoming instruction. The node (:mod:`robo_brain.node`) only declares,
+reads and reports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from robo_brain.backends import BackendConfig, GenerationSettings
+from robo_brain.checks import CheckConfig
+from robo_brain.keypoints import KeypointConfig, WorkspaceBox
+from robo_brain.planner import PlannerConfig, sanitize_instruction
+from robo_common.geometry import pose_to_matrix
+from robo_common.resources import resource_path
+
+MAX_INSTRUCTION_BYTES = 4096
+"""Longest instruction message read at all (longer ones are rejected before sanitising)."""
+
+PARAMETERS: dict[str, tuple[object, str]] = {
+    "backend": ("transformers", "Model back-end: transformers, openai or scripted."),
+    "model_path": ("", "Checkpoint folder (transformers), model name (openai) or answers file (scripted); empty with "
+                   "the transformers back-end: the shipped embedded model (models/brain_embedded)."),
+    "device": ("cpu", "Torch device of the transformers back-end (cpu, cuda, cuda:1...)."),
+    "dtype": ("auto", "Torch dtype of the transformers back-end: auto, float32, float16, bfloat16."),
+    "base_url": ("http://127.0.0.1:8000/v1", "Endpoint root of the openai back-end."),
+    "api_key_env": ("OPENAI_API_KEY", "Environment variable holding the openai back-end's API key."),
+    "request_timeout_s": (60.0, "Timeout of one openai request (s)."),
+    "request_retries": (2, "Retries of a failed openai request (exponential backoff)."),
+    "max_new_tokens": (256, "Most tokens generated per model answer."),
+    "do_sample": (False, "Sample instead of greedy decoding."),
+    "temperature": (0.7, "Sampling temperature (with do_sample)."),
+    "max_instruction_chars": (500, "Longest accepted instruction (characters)."),
+    "parse_retries": (1, "Extra model attempts after an unusable answer, with the error fed back."),
+    "max_corrections": (3, "Revisions allowed per plan before it is reported failed."),
+    "correction": ("auto", "How corrections are made: prompt (the model writes the remaining steps from the "
+                   "failure, plan so far and expert findings), replan (re-plan on the current image and resume "
+                   "after the finished steps), auto (replan for plan-only models such as the embedded one)."),
+    "workspace": ([0.15, 0.85, -0.5, 0.5, -0.03, 0.45], "Keypoint box [x_min, x_max, y_min, y_max, z_min, z_max] "
+                  "in the base frame (m)."),
+    "table_z": (0.0, "Height of the table top in the base frame (m)."),
+    "depth_window": (2, "Half size of the depth median window around a keypoint (pixels)."),
+    "keypoint_snap_radius": (6, "Snap grasp pixels onto the top face of the object under them within this many "
+                                "pixels (depth only) before lifting them to 3D; 0: use the model's pixels."),
+    "camera_pose": ([0.0], "Fallback camera extrinsics [x, y, z, qx, qy, qz, qw] of the optical frame in the "
+                    "base frame, used until /camera/color/pose arrives; [0.0] for none."),
+    "publish_empty_plan_on_failure": (True, "Publish an empty plan when planning fails, so the old plan stops."),
+}
+
+
+def configs_from_parameters(p: Mapping[str, object]) -> tuple[PlannerConfig, BackendConfig]:
+    """The planner and back-end configs of ``brain_node``'s parameter values (``ValueError`` naming a bad one).
+
+    An empty ``model_path`` with the transformers back-end is the shipped embedded model.
+    """
+    model_path = str(p["model_path"])
+    if not model_path and p["backend"] == "transformers":
+        model_path = str(resource_path("models", "brain_embedded"))
+    backend = BackendConfig(backend=str(p["backend"]), model_path=model_path, device=str(p["device"]),
+                            dtype=str(p["dtype"]), base_url=str(p["base_url"]), api_key_env=str(p["api_key_env"]),
+                            timeout_s=float(p["request_timeout_s"]), retries=int(p["request_retries"]))
+    keypoints = KeypointConfig(window=int(p["depth_window"]), table_z=float(p["table_z"]),
+                               workspace=WorkspaceBox.from_flat(list(p["workspace"])))
+    gen = GenerationSettings(max_new_tokens=int(p["max_new_tokens"]), do_sample=bool(p["do_sample"]),
+                             temperature=float(p["temperature"]))
+    planner = PlannerConfig(max_instruction_chars=int(p["max_instruction_chars"]),
+                            parse_retries=int(p["parse_retries"]), max_corrections=int(p["max_corrections"]),
+                            generation=gen, checks=CheckConfig(keypoints=keypoints),
+                            correction=str(p["correction"]), snap_radius=int(p["keypoint_snap_radius"]))
+    return planner, backend
+
+
+def camera_pose_from_parameter(values: Sequence[float]) -> np.ndarray | None:
+    """``T_base_camera`` (4x4) of the ``camera_pose`` parameter ``[x, y, z, qx, qy, qz, qw]``; None for ``[0.0]``.
+
+    Raises:
+        ValueError: any other value that is not a finite pose with a usable quaternion.
+    """
+    values = [float(v) for v in values]
+    if len(values) == 7 and all(math.isfinite(v) for v in values) and np.linalg.norm(values[3:]) > 0.5:
+        return pose_to_matrix(np.array(values[:3]), np.array(values[3:]))
+    if values != [0.0]:
+        raise ValueError(f"camera_pose parameter must be [x, y, z, qx, qy, qz, qw], got {values}")
+    return None
+
+
+def checked_instruction(text: str, max_chars: int) -> str:
+    """The instruction as the planner takes it (:func:`~robo_brain.planner.sanitize_instruction`).
+
+    Raises:
+        ValueError: too long or unusable, with the reason and that the current plan is kept.
+    """
+    if len(text) > MAX_INSTRUCTION_BYTES:
+        raise ValueError(f"{len(text)} characters; at most {MAX_INSTRUCTION_BYTES}")
+    try:
+        return sanitize_instruction(text, max_chars)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; the current plan is kept") from exc

@@ -1,0 +1,67 @@
+"""The pinhole camera model both systems share: intrinsics, image size and the optical frame's pose.
+
+``T_base_camera`` is the pose of the optical frame (z forward / x right / y down) in the robot
+base frame. The brain lifts keypoint pixels to 3D with it (:mod:`robo_brain.keypoints`); the
+cerebellum projects plan keypoints into the image for its scene checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """Pinhole camera: intrinsics ``K`` (3x3), image size, and ``T_base_camera`` (4x4 optical-frame pose)."""
+
+    K: np.ndarray
+    T_base_camera: np.ndarray
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        K = np.asarray(self.K, float)
+        T = np.asarray(self.T_base_camera, float)
+        if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+            raise ValueError(f"CameraModel.K must be a finite 3x3 matrix with fx, fy > 0, got {K.tolist()}")
+        if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+            raise ValueError(f"CameraModel.T_base_camera must be a finite 4x4 matrix, got shape {T.shape}")
+        if not np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-3):
+            raise ValueError("CameraModel.T_base_camera rotation is not orthonormal")
+        if self.width < 1 or self.height < 1:
+            raise ValueError(f"CameraModel image size must be positive, got {self.width}x{self.height}")
+        object.__setattr__(self, "K", K)
+        object.__setattr__(self, "T_base_camera", T)
+
+    @classmethod
+    def from_camera_info(cls, info: object, T_base_camera: np.ndarray) -> CameraModel:
+        """The model of a ``sensor_msgs/CameraInfo`` (``k``, ``width``, ``height``) at pose ``T_base_camera``."""
+        return cls(np.array(info.k, float).reshape(3, 3), T_base_camera, int(info.width), int(info.height))
+
+    def project(self, point_base: np.ndarray) -> tuple[float, float]:
+        """Pixel ``(u, v)`` of a base-frame point (pixel centres are integers)."""
+        T_cam_base = np.linalg.inv(self.T_base_camera)
+        pc = T_cam_base[:3, :3] @ np.asarray(point_base, float) + T_cam_base[:3, 3]
+        return (float(self.K[0, 0] * pc[0] / pc[2] + self.K[0, 2]), float(self.K[1, 1] * pc[1] / pc[2] + self.K[1, 2]))
+
+    def deproject(self, u: float, v: float, depth: float) -> np.ndarray:
+        """Base-frame point of pixel ``(u, v)`` at z-depth ``depth`` (m)."""
+        x = (u - self.K[0, 2]) / self.K[0, 0] * depth
+        y = (v - self.K[1, 2]) / self.K[1, 1] * depth
+        return self.T_base_camera[:3, :3] @ np.array([x, y, depth]) + self.T_base_camera[:3, 3]
+
+    def project_many(self, points_base: np.ndarray) -> np.ndarray:
+        """Pixels ``(N, 2)`` of base-frame points ``(N, 3)`` (:meth:`project` for many points at once)."""
+        T_cam_base = np.linalg.inv(self.T_base_camera)
+        pc = np.asarray(points_base, float) @ T_cam_base[:3, :3].T + T_cam_base[:3, 3]
+        return np.stack([self.K[0, 0] * pc[:, 0] / pc[:, 2] + self.K[0, 2],
+                         self.K[1, 1] * pc[:, 1] / pc[:, 2] + self.K[1, 2]], axis=1)
+
+    def deproject_many(self, u: np.ndarray, v: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """Base-frame points ``(N, 3)`` of pixels ``u``, ``v`` at z-depths ``depth`` (:meth:`deproject` for many)."""
+        depth = np.asarray(depth, float)
+        cam = np.stack([(np.asarray(u, float) - self.K[0, 2]) / self.K[0, 0] * depth,
+                        (np.asarray(v, float) - self.K[1, 2]) / self.K[1, 1] * depth, depth], axis=1)
+        return cam @ self.T_base_camera[:3, :3].T + self.T_base_camera[:3, 3]

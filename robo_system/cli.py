@@ -1,0 +1,213 @@
+"""``robo-stack demo``, ``train brain``, ``eval brain``, ``eval closed-loop``, ``eval correction`` and
+``bench cerebellum``: the commands that compose brain, cerebellum and simulator (in one process or
+as nodes over DDS)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from robo_common.cli import command_group
+from robo_common.resources import resource_path
+from robo_sim.catalog import PERTURB_MODES
+
+LOG = logging.getLogger(__name__)
+DEFAULT_CHECKPOINT = resource_path("models", "cerebellum")
+
+
+def register_demo(sub: argparse._SubParsersAction) -> None:
+    """Add ``demo``."""
+    demo = sub.add_parser("demo", help="the closed-loop demo: sim_node + brain_node + cerebellum_node over DDS, "
+                                       "one instruction, a rosbag and a GIF")
+    demo.add_argument("--instruction", default="", help="instruction to send (default: the task's own)")
+    demo.add_argument("--seed", type=int, default=100_001,
+                      help="task seed loaded into the simulator (default: a scene the shipped models solve)")
+    demo.add_argument("--split", choices=["seen", "unseen"], default="seen")
+    demo.add_argument("--family", default="pick_place", help="task family: pick_place, stack, rearrange, push")
+    demo.add_argument("--brain", default="embedded",
+                      help="embedded (brain_node's default model), a transformers checkpoint folder, or oracle "
+                           "(no brain_node: the simulator's expert plan)")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (a run per time stamp)")
+    demo.add_argument("--timeout", type=float, default=120.0, help="seconds before giving up")
+    demo.add_argument("--log-level", default="warn", help="log level of the nodes (their logs go to files)")
+    demo.set_defaults(func=_demo)
+
+
+def register_brain(sub: argparse._SubParsersAction) -> None:
+    """Add ``train brain`` and ``eval brain`` (the embedded brain on the simulator's scenes)."""
+    from robo_brain.embedded.cli import add_eval_arguments, add_train_arguments
+
+    train = command_group(sub, "train", "train a model").add_parser(
+        "brain", help="train the embedded brain model (ViT + GPT-2) on simulator scenes")
+    add_train_arguments(train)
+    train.set_defaults(func=_train_brain)
+    ev = command_group(sub, "eval", "evaluate a model").add_parser(
+        "brain", help="plan simulator scenes with the brain and compare with the expert plan")
+    add_eval_arguments(ev)
+    ev.set_defaults(func=_eval_brain)
+
+
+def register_closed_loop(sub: argparse._SubParsersAction) -> None:
+    """Add ``eval closed-loop``, ``eval correction`` and ``bench cerebellum``."""
+    evals = command_group(sub, "eval", "evaluate a model")
+    ev = evals.add_parser("closed-loop", help="closed-loop success in the simulator: a brain plans and corrects, "
+                                              "the cerebellum executes")
+    _closed_loop_arguments(ev)
+    ev.add_argument("--perturb", nargs="*", default=[], metavar="MODE",
+                    help="also run this many episodes per mode: grasp_offset nudge slip wrong_keypoint")
+    ev.add_argument("--no-correction", action="store_true", help="end an episode at the first detected failure")
+    ev.add_argument("--ros", action="store_true",
+                    help="run sim_node, brain_node and cerebellum_node as processes over DDS (clean episodes only)")
+    ev.add_argument("--json", action="store_true", help="print the report as JSON")
+    ev.set_defaults(func=_eval)
+
+    cv = evals.add_parser("correction", help="the value of correction: perturbed episodes with and without it")
+    _closed_loop_arguments(cv, episodes=25)
+    cv.add_argument("--perturb", nargs="+", default=list(PERTURB_MODES), metavar="MODE",
+                    help="perturbation modes (default: all)")
+    cv.add_argument("--markdown", type=Path, default=None, help="also write the results table here")
+    cv.add_argument("--json", action="store_true", help="print the report as JSON")
+    cv.set_defaults(func=_eval_correction)
+
+    bench = command_group(sub, "bench", "benchmarks").add_parser(
+        "cerebellum", help="per-step latency vs a KV-cache transformer, and the node's loop rate")
+    bench.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    bench.add_argument("--steps", type=int, default=10_050,
+                       help="steps of one episode to time (the step-10 000 window needs 10 050)")
+    bench.add_argument("--repeats", type=int, default=100,
+                       help="steps timed from each mark's saved state, marks interleaved (0: the one pass only)")
+    bench.add_argument("--node-seconds", type=float, default=20.0, help="how long to measure the node (0: skip)")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(func=_bench)
+
+
+def _closed_loop_arguments(p: argparse.ArgumentParser, episodes: int = 100) -> None:
+    p.add_argument("--brain", default="embedded",
+                   help="oracle (the scripted expert's plans), embedded (the shipped models/brain_embedded) or a "
+                        "transformers checkpoint folder")
+    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="cerebellum checkpoint folder")
+    p.add_argument("--episodes", type=int, default=episodes, help="clean episodes (and per perturbation mode)")
+    p.add_argument("--split", choices=["seen", "unseen"], default="seen")
+    p.add_argument("--seed0", type=int, default=100_000, help="first seed (training used lower seeds)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--max-corrections", type=int, default=3, help="revised plans per episode")
+    p.add_argument("--timeout", type=float, default=60.0, help="simulated seconds per episode")
+    p.add_argument("--failure-threshold", type=float, default=1.0,
+                   help="learned failure probability that, held 3 steps, counts as a failure (1.0: head off)")
+
+
+def _closed_loop_setup(args: argparse.Namespace):  # noqa: ANN202 - (BrainSpec, ClosedLoopConfig)
+    from robo_cerebellum.policy import CerebellumPolicy
+    from robo_system.closed_loop import BrainSpec, ClosedLoopConfig
+
+    CerebellumPolicy.load(args.checkpoint)
+    brain = BrainSpec.parse(args.brain)
+    cfg = ClosedLoopConfig(failure_threshold=args.failure_threshold, timeout_s=args.timeout,
+                           max_corrections=args.max_corrections,
+                           correction=not getattr(args, "no_correction", False))
+    return brain, cfg
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from robo_cerebellum.policy import CheckpointError
+    from robo_system.closed_loop import evaluate
+
+    try:
+        brain, cfg = _closed_loop_setup(args)
+        if args.ros:
+            if args.perturb:
+                raise ValueError("--ros runs clean episodes only (perturbations are injected in-process)")
+            from robo_system.stack import evaluate_ros
+
+            result = evaluate_ros(args.checkpoint, brain, args.episodes, args.split, args.seed0, cfg)
+        else:
+            result = evaluate(args.checkpoint, args.episodes, args.split, args.perturb, args.seed0, args.workers,
+                              cfg, brain=brain)
+    except (CheckpointError, ValueError, RuntimeError) as exc:
+        LOG.error("%s", exc)
+        return 2
+    if args.json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return 0
+    for fam, rate in result["success_rate"].items():
+        sys.stdout.write(f"{fam:12s} {rate:6.1%}\n")
+    sys.stdout.write(f"{'overall':12s} {result['overall_success']:6.1%} ({result['episodes']} episodes, brain "
+                     f"{result['brain']}, {result['corrections']} corrections)\n")
+    det = result.get("failure_detection")
+    if det:
+        sys.stdout.write(f"failure detection: precision {det['precision']}, recall {det['recall']}\n")
+    return 0
+
+
+def _eval_correction(args: argparse.Namespace) -> int:
+    from robo_cerebellum.policy import CheckpointError
+    from robo_system.closed_loop import correction_table, correction_value
+
+    try:
+        brain, cfg = _closed_loop_setup(args)
+        unknown = sorted(set(args.perturb) - set(PERTURB_MODES))
+        if unknown:
+            raise ValueError(f"unknown perturbation mode(s) {unknown}; known: {list(PERTURB_MODES)}")
+        result = correction_value(args.checkpoint, brain, args.episodes, args.split, args.perturb, args.seed0,
+                                  args.workers, cfg)
+    except (CheckpointError, ValueError, RuntimeError) as exc:
+        LOG.error("%s", exc)
+        return 2
+    table = correction_table(result)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(table)
+    sys.stdout.write(json.dumps(result, indent=2) + "\n" if args.json else table)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from robo_cerebellum.policy import CheckpointError
+    from robo_system.bench import run_benchmark
+
+    try:
+        result = run_benchmark(args.checkpoint, args.steps, args.node_seconds, args.repeats)
+    except (CheckpointError, RuntimeError) as exc:
+        LOG.error("%s", exc)
+        return 2
+    sys.stdout.write(json.dumps(result, indent=2) + "\n" if args.json else _bench_text(result))
+    return 0
+
+
+def _bench_text(result: dict) -> str:
+    lines = []
+    for model, steps in result["step_ms"].items():
+        cells = ", ".join(f"step {k}: p50 {v['p50']:.2f} ms p99 {v['p99']:.2f} ms" for k, v in steps.items())
+        lines.append(f"{model}: {cells}; flatness {result['flatness'][model]:.2f}")
+    if result.get("loop_hz") is not None:
+        lines.append(f"node loop {result['loop_hz']:.1f} Hz, period p99 {result['period_p99_ms']:.2f} ms")
+    return "\n".join(lines) + "\n"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from robo_system.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(seed=args.seed, split=args.split, family=args.family, instruction=args.instruction,
+                     brain=args.brain, out=args.out, timeout_s=args.timeout, log_level=args.log_level)
+    try:
+        return run_demo(cfg)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        LOG.error("demo failed: %s", exc)
+        return 2
+
+
+def _train_brain(args: argparse.Namespace) -> int:
+    from robo_brain.embedded.cli import run_train
+    from robo_system.datasets.brain import SIM_EXAMPLES
+
+    return run_train(args, SIM_EXAMPLES)
+
+
+def _eval_brain(args: argparse.Namespace) -> int:
+    from robo_brain.embedded.cli import run_eval
+    from robo_system.datasets.brain import evaluate_brain
+
+    return run_eval(args, evaluate_brain)

@@ -1,0 +1,1 @@
+"""Training and evaluation data that needs the simulator (the brain's examples: :mod:`robo_system.datasets.brain`)."""
