@@ -74,6 +74,7 @@ class TaskTracker:
         self._feedback = TaskFeedback(plan_id, phase="accepted")
         self._result: TaskResult | None = None
         self._planned = False  # the brain published a plan under plan_id
+        self._executing = False  # the cerebellum reported on it
         self.cancel_requested = False  # the action client asked to cancel
 
     # ------------------------------------------------------------------ reading
@@ -121,9 +122,10 @@ class TaskTracker:
             if self._result is not None or not plan_id:
                 return
             if plan_id != self.plan_id:
-                if self._planned:  # the cerebellum runs another plan now
+                if self._executing:  # the cerebellum runs another plan now (before ours: it has not started it yet)
                     self._end(Outcome.ABORTED, f"superseded by plan {plan_id} on the cerebellum")
                 return
+            self._executing = True
             phase = EXECUTION_STATES[state] if 0 <= state < len(EXECUTION_STATES) else f"state {state}"
             self._update(revision=int(revision), subtask_index=int(subtask_index), progress=float(progress),
                          phase=phase)

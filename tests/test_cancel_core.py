@@ -197,6 +197,9 @@ def test_tracker_ignores_unrelated_statuses() -> None:
     t.on_execution_status("p0", 0, 0, RUNNING, 0.1, "an older plan, before ours was published")
     assert t.result is None
     t.on_brain_status({"state": "planned", "plan_id": "p1", "revision": 0})
+    t.on_execution_status("p0", 0, 0, RUNNING, 0.1, "the cerebellum has not received ours yet")
+    assert t.result is None
+    t.on_execution_status("p1", 0, 0, RUNNING, 0.0, "running pick")
     t.on_execution_status("p0", 0, 0, RUNNING, 0.1, "the cerebellum moved on to another plan")
     assert t.result.outcome == Outcome.ABORTED and "superseded" in t.result.reason
 
