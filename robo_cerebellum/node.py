@@ -128,6 +128,7 @@ class CerebellumNode(Node):
         self._camera: CameraModel | None = None
         self._new_image = False
         self._stop = threading.Event()
+        self._tick_now = threading.Event()  # a cancel: the control thread sends the hold at once
         self._gate = StateGate()
         self._jump: tuple[np.ndarray, np.ndarray, float] | None = None  # a jump not yet seen by the policy thread
         self._holding_since: float | None = None  # when the control thread's stale-state hold began
@@ -217,6 +218,7 @@ class CerebellumNode(Node):
         """Hold at once (the control thread's next tick); the policy thread then cancels the plan."""
         by = msg.data.strip()[:100] or C.CANCEL_DEFAULT_BY
         self.stream.hold_now(by)
+        self._tick_now.set()
         self._pending_plan = None  # a plan that arrived before the cancel is cancelled with it
         self._pending_cancel = by
 
@@ -391,6 +393,8 @@ class CerebellumNode(Node):
 
         A late tick does not shift the ones after it (the rate stays ``control_rate_hz``); after a stall of
         more than one period the schedule restarts from now instead of firing a burst of catch-up ticks.
+        A cancel wakes the thread for one extra tick at once (the hold goes out without waiting for the
+        next deadline); the schedule stays as it was.
         """
         period = 1.0 / self.rate
         self._raise_priority(self._control_priority)
@@ -399,7 +403,9 @@ class CerebellumNode(Node):
             deadline += period
             delay = deadline - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                if self._tick_now.wait(delay):
+                    self._tick_now.clear()
+                    deadline -= period  # an extra tick now; the next one stays on its deadline
             elif delay < -period:
                 deadline = time.monotonic()
             try:
