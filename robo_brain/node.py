@@ -6,7 +6,7 @@ the camera extrinsics ``/camera/color/pose`` (PoseStamped in the base frame, lat
 ``/robo/plan`` (robo_stack/Plan, latched), ``/robo/markers`` (keypoint spheres and the plan as
 text) and ``/robo/brain_status`` (std_msgs/String, JSON, latched)::
 
-    {"state": "loading|ready|waiting|planning|correcting|planned|corrected|failed|preempted|error",
+    {"state": "loading|ready|waiting|planning|correcting|planned|corrected|failed|preempted|cancelled|error",
      "detail": "...", "plan_id": "...", "revision": 0, "backend": "...", "latency_s": 0.0,
      "errors": [...], "stamp_ns": 0}
 
@@ -16,6 +16,11 @@ subtasks, ``reasoning`` says why) under a new ``plan_id`` when ``publish_empty_p
 is set, so the cerebellum stops following the previous instruction's plan. Bad inputs (wrong
 image encoding, oversized or malformed instruction, NaN poses) are logged and reported on the
 status topic; the node keeps running, also when the model fails to load.
+
+``/robo/cancel`` (std_msgs/String naming who; empty: "operator") stops the planning job and drops the
+plan: no corrections for it afterwards, and its empty next revision goes out (a cerebellum that starts
+later holds instead of running it); the status says ``cancelled`` and ``by`` whom. The
+``ExecuteInstruction`` action is served beside the topic (:mod:`robo_brain.action_server`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from visualization_msgs.msg import Marker, MarkerArray
 
+from robo_brain.action_server import ExecuteInstructionServer
 from robo_brain.backends import make_backend
 from robo_brain.params import PARAMETERS, camera_pose_from_parameter, checked_instruction, configs_from_parameters
 from robo_brain.planner import FailureInfo, PlanResult
@@ -64,9 +70,10 @@ class BrainNode(Node):
         self._latest: dict[str, object] = {}
         self._camera_T: np.ndarray | None = None
         self._ee: np.ndarray | None = None
-        self._waiting: str | None = None
+        self._waiting: tuple[str, str | None] | None = None
         self.current: PlanData | None = None
         self.backend_name = f"{self.par['backend']}:{self.par['model_path']}"
+        self.actions: ExecuteInstructionServer | None = None
         self._make_interfaces()
         self._set_fallback_camera_pose()
         try:
@@ -99,6 +106,8 @@ class BrainNode(Node):
                                  qos_for_topic(C.TOPIC_EE_POSE))
         self.create_subscription(FailureReport, C.relative(C.TOPIC_FAILURE), self._on_failure,
                                  qos_for_topic(C.TOPIC_FAILURE))
+        self.create_subscription(String, C.relative(C.TOPIC_CANCEL), self._on_cancel, qos_for_topic(C.TOPIC_CANCEL))
+        self.actions = ExecuteInstructionServer(self, self.submit_instruction)
 
     def _set_fallback_camera_pose(self) -> None:
         try:
@@ -112,10 +121,13 @@ class BrainNode(Node):
                 "revision": plan.revision if plan else 0, "backend": self.backend_name,
                 "stamp_ns": time.time_ns(), **extra}
         self.pub_status.publish(String(data=json.dumps(data)))
+        if self.actions is not None:
+            self.actions.on_brain_status(data)
 
-    def _reject(self, what: str, detail: str) -> None:
+    def _reject(self, what: str, detail: str) -> str:
         self.get_logger().error(f"{what}: {detail}")
         self._status("error", f"{what}: {detail}")
+        return f"{what}: {detail}"
 
     # ------------------------------------------------------------------ inputs
     def _on_sensor(self, key: str, msg: object) -> None:
@@ -127,8 +139,8 @@ class BrainNode(Node):
             return
         self._latest[key] = msg
         if self._waiting is not None and not self._missing():
-            instruction, self._waiting = self._waiting, None
-            self._submit_plan(instruction)
+            (instruction, plan_id), self._waiting = self._waiting, None
+            self._submit_plan(instruction, plan_id)
 
     def _on_camera_pose(self, msg: PoseStamped) -> None:
         pose = pose_array(msg)
@@ -149,21 +161,38 @@ class BrainNode(Node):
         return missing + (["camera pose"] if self._camera_T is None else [])
 
     def _on_instruction(self, msg: String) -> None:
+        self.submit_instruction(msg.data)
+
+    def submit_instruction(self, text: str, plan_id: str | None = None) -> str:
+        """Plan ``text`` (under ``plan_id``, else a new one); returns "" when taken, else why not."""
         try:
-            text = checked_instruction(msg.data, int(self.par["max_instruction_chars"]))
+            text = checked_instruction(text, int(self.par["max_instruction_chars"]))
         except ValueError as exc:
-            self._reject("instruction rejected", str(exc))
-            return
+            return self._reject("instruction rejected", str(exc))
         self.get_logger().info(f"instruction: {text[:200]!r}")
         if self.worker is None or self.worker.load_error:
-            self._reject("instruction ignored", f"no model: {self.worker.load_error if self.worker else 'bad params'}")
-            return
+            return self._reject("instruction ignored",
+                                f"no model: {self.worker.load_error if self.worker else 'bad params'}")
         missing = self._missing()
         if missing:
-            self._waiting = text
+            self._waiting = (text, plan_id)
             self._status("waiting", f"instruction held until these arrive: {', '.join(missing)}")
-            return
-        self._submit_plan(text)
+            return ""
+        return self._submit_plan(text, plan_id)
+
+    def _on_cancel(self, msg: String) -> None:
+        """Stop planning, drop the plan (its empty next revision goes out) and say who cancelled."""
+        by = msg.data.strip()[:100] or C.CANCEL_DEFAULT_BY
+        self._waiting = None
+        stopped = self.worker.cancel(by) if self.worker is not None else []
+        plan, what = self.current, [f"{job.kind} job stopped" for job in stopped]
+        if plan is not None:
+            self._publish_plan(PlanData(plan.plan_id, plan.revision + 1, plan.instruction, f"cancelled by {by}", [],
+                                        stamp_ns=time.time_ns()))
+            self.current, what = None, [*what, f"plan {plan.plan_id} dropped"]
+        detail = f"cancelled by {by}: {', '.join(what) or 'nothing was running'}"
+        self.get_logger().warning(detail)
+        self._status("cancelled", detail, plan, by=by)
 
     def _observation(self) -> Observation:
         info: CameraInfo = self._latest["info"]
@@ -175,13 +204,15 @@ class BrainNode(Node):
         stamp = stamp_to_ns(self._latest["rgb"].header.stamp)
         return Observation(rgb, depth, camera, self._ee, stamp)
 
-    def _submit_plan(self, instruction: str) -> None:
+    def _submit_plan(self, instruction: str, plan_id: str | None = None) -> str:
         try:
             obs = self._observation()
         except ValueError as exc:
-            self._reject("cannot plan", str(exc))
-            return
-        self.worker.submit(Job("plan", obs, instruction=instruction))
+            return self._reject("cannot plan", str(exc))
+        job = Job("plan", obs, instruction=instruction)
+        job.plan_id = plan_id or job.plan_id
+        self.worker.submit(job)
+        return ""
 
     def _on_failure(self, msg: FailureReport) -> None:
         cur = self.current
@@ -206,6 +237,8 @@ class BrainNode(Node):
 
     # ------------------------------------------------------------------ outputs (worker thread)
     def _on_result(self, job: Job, result: PlanResult) -> None:
+        if job.cancel.is_set():  # cancelled or preempted after the worker's own check
+            return
         latency = float(result.timing.get("total", 0.0))
         if result.ok:
             self._publish_plan(result.plan)
@@ -229,7 +262,9 @@ class BrainNode(Node):
         self.pub_markers.publish(plan_markers(plan, self.get_clock().now().to_msg()))
 
     def destroy_node(self) -> None:
-        """Stop the worker, then the node."""
+        """Stop the worker and the action server, then the node."""
+        if self.actions is not None:
+            self.actions.destroy()
         if self.worker is not None:
             self.worker.stop()
         super().destroy_node()

@@ -3,7 +3,9 @@
 The ROS node (and any other front-end) submits :class:`Job` s and gets results through
 callbacks, so its executor never blocks on a model. A new job preempts the running one: the
 running job's cancel event is set (the transformers back-end stops generating at the next
-token) and its result is dropped; a job still queued is replaced.
+token) and its result is dropped; a job still queued is replaced. :meth:`BrainWorker.cancel` (an
+operator's cancel) stops the running job and drops the queued one without a "preempted" status:
+the front-end reports the cancel.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class Job:
     failure: FailureInfo | None = None
     plan_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     cancel: threading.Event = field(default_factory=threading.Event)
+    cancelled_by: str = ""
+    """Who cancelled the job (:meth:`BrainWorker.cancel`); empty when it was preempted or ran."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("plan", "correct"):
@@ -91,6 +95,19 @@ class BrainWorker:
                 self._pending.cancel.set()
             self._pending = job
         self._wake.set()
+
+    def cancel(self, by: str) -> list[Job]:
+        """Stop the running job and drop the queued one (an operator's cancel); returns the jobs stopped.
+
+        Their results are dropped and no status is reported for them (the caller says who cancelled).
+        """
+        with self._lock:
+            jobs = [job for job in (self._running, self._pending) if job is not None and not job.cancel.is_set()]
+            for job in jobs:
+                job.cancelled_by = by
+                job.cancel.set()
+            self._pending = None
+        return jobs
 
     def stop(self, timeout: float = 5.0) -> None:
         """Cancel work and join the thread."""
@@ -147,6 +164,9 @@ class BrainWorker:
         except BackendError as exc:
             logger.error("back-end failed: %s", exc)
             result = PlanResult(Outcome.FAILED, None, errors=[f"back-end failed: {exc}"])
+        if job.cancelled_by:
+            logger.info("%s job for plan %s stopped: cancelled by %s", job.kind, job.plan_id, job.cancelled_by)
+            return
         if result is None or job.cancel.is_set():
             self._on_status("preempted", f"job for plan {job.plan_id} preempted by a newer request")
             return

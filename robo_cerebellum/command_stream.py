@@ -10,7 +10,10 @@ simulated clock, and with it the policy thread):
 
 * stale robot state: no state for ``state_timeout_s`` holds the last command sent, arm and gripper;
 * a jump of the measured pose (robot reset or re-homed): :meth:`jump` holds at the new pose from the
-  next tick on, and a policy command computed before the jump is dropped.
+  next tick on, and a policy command computed before the jump is dropped;
+* an operator's cancel: :meth:`hold_now` freezes arm and gripper at the last command sent from the
+  next tick on, before the policy thread has even seen the cancel; policy commands are not sent
+  (their statuses are) until :meth:`clear` (a new plan).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class TickCommand:
     gripper: float
     stale: bool = False
     status: tuple | None = None
+    cancelled_by: str | None = None
+    """Who cancelled, on the first tick of a :meth:`CommandStream.hold_now` hold (else None)."""
 
 
 class CommandStream:
@@ -52,12 +57,37 @@ class CommandStream:
         self._last_sent: tuple[np.ndarray, np.ndarray, float] | None = None
         self._pending_status: tuple | None = None
         self._jumped = False
+        self._frozen = False
+        self._cancelled_by: str | None = None
         self.state_time = -math.inf  # monotonic arrival time of the latest accepted robot state
 
     def clear(self) -> None:
-        """Forget the target (a new plan starts from the measured pose)."""
+        """Forget the target (a new plan starts from the measured pose); ends a :meth:`hold_now` hold."""
         with self._lock:
             self._target = self._previous = None
+            self._frozen = False
+
+    def hold_now(self, by: str) -> bool:
+        """Freeze arm and gripper at the last command sent, from the next tick on, until :meth:`clear`.
+
+        Policy commands handed over meanwhile are not sent (a step computed before the policy thread
+        saw the cancel would move the arm on); their statuses still are. A :meth:`jump` still moves the
+        hold to the new pose. The next tick carries ``by`` in :attr:`TickCommand.cancelled_by`. Returns
+        False when nothing was sent yet (nothing to freeze: the first command then holds).
+        """
+        with self._lock:
+            self._frozen, self._cancelled_by, self._pending_status = True, by, None
+            if self._last_sent is None:
+                return False
+            pos, quat, gripper = self._last_sent
+            self._target = self._previous = (pos.copy(), quat.copy())
+            self._gripper = gripper
+            return True
+
+    @property
+    def frozen(self) -> bool:
+        """True while a :meth:`hold_now` hold lasts."""
+        return self._frozen
 
     def jump(self, pos: np.ndarray, quat: np.ndarray) -> None:
         """The robot jumped: hold ``pos``/``quat`` (already inside the workspace box) from the next tick on."""
@@ -83,6 +113,11 @@ class CommandStream:
         with self._lock:
             if self._jumped:
                 return False
+            if self._frozen:  # an operator hold: only the status goes out
+                self._pending_status = status
+                if self._target is None:  # nothing was sent before the cancel: hold this (a hold) command
+                    self._target = self._previous = (np.asarray(pos, float), np.asarray(quat, float))
+                return True
             current = self._blend(now) if self._target is not None else measured
             self._previous = current if running else (pos, quat)
             self._target = (np.asarray(pos, float), np.asarray(quat, float))
@@ -106,7 +141,8 @@ class CommandStream:
                 gripper = self._gripper
                 status, self._pending_status = self._pending_status, None
             self._last_sent = (pos, quat, gripper)
-            return TickCommand(pos, quat, gripper, stale, status)
+            by, self._cancelled_by = self._cancelled_by, None
+            return TickCommand(pos, quat, gripper, stale, status, by)
 
     def _blend(self, now: float) -> tuple[np.ndarray, np.ndarray]:
         alpha = 1.0 if self.interpolation_s <= 0 else min(1.0, (now - self._target_time) / self.interpolation_s)

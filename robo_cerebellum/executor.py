@@ -38,6 +38,7 @@ class State(IntEnum):
     SUCCEEDED = 2
     FAILED = 3
     HOLDING = 4
+    CANCELLED = 5
 
 
 @dataclass
@@ -127,6 +128,8 @@ class PlanExecutor:
         if same and plan.revision < self.plan.revision:
             raise ValueError(f"plan {plan.plan_id} revision {plan.revision} is older than the running revision "
                              f"{self.plan.revision}: ignored")
+        if same and self.state == State.CANCELLED:  # e.g. a correction the brain finished before it heard the cancel
+            return f"ignored plan {plan.plan_id} revision {plan.revision}: the plan was {self.detail}"
         correction = same and self.state == State.FAILED
         if not same or correction:
             self.policy.reset()
@@ -161,6 +164,19 @@ class PlanExecutor:
         self.last_progress = 0.0
         self._progress_history: list[float] = []
         self.detail = f"running {sub.code}"
+
+    def cancel(self, by: str) -> str:
+        """An operator stopped the task: hold where the arm is, until a plan with a new ``plan_id``.
+
+        Cancels a plan that is running, holding or failed (a correction may be on its way: its revision
+        is then ignored, see :meth:`set_plan`); after a plan succeeded, or with none, there is nothing
+        to cancel and the state stays. Returns a log line.
+        """
+        if self.plan is None or self.state in (State.IDLE, State.SUCCEEDED, State.CANCELLED):
+            return f"cancel by {by}: nothing to cancel ({self.state.name.lower()}: {self.detail})"
+        self.recovery = self._verify = self._ground = None
+        self.state, self.detail = State.CANCELLED, f"cancelled by {by}"
+        return f"plan {self.plan.plan_id} rev {self.plan.revision} {self.detail} at subtask {self.index}: holding"
 
     def stop(self, reason: str) -> None:
         """Stop the plan and hold position (e.g. the brain reported it cannot plan)."""

@@ -22,6 +22,10 @@ topic), never used, so no hold is ever anchored on it; a pose far from the last 
 the plan and holds there. Stale-input watchdog: the ages of the last state and image are measured
 on arrival (monotonic clock); the control thread holds arm and gripper on its own when the state
 stops, so the hold also happens under ``use_sim_time`` (see :mod:`robo_cerebellum.command_stream`).
+
+``/robo/cancel`` (std_msgs/String naming who; empty: "operator") freezes arm and gripper from the next
+control tick on (that tick's status says CANCELLED, stamped like its target), drops a plan not yet
+started, and the executor holds in CANCELLED until a plan with a new ``plan_id`` arrives.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from robo_stack.msg import ExecutionStatus, FailureReport, Plan
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Float64
+from std_msgs.msg import Float64, String
 
 from robo_cerebellum.command_stream import CommandStream
 from robo_cerebellum.executor import PlanExecutor, State, TickResult
@@ -118,12 +122,14 @@ class CerebellumNode(Node):
         self._rgb: np.ndarray | None = None
         self.stream = CommandStream(0.1)
         self._pending_plan: Plan | None = None
+        self._pending_cancel: str | None = None  # who cancelled; the policy thread tells the executor
         self._depth: np.ndarray | None = None
         self._camera_info: CameraInfo | None = None
         self._camera_T: np.ndarray | None = None
         self._camera: CameraModel | None = None
         self._new_image = False
         self._stop = threading.Event()
+        self._tick_now = threading.Event()  # a cancel: the control thread sends the hold at once
         self._gate = StateGate()
         self._jump: tuple[np.ndarray, np.ndarray, float] | None = None  # a jump not yet seen by the policy thread
         self._holding_since: float | None = None  # when the control thread's stale-state hold began
@@ -179,6 +185,7 @@ class CerebellumNode(Node):
         self.pub_failure = self.create_publisher(FailureReport, C.relative(C.TOPIC_FAILURE),
                                                  qos_for_topic(C.TOPIC_FAILURE))
         self.create_subscription(Plan, C.relative(C.TOPIC_PLAN), self._on_plan, qos_for_topic(C.TOPIC_PLAN))
+        self.create_subscription(String, C.relative(C.TOPIC_CANCEL), self._on_cancel, qos_for_topic(C.TOPIC_CANCEL))
         self.create_subscription(PoseStamped, C.relative(C.TOPIC_EE_POSE), self._on_pose,
                                  qos_for_topic(C.TOPIC_EE_POSE))
         self.create_subscription(JointState, C.relative(C.TOPIC_JOINT_STATES), self._on_joints,
@@ -218,13 +225,23 @@ class CerebellumNode(Node):
             self.get_logger().warning(f"plan {msg.plan_id} kept until the first robot state on {C.TOPIC_EE_POSE}")
         self._pending_plan = msg  # the policy thread starts it (once robot state has arrived)
 
+    def _on_cancel(self, msg: String) -> None:
+        """Hold at once (the control thread's next tick); the policy thread then cancels the plan."""
+        by = msg.data.strip()[:100] or C.CANCEL_DEFAULT_BY
+        self.stream.hold_now(by)
+        self._tick_now.set()
+        self._pending_plan = None  # a plan that arrived before the cancel is cancelled with it
+        self._pending_cancel = by
+
     def _start_plan(self, msg: Plan) -> None:
+        plan = plan_from_msg(msg)
         try:
-            line = self.executor_core.set_plan(plan_from_msg(msg), self._state[0], self._state[1])
+            line = self.executor_core.set_plan(plan, self._state[0], self._state[1])
         except ValueError as exc:
             self._error(f"plan {msg.plan_id} refused: {exc}")
             return
-        self.stream.clear()
+        if self.executor_core.plan is plan:  # started (an ignored revision keeps the stream as it is)
+            self.stream.clear()
         self.get_logger().info(line)
 
     def _on_pose(self, msg: PoseStamped) -> None:
@@ -349,6 +366,9 @@ class CerebellumNode(Node):
         if self.stream.take_jump() and self._jump is not None:
             pos, quat, dist = self._jump
             self.get_logger().warning(core.robot_jumped(pos, quat, dist))
+        if self._pending_cancel is not None:
+            by, self._pending_cancel = self._pending_cancel, None
+            self.get_logger().warning(core.cancel(by))
         if self._pending_plan is not None:
             plan, self._pending_plan = self._pending_plan, None
             self._start_plan(plan)
@@ -368,6 +388,8 @@ class CerebellumNode(Node):
         obs = Observation(pos, quat, self._width)
         result = core.tick(obs, now - self._state_time, now - self._image_time, self.policy_period)
         status = (result.state, result.subtask_index, result.progress, result.detail, state_stamp)
+        if result.state == State.RUNNING and self.stream.frozen:
+            status = None  # a step begun before a cancel: neither its command nor its status goes out
         if not self.stream.update(result.safe.pos, result.safe.quat, result.gripper, result.state == State.RUNNING,
                                   now, (obs.ee_pos, obs.ee_quat), status):
             return  # the robot jumped during this step: its command is from before the jump
@@ -382,6 +404,8 @@ class CerebellumNode(Node):
 
         A late tick does not shift the ones after it (the rate stays ``control_rate_hz``); after a stall of
         more than one period the schedule restarts from now instead of firing a burst of catch-up ticks.
+        A cancel wakes the thread for one extra tick at once (the hold goes out without waiting for the
+        next deadline); the schedule stays as it was.
         """
         period = 1.0 / self.rate
         self._raise_priority(self._control_priority)
@@ -390,7 +414,9 @@ class CerebellumNode(Node):
             deadline += period
             delay = deadline - time.monotonic()
             if delay > 0:
-                time.sleep(delay)
+                if self._tick_now.wait(delay):
+                    self._tick_now.clear()
+                    deadline -= period  # an extra tick now; the next one stays on its deadline
             elif delay < -period:
                 deadline = time.monotonic()
             try:
@@ -431,6 +457,10 @@ class CerebellumNode(Node):
             self._report_stale_hold(now)
         else:
             self._holding_since = None
+        if cmd.cancelled_by is not None:  # the first held tick after /robo/cancel, stamped like its target
+            core = self.executor_core
+            self._publish_status(State.CANCELLED, core.index if core else 0, core.last_progress if core else 0.0,
+                                 f"cancelled by {cmd.cancelled_by}: holding", stamp)
         if cmd.status is not None:  # a policy step's status follows its first target (a lock-stepped sim waits on it)
             self._publish_status(*cmd.status)
 

@@ -26,6 +26,9 @@ TOPIC_GRIPPER_COMMAND = "/robo/gripper_command"
 TOPIC_EE_POSE = "/robo/ee_pose"
 TOPIC_JOINT_STATES = "/joint_states"
 TOPIC_MARKERS = "/robo/markers"
+TOPIC_CANCEL = "/robo/cancel"
+"""Operator stop (std_msgs/String naming who cancels; empty: "operator"): the cerebellum holds at once,
+the brain drops the plan."""
 TOPIC_BRAIN_STATUS = "/robo/brain_status"
 """Brain state as JSON (std_msgs/String, latched): loading, ready, planning, failed, ..."""
 TOPIC_COLOR_IMAGE = "/camera/color/image_raw"
@@ -41,6 +44,10 @@ TOPIC_SIM_TASK = "/sim/task"
 TOPIC_SIM_EXPERT_PLAN = "/sim/expert_plan"
 TOPIC_SIM_EPISODE = "/sim/episode"
 SERVICE_SIM_RESET = "/sim/reset"
+ACTION_EXECUTE_INSTRUCTION = "/robo/execute_instruction"
+"""robo_stack/action/ExecuteInstruction, served by the brain beside /robo/instruction."""
+CANCEL_DEFAULT_BY = "operator"
+"""Who a /robo/cancel with empty data names."""
 
 # ---------------------------------------------------------------- frames
 def relative(name: str) -> str:
@@ -115,6 +122,7 @@ QOS_EVENT = QosChoice("event", 50, Reliability.RELIABLE, Durability.VOLATILE)
 
 TOPIC_QOS: dict[str, QosChoice] = {
     TOPIC_INSTRUCTION: QOS_EVENT,
+    TOPIC_CANCEL: QOS_COMMAND,
     TOPIC_PLAN: QOS_LATCHED,
     TOPIC_EXECUTION_STATUS: QOS_COMMAND,
     TOPIC_FAILURE: QOS_EVENT,

@@ -51,7 +51,7 @@ def register_brain(sub: argparse._SubParsersAction) -> None:
 
 
 def register_closed_loop(sub: argparse._SubParsersAction) -> None:
-    """Add ``eval closed-loop``, ``eval correction`` and ``bench cerebellum``."""
+    """Add ``eval closed-loop``, ``eval correction``, ``bench cerebellum`` and ``bench cancel``."""
     evals = command_group(sub, "eval", "evaluate a model")
     ev = evals.add_parser("closed-loop", help="closed-loop success in the simulator: a brain plans and corrects, "
                                               "the cerebellum executes")
@@ -82,6 +82,12 @@ def register_closed_loop(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--node-seconds", type=float, default=20.0, help="how long to measure the node (0: skip)")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=_bench)
+    bc = command_group(sub, "bench", "benchmarks").add_parser(
+        "cancel", help="time from /robo/cancel to the first held /robo/ee_target (sim_node + cerebellum_node)")
+    bc.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    bc.add_argument("--trials", type=int, default=20)
+    bc.add_argument("--json", action="store_true")
+    bc.set_defaults(func=_bench_cancel)
 
 
 def _closed_loop_arguments(p: argparse.ArgumentParser, episodes: int = 100) -> None:
@@ -174,6 +180,23 @@ def _bench(args: argparse.Namespace) -> int:
         LOG.error("%s", exc)
         return 2
     sys.stdout.write(json.dumps(result, indent=2) + "\n" if args.json else _bench_text(result))
+    return 0
+
+
+def _bench_cancel(args: argparse.Namespace) -> int:
+    from robo_system.bench_cancel import cancel_latency
+
+    try:
+        r = cancel_latency(args.checkpoint, args.trials)
+    except RuntimeError as exc:
+        LOG.error("%s", exc)
+        return 2
+    text = (f"cancel -> first held /robo/ee_target over {r['trials']} trials: p50 {r['p50_ms']:.2f} ms, "
+            f"p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.2f} ms; "
+            f"control period p50 {r['control_period_p50_ms']:.2f} ms "
+            f"(p99 {r['control_period_p99_ms']:.2f} ms); {r['within_one_period']}/{r['trials']} within one period; "
+            f"{r['trials_with_a_moving_target_after_the_hold']} trials with a target that moved after the hold\n")
+    sys.stdout.write(json.dumps(r, indent=2) + "\n" if args.json else text)
     return 0
 
 

@@ -29,7 +29,7 @@ DEMO_TOPICS = (*BAG_TOPICS, C.TOPIC_INSTRUCTION, C.TOPIC_BRAIN_STATUS, C.TOPIC_S
 RECORD_AT_START = (C.TOPIC_COLOR_IMAGE, C.TOPIC_EE_POSE, C.TOPIC_EE_TARGET, C.TOPIC_EXECUTION_STATUS)
 """Topics whose publishers already run when the demo starts recording (it waits for them to be subscribed)."""
 
-STATE_NAMES = ("IDLE", "RUNNING", "SUCCEEDED", "FAILED", "HOLDING")
+STATE_NAMES = ("IDLE", "RUNNING", "SUCCEEDED", "FAILED", "HOLDING", "CANCELLED")
 
 
 @dataclass
@@ -69,7 +69,7 @@ def draw_frame(rgb: np.ndarray, plan: PlanData | None, status: tuple | None, t: 
                 if active:
                     draw.text((x + r + 2, y - r), kp.name, fill=colour)
         code = plan.subtasks[index].code if index < len(plan.subtasks) else ""
-        state = STATE_NAMES[min(status[4], 4)] if status else "PLANNED"
+        state = STATE_NAMES[min(status[4], len(STATE_NAMES) - 1)] if status else "PLANNED"
         line += f" rev{plan.revision} {index}:{code} {state}"
     draw.text((4, h * scale + 8), line[:70], fill=(240, 240, 240))
     return canvas

@@ -40,6 +40,7 @@ NODE_PARAMS_FILES = {"sim_node": "sim.yaml", "brain_node": "brain.yaml", "cerebe
 
 ACTIVE_STATES = (1, 4)  # RUNNING, HOLDING
 SUCCEEDED, FAILED = 2, 3
+STATE_NAMES = ("IDLE", "RUNNING", "SUCCEEDED", "FAILED", "HOLDING", "CANCELLED")  # ExecutionStatus states
 
 
 def executable(name: str) -> Path:
@@ -266,7 +267,7 @@ def make_client(cfg: StackConfig, on_event: Callable[[str], None] | None = None)
             tr.statuses.append(row)
             if prev is None or prev[3:5] != row[3:5] or prev[1] != row[1]:
                 self.say(f"[{now - tr.sent_at:6.1f} s] rev {msg.revision} subtask {msg.subtask_index} "
-                         f"state {('IDLE', 'RUNNING', 'SUCCEEDED', 'FAILED', 'HOLDING')[min(msg.state, 4)]}: "
+                         f"state {STATE_NAMES[min(msg.state, len(STATE_NAMES) - 1)]}: "
                          f"{msg.detail}")
             elif int(row[5] * 4) != int(prev[5] * 4):
                 self.say(f"[{now - tr.sent_at:6.1f} s]   progress {row[5]:.2f}")

@@ -86,7 +86,7 @@ step_msgs() {
   fi
   cmake --build "$BUILD" -j "$(nproc)"
   cmake --install "$BUILD" | grep -v -- '-- Up-to-date' || true
-  "$VENV/bin/python" -c 'from robo_stack.msg import Plan, Subtask, Keypoint, FailureReport, ExecutionStatus; print("messages import:", Plan.__module__)'
+  "$VENV/bin/python" -c 'from robo_stack.msg import Plan, Subtask, Keypoint, FailureReport, ExecutionStatus; from robo_stack.action import ExecuteInstruction; print("messages import:", Plan.__module__, ExecuteInstruction.__module__)'
 }
 
 step_project() {

@@ -11,7 +11,7 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from robo_stack.msg import ExecutionStatus, FailureReport, Plan
-from std_msgs.msg import Float64
+from std_msgs.msg import Float64, String
 
 from robo_cerebellum.config import CerebellumConfig
 from robo_cerebellum.policy import CerebellumPolicy
@@ -43,7 +43,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     node.create_subscription(Plan, C.TOPIC_SIM_EXPERT_PLAN, rec["expert"].append,
                              qos_for_topic(C.TOPIC_SIM_EXPERT_PLAN))
     plan_pub = node.create_publisher(Plan, C.TOPIC_PLAN, qos_for_topic(C.TOPIC_PLAN))
-    yield {"sim": sim, "cb": cb, "node": node, "rec": rec, "plan_pub": plan_pub}
+    cancel_pub = node.create_publisher(String, C.TOPIC_CANCEL, qos_for_topic(C.TOPIC_CANCEL))
+    yield {"sim": sim, "cb": cb, "node": node, "rec": rec, "plan_pub": plan_pub, "cancel_pub": cancel_pub}
     node.destroy_node()
     rclpy.try_shutdown()
     cb.stop()
@@ -88,6 +89,49 @@ def test_refuses_unknown_skill_and_stays_up(stack) -> None:
     assert spin_until(node, lambda: any("unknown skill 'teleport'" in s.detail for s in rec["status"]), 10), \
         stack["cb"].log()[-2000:]
     assert stack["cb"].alive()
+
+
+def _pos(target: PoseStamped) -> tuple[float, ...]:
+    p, o = target.pose.position, target.pose.orientation
+    return (p.x, p.y, p.z, o.x, o.y, o.z, o.w)
+
+
+def test_cancel_holds_arm_and_gripper_at_once_and_a_new_plan_runs(stack) -> None:
+    node, rec, cb = stack["node"], stack["rec"], stack["cb"]
+    plan = rec["expert"][0]
+    plan.plan_id, plan.revision = "cancel-plan", 0
+    rec["status"].clear()
+    stack["plan_pub"].publish(plan)
+    assert spin_until(node, lambda: sum(s.plan_id == "cancel-plan" and s.state == ExecutionStatus.RUNNING
+                                        for s in rec["status"]) > 10, 20), cb.log()[-2000:]
+    stack["cancel_pub"].publish(String(data="test-operator"))
+
+    def first_cancelled() -> ExecutionStatus | None:
+        return next((s for s in rec["status"] if s.state == ExecutionStatus.CANCELLED), None)
+
+    assert spin_until(node, lambda: first_cancelled() is not None, 5), cb.log()[-2000:]
+    held = first_cancelled()
+    assert held.plan_id == "cancel-plan" and held.detail.startswith("cancelled by test-operator")
+    n_gripper = len(rec["gripper"])
+    spin_until(node, lambda: False, 1.0)
+    # every target from the first held tick on (the status is stamped like it) is the same pose; the gripper froze
+    stamp = (held.header.stamp.sec, held.header.stamp.nanosec)
+    after = [_pos(t) for t in rec["target"] if (t.header.stamp.sec, t.header.stamp.nanosec) >= stamp]
+    assert len(after) > 100 and len(set(after)) == 1, len(set(after))
+    assert len({g.data for g in rec["gripper"][n_gripper:]}) == 1
+    later = [s for s in rec["status"] if s.plan_id == "cancel-plan"][-5:]
+    assert all(s.state == ExecutionStatus.CANCELLED and "cancelled by test-operator" in s.detail for s in later)
+    # a late correction of the cancelled plan is ignored; a new plan runs
+    plan.revision = 1
+    stack["plan_pub"].publish(plan)
+    assert spin_until(node, lambda: "ignored plan cancel-plan revision 1" in cb.log(), 5), cb.log()[-2000:]
+    assert rec["status"][-1].state == ExecutionStatus.CANCELLED
+    plan.plan_id, plan.revision = "after-cancel", 0
+    stack["plan_pub"].publish(plan)
+    assert spin_until(node, lambda: any(s.plan_id == "after-cancel" and s.state == ExecutionStatus.RUNNING
+                                        for s in rec["status"]), 10), cb.log()[-2000:]
+    n_target = len(rec["target"])
+    assert spin_until(node, lambda: len({_pos(t) for t in rec["target"][n_target:]}) > 1, 5)
 
 
 def test_watchdog_holds_when_robot_state_stops(stack) -> None:

@@ -32,6 +32,9 @@ def test_cmake_generates_every_msg_file(repo_root: Path) -> None:
     assert listed == on_disk
     srvs = set(re.findall(r'"(srv/\w+\.srv)"', cmake))
     assert srvs == {f"srv/{p.name}" for p in (repo_root / "srv").glob("*.srv")}
+    actions = set(re.findall(r'"(action/\w+\.action)"', cmake))
+    assert actions == {f"action/{p.name}" for p in (repo_root / "action").glob("*.action")}
+    assert "action/ExecuteInstruction.action" in actions and "action_msgs" in cmake
     assert {"msg/Keypoint.msg", "msg/Subtask.msg", "msg/Plan.msg", "msg/FailureReport.msg",
             "msg/ExecutionStatus.msg"} <= on_disk
 
