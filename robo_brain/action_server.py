@@ -57,6 +57,7 @@ class ExecuteInstructionServer:
         """Create the action server, the cancel publisher, the execution status subscription and the poll timer."""
         self._node, self._submit = node, submit
         self._goals: list[_Goal] = []
+        self._issued: frozenset[str] = frozenset()  # plan ids of earlier goals (their late plans are not newer)
         self._cancel_pub = node.create_publisher(String, C.relative(C.TOPIC_CANCEL), qos_for_topic(C.TOPIC_CANCEL))
         node.create_subscription(ExecutionStatus, C.relative(C.TOPIC_EXECUTION_STATUS), self._on_execution_status,
                                  qos_for_topic(C.TOPIC_EXECUTION_STATUS))
@@ -96,7 +97,8 @@ class ExecuteInstructionServer:
     async def _execute(self, handle: ServerGoalHandle) -> ExecuteInstruction.Result:
         for old in self._goals:
             old.tracker.end(Outcome.ABORTED, "preempted by a newer ExecuteInstruction goal")
-        goal = _Goal(handle, TaskTracker(uuid.uuid4().hex), Future())
+        self._issued = (self._issued | {old.tracker.plan_id for old in self._goals})  # ids of earlier goals
+        goal = _Goal(handle, TaskTracker(uuid.uuid4().hex, self._issued), Future())
         self._goals.append(goal)
         instruction = handle.request.instruction
         self._node.get_logger().info(f"ExecuteInstruction goal (plan {goal.tracker.plan_id}): {instruction[:200]!r}")

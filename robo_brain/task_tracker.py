@@ -65,11 +65,16 @@ class TaskResult:
 class TaskTracker:
     """One instruction's progress, from submission to its result (see the module docstring)."""
 
-    def __init__(self, plan_id: str) -> None:
-        """Track the plan the brain makes under ``plan_id`` (the id the instruction was submitted with)."""
+    def __init__(self, plan_id: str, earlier: set[str] | frozenset[str] = frozenset()) -> None:
+        """Track the plan the brain makes under ``plan_id`` (the id the instruction was submitted with).
+
+        ``earlier``: plan ids of instructions submitted before this one; a plan of theirs that the brain
+        finishes late (it was already done when this goal preempted it) does not supersede this goal.
+        """
         if not plan_id:
             raise ValueError("TaskTracker needs the plan_id the instruction was submitted with, got ''")
         self.plan_id = plan_id
+        self.earlier = frozenset(earlier)
         self._lock = threading.Lock()
         self._feedback = TaskFeedback(plan_id, phase="accepted")
         self._result: TaskResult | None = None
@@ -104,7 +109,7 @@ class TaskTracker:
             elif state in ("planned", "corrected") and ours:
                 self._planned = True
                 self._update(revision=revision, phase=state, progress=0.0)
-            elif state in ("planned", "corrected") and plan_id:
+            elif state in ("planned", "corrected") and plan_id and plan_id not in self.earlier:
                 self._end(Outcome.ABORTED, f"superseded by plan {plan_id} (a newer instruction)")
             elif state == "failed" and (ours or (not plan_id and not self._planned)):
                 self._end(Outcome.ABORTED, f"the brain failed: {detail}" if detail else "the brain failed")
@@ -122,7 +127,8 @@ class TaskTracker:
             if self._result is not None or not plan_id:
                 return
             if plan_id != self.plan_id:
-                if self._executing:  # the cerebellum runs another plan now (before ours: it has not started it yet)
+                # the cerebellum runs another plan now (before ours: it has not started it yet)
+                if self._executing and plan_id not in self.earlier:
                     self._end(Outcome.ABORTED, f"superseded by plan {plan_id} on the cerebellum")
                 return
             self._executing = True

@@ -60,6 +60,7 @@ class GateResult:
     accepted: bool
     reason: str = ""
     jump_m: float = 0.0
+    kind: str = ""
 
     @property
     def jumped(self) -> bool:
@@ -88,24 +89,27 @@ class StateGate:
         ``arrival_s`` (a monotonic clock, s)."""
         cfg = self.config
         pos, quat = np.asarray(pos, float), np.asarray(quat, float)
-        reason = ""
+        reason, kind = "", ""
         if frame_id not in ("", cfg.frame_id):
-            reason = f"robot state in frame {frame_id!r}, expected {cfg.frame_id!r}"
+            reason, kind = f"robot state in frame {frame_id!r}, expected {cfg.frame_id!r}", "frame"
         elif pos.shape != (3,) or quat.shape != (4,) or not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat))):
-            reason = f"non-finite robot state {pos.tolist()} {quat.tolist()}"
+            reason, kind = f"non-finite robot state {pos.tolist()} {quat.tolist()}", "non-finite"
         elif not 0.5 < np.linalg.norm(quat) < 1.5:
             reason = f"robot state quaternion {quat.tolist()} is not a rotation (norm {np.linalg.norm(quat):.3g})"
+            kind = "rotation"
         else:
             lo = np.asarray(cfg.workspace_min) - cfg.state_margin_m
             hi = np.asarray(cfg.workspace_max) + cfg.state_margin_m
             if np.any(pos < lo) or np.any(pos > hi):
+                kind = "outside"
                 reason = (f"robot state {np.round(pos, 3).tolist()} is more than {cfg.state_margin_m} m outside the "
                           f"workspace box {list(cfg.workspace_min)}..{list(cfg.workspace_max)}")
             elif stamp_s < self.last_stamp and arrival_s - self.last_arrival < cfg.clock_restart_s:
                 reason = f"robot state stamped {stamp_s:.3f} s is older than the last one ({self.last_stamp:.3f} s)"
+                kind = "out-of-order"
         if reason:
             self.refused += 1
-            return GateResult(False, reason)
+            return GateResult(False, reason, kind=kind)
         jump = 0.0
         if self.last_pos is not None:
             dist = float(np.linalg.norm(pos - self.last_pos))
@@ -119,7 +123,33 @@ class StateGate:
     def check_width(width: float | None) -> GateResult:
         """Check a gripper opening (0 closed .. 1 open) read from ``/joint_states``."""
         if width is None:
-            return GateResult(False, "no finger joints in the joint state")
+            return GateResult(False, "no finger joints in the joint state", kind="no-fingers")
         if not math.isfinite(width) or not -0.1 <= width <= 1.1:
-            return GateResult(False, f"gripper opening {width!r} is not in [0, 1]")
+            return GateResult(False, f"gripper opening {width!r} is not in [0, 1]", kind="width")
         return GateResult(True)
+
+
+class RefusalSummary:
+    """Refused states gathered between two reports: a count and the first reason of each kind.
+
+    A bogus publisher can send hundreds of states a second with several faults; the status topic
+    gets one line a second that names every kind seen, not just the one that happened to come last.
+    """
+
+    def __init__(self) -> None:
+        """Nothing gathered yet."""
+        self.count = 0
+        self.reasons: dict[str, str] = {}
+
+    def add(self, verdict: GateResult) -> None:
+        """Count one refused state."""
+        self.count += 1
+        self.reasons.setdefault(verdict.kind or verdict.reason, verdict.reason)
+
+    def take(self) -> str:
+        """The summary line ("" when nothing was refused), and start gathering anew."""
+        if not self.count:
+            return ""
+        text = f"ignored {self.count} robot state(s): " + "; ".join(self.reasons.values())
+        self.count, self.reasons = 0, {}
+        return text

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robo_common.geometry import pose_to_matrix
+
 
 @dataclass(frozen=True)
 class CameraModel:
@@ -65,3 +67,42 @@ class CameraModel:
         cam = np.stack([(np.asarray(u, float) - self.K[0, 2]) / self.K[0, 0] * depth,
                         (np.asarray(v, float) - self.K[1, 2]) / self.K[1, 1] * depth, depth], axis=1)
         return cam @ self.T_base_camera[:3, :3].T + self.T_base_camera[:3, 3]
+
+
+class CameraTracker:
+    """The camera model from the latest intrinsics (a ``CameraInfo``-like object) and extrinsics (a pose in the
+    base frame), once both are known; each setter returns "" or why the input was refused."""
+
+    def __init__(self, base_frame: str) -> None:
+        """No camera known yet."""
+        self.base_frame = base_frame
+        self.info: object | None = None
+        self.T_base_camera: np.ndarray | None = None
+        self.model: CameraModel | None = None
+
+    def set_info(self, info: object) -> str:
+        """New intrinsics (``k``, ``width``, ``height``); the same ``k`` again changes nothing."""
+        if self.info is not None and list(info.k) == list(self.info.k):
+            return ""
+        self.info = info
+        return self._update()
+
+    def set_pose(self, frame_id: str, pose: np.ndarray) -> str:
+        """New extrinsics: ``pose`` = x, y, z, qx, qy, qz, qw of the camera in ``frame_id``."""
+        pose = np.asarray(pose, float)
+        if frame_id not in ("", self.base_frame) or pose.shape != (7,) or not np.all(np.isfinite(pose)) \
+                or np.linalg.norm(pose[3:]) < 1e-6:
+            return (f"camera pose ignored: frame {frame_id!r}, values {pose.tolist()} (expected a finite pose in "
+                    f"{self.base_frame!r})")
+        self.T_base_camera = pose_to_matrix(pose[:3], pose[3:] / np.linalg.norm(pose[3:]))
+        return self._update()
+
+    def _update(self) -> str:
+        if self.info is None or self.T_base_camera is None:
+            return ""
+        try:
+            self.model = CameraModel.from_camera_info(self.info, self.T_base_camera)
+        except ValueError as exc:
+            self.model = None
+            return f"camera model not usable: {exc}"
+        return ""

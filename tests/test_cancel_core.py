@@ -219,3 +219,14 @@ def test_tracker_cancel_by_the_client_is_canceled_by_someone_else_aborted() -> N
 def test_tracker_needs_a_plan_id() -> None:
     with pytest.raises(ValueError, match="plan_id"):
         TaskTracker("")
+
+
+def test_a_late_plan_of_an_earlier_goal_does_not_supersede_the_new_one() -> None:
+    from robo_brain.task_tracker import TaskTracker
+
+    tracker = TaskTracker("new", earlier={"old"})
+    tracker.on_brain_status({"state": "planned", "plan_id": "old", "revision": 0})
+    tracker.on_execution_status("old", 0, 0, 1, 0.1, "running")
+    assert tracker.result is None
+    tracker.on_brain_status({"state": "planned", "plan_id": "someone-else", "revision": 0})
+    assert tracker.result is not None and "superseded by plan someone-else" in tracker.result.reason

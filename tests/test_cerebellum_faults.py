@@ -109,10 +109,10 @@ def test_bogus_robot_states_and_a_stop_plan_never_send_a_target_outside_the_box(
     assert len(pos) > 200 and np.all(pos >= LO - 1e-9) and np.all(pos <= HI + 1e-9), (pos.min(0), pos.max(0))
     assert np.abs(np.diff(pos, axis=0)).max() < 0.6 * 0.05 + 1e-6  # no jump towards a bogus pose either
     details = " | ".join(s.detail for _, s in rec["status"])
-    assert "ignored robot state" in details and "outside the workspace box" in details, details[-2000:]
+    assert "robot state(s):" in details and "outside the workspace box" in details, details[-2000:]
     assert "frame 'world'" in details or "frame 'camera_link'" in details
     assert any(s.plan_id.startswith("stop-rogue") and s.state == ExecutionStatus.HOLDING for _, s in rec["status"])
-    assert stack["cb"].alive() and "ignored robot state" in stack["cb"].log()
+    assert stack["cb"].alive() and "robot state(s):" in stack["cb"].log()
 
 
 @pytest.mark.parametrize("cerebellum", [True], indirect=True)
@@ -124,16 +124,17 @@ def test_a_frozen_simulator_under_sim_time_holds_arm_and_gripper_and_resumes(sta
     os.kill(stack["sim"].proc.pid, signal.SIGSTOP)
     frozen_at = time.monotonic()
     try:
-        spin_until(node, lambda: False, 1.5)
+        spin_until(node, lambda: False, 2.5)
     finally:
         os.kill(stack["sim"].proc.pid, signal.SIGCONT)
     holding = [(t, s) for t, s in rec["status"] if t > frozen_at and s.state == ExecutionStatus.HOLDING
                and "robot state is" in s.detail]
     assert holding, [(s.state, s.detail) for t, s in rec["status"] if t > frozen_at][:10]
     hold_start = holding[0][0]
-    assert hold_start - frozen_at < 0.5  # state_timeout_s 0.1 + DDS delivery; the fault suite measures it finely
-    late = [m for t, m in rec["target"] if hold_start < t < frozen_at + 1.5]
-    grip = [m.data for t, m in rec["gripper"] if hold_start < t < frozen_at + 1.5]
+    # state_timeout_s 0.1 + DDS delivery, with slack for a loaded CI machine; `check faults` measures it finely
+    assert hold_start - frozen_at < 1.5
+    late = [m for t, m in rec["target"] if hold_start < t < frozen_at + 2.5]
+    grip = [m.data for t, m in rec["gripper"] if hold_start < t < frozen_at + 2.5]
     assert len(late) > 100 and np.ptp(_positions([(0, m) for m in late]), axis=0).max() < 1e-9
     assert len(set(grip)) == 1, sorted(set(grip))
     assert len(rec["failure"]) == failures  # nothing declared from the frozen state

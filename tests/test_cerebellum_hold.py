@@ -175,3 +175,14 @@ def test_an_older_revision_is_refused_and_a_re_delivery_ignored() -> None:
     with pytest.raises(ValueError, match="older than the running revision 2"):
         ex.set_plan(_plan(revision=1), HOME, Q0)
     assert ex.plan.revision == 2
+
+
+def test_refusal_summary_names_every_kind_once() -> None:
+    from robo_cerebellum.state_gate import RefusalSummary
+
+    gate, summary = StateGate(), RefusalSummary()
+    for frame, pos in [("world", HOME), (BASE_FRAME, np.array([1e9, 0, 0])), ("world", HOME)] * 5:
+        summary.add(gate.check_pose(frame, pos, Q0, 1.0, 1.0))
+    text = summary.take()
+    assert text.startswith("ignored 15 robot state(s)") and "frame 'world'" in text and "outside the workspace" in text
+    assert text.count("frame 'world'") == 1 and summary.take() == ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, PoseStamped
-from robo_stack.msg import Keypoint, Plan, Subtask
+from robo_stack.msg import ExecutionStatus, FailureReport, Keypoint, Plan, Subtask
 from sensor_msgs.msg import Image
 
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
@@ -121,3 +121,23 @@ def image_to_numpy(msg: Image) -> np.ndarray:
         depth[arr == 0] = np.nan
         return depth
     return arr
+
+
+def status_msg(stamp: Time, frame_id: str, plan: PlanData | None, state: int, index: int, progress: float,
+               detail: str) -> ExecutionStatus:
+    """A ``robo_stack/ExecutionStatus`` of ``plan`` (empty id and revision 0 without a plan)."""
+    msg = ExecutionStatus(state=int(state), subtask_index=int(index), progress=float(progress), detail=detail)
+    msg.plan_id, msg.revision = (plan.plan_id, plan.revision) if plan is not None else ("", 0)
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    return msg
+
+
+def failure_msg(stamp: Time, frame_id: str, plan: PlanData, index: int, kind: str, detail: str, probability: float,
+                commanded: tuple[np.ndarray, np.ndarray], measured: tuple[np.ndarray, np.ndarray]) -> FailureReport:
+    """A ``robo_stack/FailureReport`` of subtask ``index`` of ``plan`` with the commanded and measured poses."""
+    msg = FailureReport(plan_id=plan.plan_id, revision=plan.revision, subtask_index=int(index), kind=kind,
+                        detail=detail, failure_probability=float(probability))
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.commanded_pose = pose_stamped(stamp, frame_id, *commanded).pose
+    msg.measured_pose = pose_stamped(stamp, frame_id, *measured).pose
+    return msg
