@@ -1,7 +1,8 @@
 """The stack on the simulated Franka Panda: bringup.launch.py plus sim_node.
 
     ros2 launch robo_stack sim.launch.py
-    ros2 topic pub --once /robo/instruction std_msgs/msg/String "{data: 'put the red block in the green bowl'}"
+    ros2 topic pub --once /robo/instruction std_msgs/msg/String "{data: 'put the blue block into the pink container'}"
+    ros2 topic echo /robo/execution_status      # the cerebellum's progress; /sim/episode: the simulator's verdict
     ros2 service call /sim/reset robo_stack/srv/ResetSim "{seed: 3, split: seen, family: stack}"
 
 sim_node is the clock source (it publishes /clock and runs on wall time); the brain and the
@@ -24,9 +25,9 @@ PACKAGE = "robo_stack"
 ARGUMENTS = [
     ("sim_params_file", PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "sim.yaml"]),
      "Parameter file of sim_node."),
-    ("seed", "0", "Seed of the task loaded at start-up (then use /sim/reset)."),
+    ("seed", "100001", "Seed of the task loaded at start-up (then use /sim/reset); default: the demo's scene."),
     ("split", "seen", "Split of the start-up task: seen or unseen."),
-    ("family", "", "Family of the start-up task: pick_place, stack, rearrange, push (empty: from the seed)."),
+    ("family", "pick_place", "Family of the start-up task: pick_place, stack, rearrange, push (empty: from the seed)."),
     ("render", "true", "Publish camera images (false: state only)."),
     ("lockstep_period_s", "0.05", "Synchronous simulation: sim_node waits for the cerebellum's step at every multiple "
                                   "of this much simulated time (its policy period); 0.0: free-running real time."),

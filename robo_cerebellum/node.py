@@ -283,7 +283,7 @@ class CerebellumNode(Node):
         """:meth:`_tick` on absolute deadlines (:class:`ControlSchedule`); a cancel adds one tick at once."""
         why = raise_priority(self._priority)
         if why:
-            self.get_logger().warning(f"control thread at normal priority: {why}")
+            self.get_logger().info(f"control thread at normal priority: {why}")
         else:
             self.get_logger().info(f"control thread on SCHED_FIFO priority {min(self._priority, 99)}")
         schedule = ControlSchedule(1.0 / self.rate, time.monotonic())

@@ -29,6 +29,9 @@ TOPIC_MARKERS = "/robo/markers"
 TOPIC_CANCEL = "/robo/cancel"
 """Operator stop (std_msgs/String naming who cancels; empty: "operator"): the cerebellum holds at once,
 the brain drops the plan."""
+DEMO_SEED, DEMO_SPLIT, DEMO_FAMILY = 100_001, "seen", "pick_place"
+"""The demo's scene (``make demo``, ``sim.launch.py`` and ``sim_node`` with no arguments): a pick-and-place
+whose instruction is "put the blue block into the pink container"."""
 TOPIC_BRAIN_STATUS = "/robo/brain_status"
 """Brain state as JSON (std_msgs/String, latched): loading, ready, planning, failed, ..."""
 TOPIC_COLOR_IMAGE = "/camera/color/image_raw"

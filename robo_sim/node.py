@@ -43,9 +43,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "image_width": (128, "Camera image width (pixels)."),
     "image_height": (128, "Camera image height (pixels)."),
     "real_time_factor": (1.0, "Simulated seconds per wall-clock second."),
-    "seed": (0, "Seed of the task loaded at start-up."),
+    "seed": (C.DEMO_SEED, "Seed of the task loaded at start-up (default: the demo's scene)."),
     "split": ("seen", "Split of the task loaded at start-up: seen or unseen."),
-    "family": ("", "Task family loaded at start-up (pick_place, stack, rearrange, push); empty: from the seed."),
+    "family": (C.DEMO_FAMILY, "Task family loaded at start-up (pick_place, stack, rearrange, push); empty: from "
+                              "the seed."),
     "render": (True, "Publish camera images (false: state only, for fast tests)."),
     "lockstep_period_s": (0.0, "Synchronous simulation: pause at every multiple of this much simulated time until the "
                                "controller's /robo/execution_status stamped there arrives (the cerebellum's policy "

@@ -36,9 +36,9 @@ STATE_NAMES = ("IDLE", "RUNNING", "SUCCEEDED", "FAILED", "HOLDING", "CANCELLED")
 class DemoConfig:
     """Options of :func:`run_demo`."""
 
-    seed: int = 100_001
+    seed: int = C.DEMO_SEED
     split: str = "seen"
-    family: str = "pick_place"
+    family: str = C.DEMO_FAMILY
     instruction: str = ""
     brain: str = "embedded"
     out: Path = Path("runs/demo")

@@ -71,9 +71,9 @@ class StackConfig:
     namespace: str = ""
     use_sim_time: bool = True
     log_level: str = "info"
-    seed: int = 0
+    seed: int = C.DEMO_SEED
     split: str = "seen"
-    family: str = ""
+    family: str = C.DEMO_FAMILY
     log_dir: Path = Path("runs/stack-logs")
     params: dict[str, dict[str, object]] = field(default_factory=dict)
     lockstep_period_s: float = 0.05
