@@ -71,6 +71,8 @@ class BrainNode(Node):
         self._camera_T: np.ndarray | None = None
         self._ee: np.ndarray | None = None
         self._waiting: tuple[str, str | None] | None = None
+        self._correction: tuple[PlanData, FailureInfo, tuple[int, float]] | None = None  # waits for a later frame
+        self._arrival: dict[str, float] = {}  # monotonic arrival time of the latest frame of each kind
         self.current: PlanData | None = None
         self.backend_name = f"{self.par['backend']}:{self.par['model_path']}"
         self.actions: ExecuteInstructionServer | None = None
@@ -137,7 +139,8 @@ class BrainNode(Node):
             self._reject(f"{key} image ignored", f"unsupported image encoding {msg.encoding!r}; expected one of "
                                                  f"{', '.join(expected)}")
             return
-        self._latest[key] = msg
+        self._latest[key], self._arrival[key] = msg, time.monotonic()
+        self._submit_correction()
         if self._waiting is not None and not self._missing():
             (instruction, plan_id), self._waiting = self._waiting, None
             self._submit_plan(instruction, plan_id)
@@ -183,7 +186,7 @@ class BrainNode(Node):
     def _on_cancel(self, msg: String) -> None:
         """Stop planning, drop the plan (its empty next revision goes out) and say who cancelled."""
         by = msg.data.strip()[:100] or C.CANCEL_DEFAULT_BY
-        self._waiting = None
+        self._waiting = self._correction = None
         stopped = self.worker.cancel(by) if self.worker is not None else []
         plan, what = self.current, [f"{job.kind} job stopped" for job in stopped]
         if plan is not None:
@@ -228,12 +231,33 @@ class BrainNode(Node):
         if self.worker is None or not self.worker.ready.is_set():
             self._reject("failure not handled", "no model loaded")
             return
+        settle = float(self.par["correction_settle_s"])
+        due = (stamp_to_ns(msg.header.stamp) + int(settle * 1e9), time.monotonic() + settle)
+        self._correction = (cur, failure, due)
+        self._status("correcting", f"{failure.kind} at subtask {failure.subtask_index}: waiting for a frame "
+                                   f"{self.par['correction_settle_s']} s after the failure", cur)
+        self._submit_correction()
+
+    def _submit_correction(self) -> None:
+        """Submit the pending correction once a colour and a depth frame from after its due time are in: stamped
+        ``correction_settle_s`` after the failure's stamp, or (for a camera that does not stamp its frames)
+        arrived that long after the failure report."""
+        if self._correction is None:
+            return
+        plan, failure, (due_ns, due_wall) = self._correction
+        for key in ("rgb", "depth"):
+            frame = self._latest.get(key)
+            if frame is None or (stamp_to_ns(frame.header.stamp) < due_ns and self._arrival.get(key, 0.0) < due_wall):
+                return
+        self._correction = None
+        if self.current is None or self.current.plan_id != plan.plan_id:
+            return  # replaced or cancelled meanwhile
         try:
             obs = self._observation()
         except (ValueError, KeyError, TypeError) as exc:
             self._reject("cannot correct", str(exc))
             return
-        self.worker.submit(Job("correct", obs, plan=cur, failure=failure, plan_id=cur.plan_id))
+        self.worker.submit(Job("correct", obs, plan=plan, failure=failure, plan_id=plan.plan_id))
 
     # ------------------------------------------------------------------ outputs (worker thread)
     def _on_result(self, job: Job, result: PlanResult) -> None:

@@ -40,6 +40,9 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "max_instruction_chars": (500, "Longest accepted instruction (characters)."),
     "parse_retries": (1, "Extra model attempts after an unusable answer, with the error fed back."),
     "max_corrections": (3, "Revisions allowed per plan before it is reported failed."),
+    "correction_settle_s": (0.5, "A correction waits for a camera frame taken this long after the failure (s), so "
+                                 "that a falling object has landed before the brain looks whether the step's goal "
+                                 "holds; 0: the latest frame at once."),
     "correction": ("auto", "How corrections are made: prompt (the model writes the remaining steps from the "
                    "failure, plan so far and expert findings), replan (re-plan on the current image and resume "
                    "after the finished steps), auto (replan for plan-only models such as the embedded one)."),

@@ -31,7 +31,7 @@ from std_msgs.msg import Float64, String
 
 from robo_common import constants as C
 from robo_common.geometry import matrix_to_quat
-from robo_common.ros.conversions import ns_to_stamp, plan_to_msg, pose_stamped, stamp_to_ns
+from robo_common.ros.conversions import ns_to_stamp, plan_from_msg, plan_to_msg, pose_stamped, stamp_to_ns
 from robo_common.ros.qos import qos_for_topic
 from robo_common.ros.run import events_executor, run_node
 from robo_sim.lockstep import Lockstep
@@ -120,6 +120,12 @@ class SimNode(Node):
         self.create_subscription(Float64, C.relative(C.TOPIC_GRIPPER_COMMAND), self._on_gripper,
                                  qos_for_topic(C.TOPIC_GRIPPER_COMMAND))
         self.create_service(ResetSim, C.relative(C.SERVICE_SIM_RESET), self._on_reset)
+        # evaluation: the plans sent to the robot and the failures reported on them, judged by the world
+        from robo_stack.msg import FailureReport
+
+        self.create_subscription(Plan, C.relative(C.TOPIC_PLAN), self._on_plan, qos_for_topic(C.TOPIC_PLAN))
+        self.create_subscription(FailureReport, C.relative(C.TOPIC_FAILURE), self._on_failure,
+                                 qos_for_topic(C.TOPIC_FAILURE))
         if self.lockstep is not None:
             from robo_stack.msg import ExecutionStatus
 
@@ -155,6 +161,18 @@ class SimNode(Node):
 
     def _on_status(self, msg) -> None:  # noqa: ANN001 - robo_stack/ExecutionStatus
         self.lockstep.answer(stamp_to_ns(msg.header.stamp) / 1e9)
+
+    def _on_plan(self, msg) -> None:  # noqa: ANN001 - robo_stack/Plan
+        try:
+            self.session.note_plan(plan_from_msg(msg))
+        except ValueError:
+            pass  # a plan the cerebellum refuses too (it says why); nothing to judge
+
+    def _on_failure(self, msg) -> None:  # noqa: ANN001 - robo_stack/FailureReport
+        row = self.session.judge_failure(msg.plan_id, int(msg.revision), int(msg.subtask_index), msg.kind)
+        verdict = (f"confirmed: {row['confirmed']}" if row["confirmed"] else
+                   "not confirmed by the world" if row["judged"] else "plan unknown to the simulator")
+        self.get_logger().info(f"failure {msg.kind} at subtask {msg.subtask_index} of {msg.plan_id}: {verdict}")
 
     def _on_gripper(self, msg: Float64) -> None:
         try:

@@ -18,6 +18,7 @@ import numpy as np
 from robo_common.jsonable import to_jsonable
 from robo_common.plan_types import PlanData
 from robo_sim.expert import expert_plan
+from robo_sim.judge import world_failure
 from robo_sim.render_process import RenderProcess, take_snapshot
 from robo_sim.scene import build_scene
 from robo_sim.tasks import Task, make_task
@@ -58,6 +59,8 @@ class SimSession:
         self.expert_plan: PlanData | None = None
         self.rejected = 0
         self.clamped = 0
+        self.plans: dict[str, PlanData] = {}  # the latest revision of each plan seen on /robo/plan (this task's)
+        self.failures: list[dict[str, Any]] = []  # failure reports of this task, each with the world's verdict
         self._physics_dt = 1.0 / wcfg.physics_hz
         self._pending = 0.0
         self._next_frame = 0.0
@@ -70,6 +73,7 @@ class SimSession:
     def reset(self, seed: int, split: str = "seen", family: str | None = None) -> Task:
         """Load the task of ``(seed, split, family)``: rest pose, fresh scene, expert plan."""
         task = make_task(seed, split, family)
+        self.plans, self.failures = {}, []
         self.world.reset_robot()
         build_scene(self.world, task.scene)
         self.task = task
@@ -139,7 +143,31 @@ class SimSession:
             "family": task.family if task else None, "sim_time": self.sim_time,
             "success": bool(task.check_success(self.world)) if task else False,
             "rejected_commands": self.rejected, "clamped_commands": self.clamped,
+            "failures": list(self.failures),
         }
+
+    def note_plan(self, plan: PlanData) -> None:
+        """Remember a plan (revision) that was sent to the robot, to judge its failure reports against."""
+        known = self.plans.get(plan.plan_id)
+        if known is None or plan.revision >= known.revision:
+            self.plans[plan.plan_id] = plan
+        if len(self.plans) > 50:  # an instruction flood: keep the newest
+            self.plans.pop(next(iter(self.plans)))
+
+    def judge_failure(self, plan_id: str, revision: int, index: int, kind: str) -> dict[str, Any]:
+        """The world's verdict on a failure report (:func:`robo_sim.judge.world_failure`), kept for the episode.
+
+        ``confirmed`` is the reason the world agrees ("" when it does not); ``judged`` is False when the
+        report names a plan or subtask this session never saw (no verdict).
+        """
+        plan = self.plans.get(plan_id)
+        row: dict[str, Any] = {"plan_id": plan_id, "revision": int(revision), "subtask": int(index), "kind": kind,
+                               "sim_time": self.sim_time, "judged": False, "confirmed": ""}
+        if plan is not None and 0 <= index < len(plan.subtasks):
+            row.update(judged=True, confirmed=world_failure(self.world, plan, index, kind))
+        self.failures.append(row)
+        del self.failures[:-20]
+        return row
 
     def close(self) -> None:
         """Stop the renderer and disconnect the world."""

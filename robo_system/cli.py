@@ -145,6 +145,11 @@ def _eval(args: argparse.Namespace) -> int:
     det = result.get("failure_detection")
     if det:
         sys.stdout.write(f"failure detection: precision {det['precision']}, recall {det['recall']}\n")
+    ver = result.get("verdict")
+    if ver and ver["episodes"]:
+        sys.stdout.write(f"final status = world in {ver['agreement']:.1%} of {ver['episodes']} episodes (SUCCEEDED "
+                         f"but failed: {ver['succeeded_but_world_failure']}, FAILED but succeeded: "
+                         f"{ver['failed_but_world_success']})\n")
     return 0
 
 

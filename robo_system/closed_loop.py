@@ -39,11 +39,11 @@ from robo_common.parallel import run_jobs
 from robo_common.plan_language import PlanParseError
 from robo_common.plan_types import PlanData
 from robo_common.resources import resource_path
-from robo_sim import catalog
-from robo_sim.episode import HAND_RADIUS, Perturber, hand_distance
-from robo_sim.expert import ControlOutput, ExpertConfig, expert_plan, parse_code
+from robo_sim.episode import Perturber
+from robo_sim.expert import ControlOutput, expert_plan
+from robo_sim.judge import world_failure
 from robo_sim.scene import build_scene
-from robo_sim.tasks import FAMILIES, Task, make_task, pushed
+from robo_sim.tasks import FAMILIES, Task, make_task
 from robo_sim.world import SimWorld, WorldConfig
 
 LOG = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ class ClosedLoopConfig:
     failure_threshold: float = MonitorConfig.failure_threshold
     correction: bool = True
     max_corrections: int = 3
+    correction_settle_s: float = 0.5
+    """Simulated time the arm holds after a failure before the brain looks (as brain_node's parameter)."""
 
     def __post_init__(self) -> None:
         if self.camera_every < 1 or self.timeout_s <= 0 or self.max_corrections < 0:
@@ -175,56 +177,6 @@ def _phase_output(executor: PlanExecutor, index: int, progress: float, gripper: 
                          progress, False, False)
 
 
-MEASURED_KINDS = ("tracking_error", "no_progress", "timeout", "unsafe_command")
-"""Failure kinds that are measurements of the arm itself (a stall, a lag): true when reported."""
-
-
-def world_failure(world: SimWorld, plan: PlanData, index: int, kind: str) -> str:
-    """Why the simulator's ground truth agrees that subtask ``index`` of ``plan`` has failed ("" if it does not).
-
-    Checked at the moment the monitor reports ``kind`` in an episode without an injected perturbation:
-    a pick whose object left its keypoint or that closed the fingers away from the object, a place whose
-    object is no longer in the hand or whose release was stopped off the target's footprint, a push
-    that did not move its object along (as the task's success test counts it, from where its
-    keypoints say the object stood), or a failure of the arm itself (``MEASURED_KINDS``). A report
-    that none of these confirms (e.g. the learned head firing on a good push) is a false alarm.
-    """
-    sub = plan.subtasks[index]
-    if kind in MEASURED_KINDS and sub.skill != "push":
-        return kind
-    try:
-        _, args = parse_code(sub.code)
-        if sub.skill == "push":
-            name, start = args["object"], sub.keypoint("push_start")
-            d = np.array(catalog.DIRECTIONS[args["direction"]])
-            half = world.object_by_name(name).size / 2.0 + ExpertConfig().push_gap
-            start_xy = np.asarray(start.point)[:2] + d * half
-            if not pushed(world, name, args["direction"], tuple(start_xy)):
-                return f"{name} was not pushed {args['direction']} (from where its push_start keypoint puts it)"
-            return kind if kind in ("tracking_error", "unsafe_command") else ""
-        if sub.skill == "pick":
-            name = args["object"]
-            pos, _ = world.object_pose(world.object_by_name(name).body_id)
-            moved = float(np.linalg.norm(pos[:2] - np.asarray(sub.keypoint("grasp").point)[:2]))
-            in_hand = hand_distance(world, name)
-            if moved > 0.03 and in_hand > HAND_RADIUS:
-                return f"{name} is {moved * 100:.1f} cm from its grasp keypoint"
-            if world.gripper_width01() < MonitorConfig.empty_width and in_hand > HAND_RADIUS:
-                return f"fingers closed {in_hand * 100:.1f} cm from {name}"
-        elif sub.skill == "place" and index > 0 and plan.subtasks[index - 1].skill == "pick":
-            name = parse_code(plan.subtasks[index - 1].code)[1]["object"]
-            in_hand = hand_distance(world, name)
-            if in_hand > HAND_RADIUS:
-                return f"{name} is {in_hand * 100:.1f} cm from the hand"
-            target = world.object_by_name(args["target"])
-            across = float(np.linalg.norm(world.ee_pose()[0][:2] - world.object_pose(target.body_id)[0][:2]))
-            if kind == "object_dropped" and across > target.size / 2.0 + 0.01:
-                return f"the hand is {across * 100:.1f} cm from the centre of {target.name}: a release there misses it"
-    except (KeyError, ValueError, AttributeError):  # a model's plan naming an object the scene does not have
-        return "the plan names an object the scene does not have"
-    return ""
-
-
 def _perturbed(injector: Perturber | None, plan: PlanData) -> PlanData:
     """Apply a plan-level perturbation; a plan it cannot apply to (a model's odd plan) stays as it is."""
     if injector is None:
@@ -282,8 +234,9 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
                 commanded = result.command.target_pos if result.command is not None else None
                 failure = FailureInfo(result.failure.kind, result.failure.detail, result.subtask_index,
                                       np.asarray(pos), commanded)
+                world.settle(cfg.correction_settle_s)  # a dropped object lands before the brain looks
                 revised = brain.correct(executor.plan, failure, task, world)
-                row["brain_s"] += revised.seconds
+                row["brain_s"] += revised.seconds + cfg.correction_settle_s
                 if revised.plan is not None:
                     row["corrections"] += 1
                     row["plans"].append(revised.plan.code_lines())
@@ -307,6 +260,7 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
     row["success"] = bool(task.check_success(world))
     row["steps"], row["sim_s"] = step, step / hz
     row["state"] = executor.state.name
+    row["stack_success"] = executor.state == State.SUCCEEDED  # the stack's own verdict, beside the world's
     row["perturbation"] = (injector.event.kind, injector.event.step) if injector and injector.event else None
     row["time_to_success_s"] = row["sim_s"] + row["brain_s"] if row["success"] else None
     row["wall_s"] = time.perf_counter() - t0
@@ -383,6 +337,7 @@ def report(rows: list[dict], split: str, wall_s: float) -> dict:
     confirmed = sum(r["detected"] is not None and bool(r.get("confirmed")) for r in clean)
     fp = fp_strict - confirmed
     first = [r["first_command_s"] for r in rows if r["first_command_s"] is not None]
+    verdicts = [(bool(r["stack_success"]), bool(r["success"])) for r in rows if r.get("stack_success") is not None]
     tts = [r["time_to_success_s"] for r in rows if r["time_to_success_s"] is not None]
     return {
         "episodes": len(clean),
@@ -411,11 +366,23 @@ def report(rows: list[dict], split: str, wall_s: float) -> dict:
                               for r in clean if r["detected"]],
             "detected_kinds": _count(d[0] for r in rows for d in r["detections"]),
         },
+        "verdict": verdict_matrix(verdicts),
         "mean_sim_s": float(np.mean([r["sim_s"] for r in rows])) if rows else None,
         "wall_s": wall_s,
         "failed_seeds": {f: [r["seed"] for r in rs if not r["success"]] for f, rs in sorted(by_family.items())},
         "brain_errors": sorted({r["brain_error"][:160] for r in rows if r["brain_error"]})[:10],
     }
+
+
+def verdict_matrix(pairs: list[tuple[bool, bool]]) -> dict:
+    """The stack's final SUCCEEDED/FAILED against the simulator's success check: a confusion matrix and the
+    share of episodes where they agree (``pairs``: (stack says succeeded, world says succeeded))."""
+    cells = {"succeeded_and_world_success": (True, True), "succeeded_but_world_failure": (True, False),
+             "failed_but_world_success": (False, True), "failed_and_world_failure": (False, False)}
+    out: dict = {name: sum(p == cell for p in pairs) for name, cell in cells.items()}
+    out["episodes"] = len(pairs)
+    out["agreement"] = sum(a == b for a, b in pairs) / len(pairs) if pairs else None
+    return out
 
 
 def correction_value(checkpoint: Path, brain: BrainSpec, episodes: int, split: str, modes: list[str],

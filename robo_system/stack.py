@@ -425,16 +425,32 @@ def episode_over(tr: EpisodeTrace, correction_wait: float, corrections: bool) ->
     return False
 
 
+def first_failure_verdict(tr: EpisodeTrace) -> str:
+    """The simulator's verdict on the episode's first failure report (``/sim/episode`` ``failures``): why the
+    world agrees it failed, or "" (a false alarm, or no report)."""
+    if not tr.failures:
+        return ""
+    _, kind, index, _ = tr.failures[0]
+    ids = {p.plan_id for p in tr.plans}
+    for row in tr.episode.get("failures", []):
+        if row.get("kind") == kind and row.get("subtask") == index and row.get("plan_id") in ids:
+            return str(row.get("confirmed", ""))
+    return ""
+
+
 def trace_row(tr: EpisodeTrace, task: dict, wall_s: float) -> dict:
     """One episode row in the fields of :func:`robo_system.closed_loop.report`."""
     detections = [(kind, 0) for _, kind, _, _ in tr.failures]
     sim_s = float(tr.episode.get("sim_time", 0.0))
+    last = tr.statuses[-1] if tr.statuses else None
     return {"seed": task.get("seed"), "family": task.get("family"), "perturb": None, "instruction": tr.instruction,
             "success": bool(tr.success), "steps": 0, "corrections": max((p.revision for p in tr.plans), default=0),
             "brain_s": tr.plan_s or 0.0, "first_command_s": tr.first_command_s,
             "detected": detections[0] if detections else None, "detections": detections,
             "brain_error": "" if tr.plans else tr.end_reason, "plans": [p.code_lines() for p in tr.plans],
             "sim_s": sim_s, "state": tr.end_reason, "perturbation": None,
+            "stack_success": last is not None and last[4] == SUCCEEDED,
+            "confirmed": first_failure_verdict(tr),
             "time_to_success_s": (tr.statuses[-1][0] - tr.sent_at) if tr.success and tr.statuses else None,
             "wall_s": wall_s}
 

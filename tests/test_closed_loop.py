@@ -51,10 +51,10 @@ def test_world_failure_confirms_only_what_the_simulator_shows() -> None:
     import numpy as np
 
     from robo_sim.expert import expert_plan
+    from robo_sim.judge import world_failure
     from robo_sim.scene import build_scene
     from robo_sim.tasks import make_task
     from robo_sim.world import SimWorld, WorldConfig
-    from robo_system.closed_loop import world_failure
 
     world = SimWorld(WorldConfig())
     try:
@@ -75,3 +75,37 @@ def test_world_failure_confirms_only_what_the_simulator_shows() -> None:
         assert "from its grasp keypoint" in world_failure(world, plan, 0, "low_confidence")
     finally:
         world.close()
+
+
+def test_verdict_matrix_counts_where_the_stack_and_the_world_agree() -> None:
+    from robo_system.closed_loop import verdict_matrix
+
+    m = verdict_matrix([(True, True), (False, True), (False, False), (True, True)])
+    assert m["episodes"] == 4 and m["agreement"] == pytest.approx(0.75)
+    assert m["failed_but_world_success"] == 1 and m["succeeded_but_world_failure"] == 0
+    assert verdict_matrix([])["agreement"] is None
+
+
+def test_sim_session_judges_failure_reports_on_the_plans_it_saw() -> None:
+    from robo_sim.sim_session import SimSession, SimSessionConfig
+    from robo_system.stack import EpisodeTrace, first_failure_verdict
+
+    session = SimSession(SimSessionConfig(render=False))
+    try:
+        session.reset(100_001, "seen", "pick_place")
+        unknown = session.judge_failure("nobody", 0, 0, "grasp_missed")
+        assert not unknown["judged"] and unknown["confirmed"] == ""
+        session.note_plan(session.expert_plan)
+        # the block stands on its keypoint and the fingers are open: the world does not confirm a grasp_missed
+        row = session.judge_failure(session.expert_plan.plan_id, 0, 0, "grasp_missed")
+        assert row["judged"] and row["confirmed"] == ""
+        assert session.judge_failure(session.expert_plan.plan_id, 0, 0, "tracking_error")["confirmed"]
+        episode = session.episode_dict()
+        assert len(episode["failures"]) == 3
+        tr = EpisodeTrace("x", 0.0, plans=[session.expert_plan], failures=[(0.0, "tracking_error", 0, "")],
+                          episode=episode)
+        assert first_failure_verdict(tr) == "tracking_error"
+        session.reset(100_002, "seen", "stack")
+        assert session.episode_dict()["failures"] == [] and session.plans == {}
+    finally:
+        session.close()
