@@ -130,6 +130,11 @@ def run_demo(cfg: DemoConfig, say=print) -> int:  # noqa: ANN001 - print-like
         "corrections": max((p.revision for p in trace.plans), default=0),
         "failures": [f"{k} at subtask {i}: {d}" for _, k, i, d in trace.failures],
         "instruction_to_plan_s": trace.plan_s, "instruction_to_first_command_s": trace.first_command_s,
+        "time_to_success_s": (trace.statuses[-1][0] - trace.sent_at) if success and trace.statuses else None,
+        "stack_final": ("SUCCEEDED" if trace.statuses and trace.statuses[-1][4] == 2 else "not SUCCEEDED"),
+        "early_releases": sum(k == "object_dropped" for _, k, _, _ in trace.failures),
+        "failure_verdicts": [{"kind": f.get("kind"), "subtask": f.get("subtask"), "confirmed": f.get("confirmed")}
+                             for f in trace.episode.get("failures", [])],
         "wall_s": time.monotonic() - t0, "bag": str(out / "bag"), "bag_messages": sum(counts.values()),
         "gif": str(gif), "gif_frames": n, "exit_codes": codes,
     }
