@@ -202,7 +202,10 @@ class SimNode(Node):
             state = self.lockstep.state(self.session.sim_time, now)
             if state == "hold":
                 return
-            if state == "timeout":
+            if state == "timeout" and self.lockstep.answered < 0:  # no controller up yet (start-up): expected
+                self.get_logger().info(f"lock-step: no controller yet at t={self.session.sim_time:.3f} s; going on",
+                                       throttle_duration_sec=5.0)
+            elif state == "timeout":
                 self.get_logger().warning(f"lock-step: no controller status for t={self.session.sim_time:.3f} s "
                                           f"within {self.lockstep.timeout} s; going on", throttle_duration_sec=5.0)
             dt = self.lockstep.step(self.session.sim_time, dt)  # stop at the next point
