@@ -61,6 +61,9 @@ def register_closed_loop(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--no-correction", action="store_true", help="end an episode at the first detected failure")
     ev.add_argument("--ros", action="store_true",
                     help="run sim_node, brain_node and cerebellum_node as processes over DDS (clean episodes only)")
+    ev.add_argument("--ros-stacks", type=int, default=1,
+                    help="with --ros: run this many stacks side by side, each in its own ROS domain (where the "
+                         "cores allow; 2 cores: 1)")
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     ev.set_defaults(func=_eval)
 
@@ -128,7 +131,8 @@ def _eval(args: argparse.Namespace) -> int:
                 raise ValueError("--ros runs clean episodes only (perturbations are injected in-process)")
             from robo_system.stack import evaluate_ros
 
-            result = evaluate_ros(args.checkpoint, brain, args.episodes, args.split, args.seed0, cfg)
+            result = evaluate_ros(args.checkpoint, brain, args.episodes, args.split, args.seed0, cfg,
+                                  stacks=args.ros_stacks)
         else:
             result = evaluate(args.checkpoint, args.episodes, args.split, args.perturb, args.seed0, args.workers,
                               cfg, brain=brain)

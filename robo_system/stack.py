@@ -455,35 +455,61 @@ def trace_row(tr: EpisodeTrace, task: dict, wall_s: float) -> dict:
             "wall_s": wall_s}
 
 
-def evaluate_ros(checkpoint: Path, brain, episodes: int, split: str, seed0: int, cfg,  # noqa: ANN001
-                 timeout_s: float | None = None, log_dir: Path = Path("runs/ros-eval"), progress: bool = True) -> dict:
-    """The closed-loop evaluation's clean episodes (same seeds and families) run as nodes over DDS."""
+def _ros_episodes(job: tuple) -> list[dict]:
+    """Run episodes on one stack of processes in ROS domain ``domain`` (a worker of :func:`evaluate_ros`)."""
+    stack_cfg, brain_kind, specs, timeout_s, domain = job
+    if domain is not None:  # set before rclpy is imported in this (spawned) process; the nodes inherit it
+        os.environ["ROS_DOMAIN_ID"] = str(domain)
     import rclpy
-    from tqdm import tqdm
 
-    from robo_system.closed_loop import episode_specs, report
-
-    stack_cfg = StackConfig(brain="oracle" if brain.kind == "oracle" else brain.model_path,
-                            cerebellum_checkpoint=str(checkpoint), log_dir=log_dir, seed=seed0, split=split,
-                            params={"cerebellum_node": {"failure_threshold": cfg.failure_threshold},
-                                    "brain_node": {"max_corrections": cfg.max_corrections if cfg.correction else 0}})
     rows = []
-    t0 = time.perf_counter()
     with StackProcesses(stack_cfg) as procs, rclpy.init():
         client = make_client(stack_cfg)
         try:
-            if brain.kind != "oracle":
+            if brain_kind != "oracle":
                 state = client.wait_brain_ready(120.0, procs)
                 if state in ("error", "no status"):
                     raise RuntimeError(f"brain_node not ready ({state}):\n{procs.log_tail('brain_node')}")
-            for seed, sp, fam, _ in tqdm(episode_specs(episodes, split, [None], seed0), desc="closed loop (ROS)",
-                                         unit="ep", disable=not progress):
+            for seed, sp, fam, _ in specs:
                 e0 = time.perf_counter()
                 task = client.reset(seed, sp, fam, procs)
-                tr = client.run(task["instruction"], timeout_s or cfg.timeout_s + 30.0, procs)
+                tr = client.run(task["instruction"], timeout_s, procs)
                 rows.append(trace_row(tr, {**task, "seed": seed, "family": fam}, time.perf_counter() - e0))
         finally:
             client.destroy_node()
+    return rows
+
+
+def evaluate_ros(checkpoint: Path, brain, episodes: int, split: str, seed0: int, cfg,  # noqa: ANN001
+                 timeout_s: float | None = None, log_dir: Path = Path("runs/ros-eval"), progress: bool = True,
+                 stacks: int = 1) -> dict:
+    """The closed-loop evaluation's clean episodes (same seeds and families) run as nodes over DDS.
+
+    ``stacks`` > 1 runs that many stacks side by side, each in a ROS domain of its own (localhost
+    discovery as set in the environment), a share of the episodes each: only where the cores allow,
+    since a starved stack is not how users run it (2 cores: 1).
+    """
+    from robo_common.parallel import run_jobs
+    from robo_system.closed_loop import episode_specs, report
+
+    specs = episode_specs(episodes, split, [None], seed0)
+    stacks = max(1, min(stacks, len(specs)))
+    base = int(os.environ.get("ROS_DOMAIN_ID", "0") or 0)
+    jobs = []
+    for k in range(stacks):
+        stack_cfg = StackConfig(brain="oracle" if brain.kind == "oracle" else brain.model_path,
+                                cerebellum_checkpoint=str(checkpoint), seed=seed0, split=split,
+                                log_dir=log_dir if stacks == 1 else log_dir / f"stack-{k}",
+                                params={"cerebellum_node": {"failure_threshold": cfg.failure_threshold},
+                                        "brain_node": {"max_corrections": cfg.max_corrections if cfg.correction
+                                                       else 0}})
+        domain = None if stacks == 1 else 1 + (base + 17 * (k + 1)) % 101  # distinct domains in 1..101
+        jobs.append((stack_cfg, brain.kind, specs[k::stacks], timeout_s or cfg.timeout_s + 30.0, domain))
+    t0 = time.perf_counter()
+    rows = [row for part in run_jobs(_ros_episodes, jobs, stacks, len(specs), "closed loop (ROS)",
+                                     size=len, progress=progress) for row in part]
+    order = {(seed, fam): i for i, (seed, _, fam, _) in enumerate(specs)}
+    rows.sort(key=lambda r: order.get((r["seed"], r["family"]), 0))
     out = report(rows, split, time.perf_counter() - t0)
-    out.update(brain=brain.name, correction=cfg.correction, mode="ros", logs=str(log_dir))
+    out.update(brain=brain.name, correction=cfg.correction, mode="ros", logs=str(log_dir), stacks=stacks)
     return out

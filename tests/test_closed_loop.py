@@ -109,3 +109,16 @@ def test_sim_session_judges_failure_reports_on_the_plans_it_saw() -> None:
         assert session.episode_dict()["failures"] == [] and session.plans == {}
     finally:
         session.close()
+
+
+@pytest.mark.ros
+def test_eval_over_dds_in_two_stacks_with_the_world_verdict() -> None:
+    """Two stacks of processes, each in its own ROS domain, run the oracle's episodes; the stack's final
+    status is compared with the simulator's check."""
+    from robo_system.stack import evaluate_ros
+
+    out = evaluate_ros(CEREBELLUM, BrainSpec.parse("oracle"), 2, "seen", 100_001, ClosedLoopConfig(timeout_s=40.0),
+                       progress=False, stacks=2)
+    assert out["episodes"] == 2 and out["stacks"] == 2 and out["mode"] == "ros"
+    assert out["verdict"]["episodes"] == 2 and out["verdict"]["agreement"] is not None
+    assert out["overall_success"] >= 0.5, out["failed_seeds"]
