@@ -323,6 +323,21 @@ class FailureMonitor:
                 self._fail("no_progress", step, f"{name} moved {along:.3f} m {direction}")
 
 
+PHASES = {"pick": ("approach", "descend", "close", "lift"), "place": ("carry", "descend", "open", "retreat"),
+          "push": ("approach", "lower", "push", "retreat", "retreat")}
+"""Phase names by progress quarter/fifth, as the expert labels them (for step-level perturbations of a
+policy's execution, whose phase is known only from its progress)."""
+
+
+def phase_output(plan: PlanData, index: int, progress: float, gripper: float) -> ControlOutput:
+    """What the step-level perturbations need to know of a policy's step: subtask, skill and phase (from progress)."""
+    sub = plan.subtasks[index]
+    names = PHASES.get(sub.skill, ("run",))
+    phase = names[min(len(names) - 1, int(progress * len(names)))]
+    return ControlOutput(np.zeros(3), np.array([0, 0, 0, 1.0]), gripper, index, sub.skill, phase, progress,
+                         False, False)
+
+
 class Perturber:
     """Injects one perturbation into a plan or an episode and records when it happened."""
 
@@ -357,6 +372,35 @@ class Perturber:
         )
         return plan
 
+    def perturb_world(self, plan: PlanData) -> bool:
+        """The plan-level perturbations for a plan that cannot be edited (it travels over DDS to the robot):
+        the world moves instead, so that the plan's first keypoints stand where :meth:`perturb_plan` would
+        have put them relative to the objects. ``grasp_offset`` moves the object by minus the keypoint
+        shift; ``wrong_keypoint`` swaps the object with the other block the keypoints would point at.
+        Returns True when applied (once).
+        """
+        if self.mode not in ("grasp_offset", "wrong_keypoint") or self.event is not None or not plan.subtasks:
+            return False
+        st = plan.subtasks[0]
+        _, args = parse_code(st.code)
+        info = self.world.object_by_name(args["object"])
+        pos, quat = self.world.object_pose(info.body_id)
+        if self.mode == "grasp_offset":
+            shift = self._offset(info.body_id, pos)
+            self.world.move_object(info.body_id, pos - shift, quat)
+            detail = f"{info.name} moved by {np.round(-shift, 3).tolist()} after planning"
+        else:
+            others = [o for o in self.world.objects.values() if o.body_id != info.body_id and o.is_block]
+            if not others:
+                return False
+            other = others[int(self.rng.integers(len(others)))]
+            opos, oquat = self.world.object_pose(other.body_id)
+            self.world.move_object(info.body_id, np.array([*opos[:2], pos[2]]), quat)
+            self.world.move_object(other.body_id, np.array([*pos[:2], opos[2]]), oquat)
+            detail = f"{info.name} and {other.name} swapped after planning"
+        self.event = FailureLabel(self.mode, 0, detail)
+        return True
+
     def _moved(self, kp: KeypointData, shift: np.ndarray) -> KeypointData:
         pt = np.array(kp.point) + shift
         u, v = self.world.project(pt[None, :])
@@ -377,6 +421,10 @@ class Perturber:
             return np.array([opos[0] - pos[0], opos[1] - pos[1], 0.0])
         ang = self.rng.uniform(-math.pi, math.pi)
         return np.array([math.cos(ang), math.sin(ang), 0.0]) * 0.12
+
+    def forces_open(self, step: int) -> bool:
+        """True while a ``slip`` holds the fingers open at control step ``step``."""
+        return step < self._open_until
 
     def before_step(self, step: int, out: ControlOutput) -> float:
         """Apply step-level perturbations; return the gripper command to send."""

@@ -126,20 +126,20 @@ class SimNode(Node):
         self.create_subscription(Plan, C.relative(C.TOPIC_PLAN), self._on_plan, qos_for_topic(C.TOPIC_PLAN))
         self.create_subscription(FailureReport, C.relative(C.TOPIC_FAILURE), self._on_failure,
                                  qos_for_topic(C.TOPIC_FAILURE))
-        if self.lockstep is not None:
-            from robo_stack.msg import ExecutionStatus
+        from robo_stack.msg import ExecutionStatus  # the lock-step's answers; step-level perturbations
 
-            self.create_subscription(ExecutionStatus, C.relative(C.TOPIC_EXECUTION_STATUS), self._on_status,
-                                     qos_for_topic(C.TOPIC_EXECUTION_STATUS))
+        self.create_subscription(ExecutionStatus, C.relative(C.TOPIC_EXECUTION_STATUS), self._on_status,
+                                 qos_for_topic(C.TOPIC_EXECUTION_STATUS))
 
-    def _load(self, seed: int, split: str, family: str | None) -> str:
-        task = self.session.reset(seed, split, family)
+    def _load(self, seed: int, split: str, family: str | None, perturb: str | None = None) -> str:
+        task = self.session.reset(seed, split, family, perturb)
         self.pub_task.publish(String(data=json.dumps(self.session.task_dict())))
         plan = self.session.expert_plan
         plan.stamp_ns = int(self.session.sim_time * 1e9)
         self.pub_plan.publish(plan_to_msg(plan))
         self.pub_camera_pose.publish(self._camera_pose())
-        self.get_logger().info(f"loaded task seed={seed} split={split} family={task.family}: {task.instruction!r}")
+        self.get_logger().info(f"loaded task seed={seed} split={split} family={task.family}"
+                               f"{f' perturb={perturb}' if perturb else ''}: {task.instruction!r}")
         return task.instruction
 
     def _camera_pose(self) -> PoseStamped:
@@ -160,7 +160,9 @@ class SimNode(Node):
             self.get_logger().error(f"rejected ee target: {exc}")
 
     def _on_status(self, msg) -> None:  # noqa: ANN001 - robo_stack/ExecutionStatus
-        self.lockstep.answer(stamp_to_ns(msg.header.stamp) / 1e9)
+        if self.lockstep is not None:
+            self.lockstep.answer(stamp_to_ns(msg.header.stamp) / 1e9)
+        self.session.note_status(msg.plan_id, int(msg.subtask_index), float(msg.progress), msg.state == msg.RUNNING)
 
     def _on_plan(self, msg) -> None:  # noqa: ANN001 - robo_stack/Plan
         try:
@@ -182,7 +184,8 @@ class SimNode(Node):
 
     def _on_reset(self, request: ResetSim.Request, response: ResetSim.Response) -> ResetSim.Response:
         try:
-            response.instruction = self._load(int(request.seed), request.split or "seen", request.family or None)
+            response.instruction = self._load(int(request.seed), request.split or "seen", request.family or None,
+                                              request.perturb or None)
         except (ValueError, KeyError, RuntimeError) as exc:
             response.success = False
             response.message = f"reset failed: {exc}"

@@ -17,6 +17,8 @@ import numpy as np
 
 from robo_common.jsonable import to_jsonable
 from robo_common.plan_types import PlanData
+from robo_sim import catalog
+from robo_sim.episode import Perturber, phase_output
 from robo_sim.expert import expert_plan
 from robo_sim.judge import world_failure
 from robo_sim.render_process import RenderProcess, take_snapshot
@@ -59,6 +61,8 @@ class SimSession:
         self.expert_plan: PlanData | None = None
         self.rejected = 0
         self.clamped = 0
+        self.perturber: Perturber | None = None
+        self._policy_steps, self._force_open = 0, False
         self.plans: dict[str, PlanData] = {}  # the latest revision of each plan seen on /robo/plan (this task's)
         self.failures: list[dict[str, Any]] = []  # failure reports of this task, each with the world's verdict
         self._physics_dt = 1.0 / wcfg.physics_hz
@@ -70,14 +74,22 @@ class SimSession:
         """Simulated seconds since the session started (monotonic across resets)."""
         return self.world.sim_time
 
-    def reset(self, seed: int, split: str = "seen", family: str | None = None) -> Task:
-        """Load the task of ``(seed, split, family)``: rest pose, fresh scene, expert plan."""
+    def reset(self, seed: int, split: str = "seen", family: str | None = None, perturb: str | None = None) -> Task:
+        """Load the task of ``(seed, split, family)``: rest pose, fresh scene, expert plan.
+
+        ``perturb``: one of :data:`robo_sim.catalog.PERTURB_MODES` to inject into this episode, as the
+        in-process evaluation does (see :meth:`note_plan` and :meth:`note_status`).
+        """
+        if perturb and perturb not in catalog.PERTURB_MODES:
+            raise ValueError(f"perturb must be empty or one of {list(catalog.PERTURB_MODES)}, got {perturb!r}")
         task = make_task(seed, split, family)
         self.plans, self.failures = {}, []
         self.world.reset_robot()
         build_scene(self.world, task.scene)
         self.task = task
         self.expert_plan = expert_plan(task, self.world)
+        self.perturber = Perturber(perturb, task, self.world, np.random.default_rng([seed, 7])) if perturb else None
+        self._policy_steps, self._force_open = 0, False
         if self.renderer is not None:
             self.renderer.load_scene(task.scene)
         self._next_frame = self.sim_time
@@ -100,7 +112,7 @@ class SimSession:
     def command_gripper(self, width01: float) -> None:
         """Set the gripper opening (0 closed, 1 open); raises ``ValueError`` on NaN/inf."""
         try:
-            self.world.set_gripper(width01)
+            self.world.set_gripper(1.0 if self._force_open else width01)
         except ValueError:
             self.rejected += 1
             raise
@@ -144,15 +156,39 @@ class SimSession:
             "success": bool(task.check_success(self.world)) if task else False,
             "rejected_commands": self.rejected, "clamped_commands": self.clamped,
             "failures": list(self.failures),
+            "perturb": self.perturber.mode if self.perturber else None,
+            "perturbation": ([self.perturber.event.kind, self.perturber.event.step, self.perturber.event.detail]
+                             if self.perturber and self.perturber.event else None),
         }
 
     def note_plan(self, plan: PlanData) -> None:
         """Remember a plan (revision) that was sent to the robot, to judge its failure reports against."""
+        if self.perturber is not None and plan.subtasks:
+            try:
+                self.perturber.perturb_world(plan)  # plan-level perturbations, applied to the world
+            except (KeyError, ValueError) as exc:  # a plan naming an object the scene does not have
+                LOG.info("perturbation %s not applicable to plan %s: %s", self.perturber.mode, plan.plan_id, exc)
         known = self.plans.get(plan.plan_id)
         if known is None or plan.revision >= known.revision:
             self.plans[plan.plan_id] = plan
         if len(self.plans) > 50:  # an instruction flood: keep the newest
             self.plans.pop(next(iter(self.plans)))
+
+    def note_status(self, plan_id: str, index: int, progress: float, running: bool) -> None:
+        """A policy step's status: drives the step-level perturbations (``nudge``, ``slip``) of this episode.
+
+        The phase of the step comes from the subtask's progress (:func:`robo_sim.episode.phase_output`); a
+        ``slip`` holds the fingers open for 8 policy steps whatever the gripper command says.
+        """
+        plan = self.plans.get(plan_id)
+        if self.perturber is None or not running or plan is None or not 0 <= index < len(plan.subtasks):
+            return
+        out = phase_output(plan, index, progress, self.world.gripper_command)
+        self.perturber.before_step(self._policy_steps, out)
+        self._policy_steps += 1
+        self._force_open = self.perturber.forces_open(self._policy_steps)
+        if self._force_open:
+            self.world.set_gripper(1.0)
 
     def judge_failure(self, plan_id: str, revision: int, index: int, kind: str) -> dict[str, Any]:
         """The world's verdict on a failure report (:func:`robo_sim.judge.world_failure`), kept for the episode.

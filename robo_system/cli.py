@@ -60,7 +60,8 @@ def register_closed_loop(sub: argparse._SubParsersAction) -> None:
                     help="also run this many episodes per mode: grasp_offset nudge slip wrong_keypoint")
     ev.add_argument("--no-correction", action="store_true", help="end an episode at the first detected failure")
     ev.add_argument("--ros", action="store_true",
-                    help="run sim_node, brain_node and cerebellum_node as processes over DDS (clean episodes only)")
+                    help="run sim_node, brain_node and cerebellum_node as processes over DDS (sim_node injects "
+                         "the perturbations)")
     ev.add_argument("--ros-stacks", type=int, default=1,
                     help="with --ros: run this many stacks side by side, each in its own ROS domain (where the "
                          "cores allow; 2 cores: 1)")
@@ -72,6 +73,8 @@ def register_closed_loop(sub: argparse._SubParsersAction) -> None:
     cv.add_argument("--perturb", nargs="+", default=list(PERTURB_MODES), metavar="MODE",
                     help="perturbation modes (default: all)")
     cv.add_argument("--markdown", type=Path, default=None, help="also write the results table here")
+    cv.add_argument("--ros", action="store_true", help="run the episodes as nodes over DDS (sim_node perturbs them)")
+    cv.add_argument("--ros-stacks", type=int, default=1, help="with --ros: stacks side by side, own ROS domains")
     cv.add_argument("--json", action="store_true", help="print the report as JSON")
     cv.set_defaults(func=_eval_correction)
 
@@ -127,12 +130,10 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         brain, cfg = _closed_loop_setup(args)
         if args.ros:
-            if args.perturb:
-                raise ValueError("--ros runs clean episodes only (perturbations are injected in-process)")
             from robo_system.stack import evaluate_ros
 
             result = evaluate_ros(args.checkpoint, brain, args.episodes, args.split, args.seed0, cfg,
-                                  stacks=args.ros_stacks)
+                                  stacks=args.ros_stacks, perturb=args.perturb)
         else:
             result = evaluate(args.checkpoint, args.episodes, args.split, args.perturb, args.seed0, args.workers,
                               cfg, brain=brain)
@@ -167,7 +168,7 @@ def _eval_correction(args: argparse.Namespace) -> int:
         if unknown:
             raise ValueError(f"unknown perturbation mode(s) {unknown}; known: {list(PERTURB_MODES)}")
         result = correction_value(args.checkpoint, brain, args.episodes, args.split, args.perturb, args.seed0,
-                                  args.workers, cfg)
+                                  args.ros_stacks if args.ros else args.workers, cfg, ros=args.ros)
     except (CheckpointError, ValueError, RuntimeError) as exc:
         LOG.error("%s", exc)
         return 2

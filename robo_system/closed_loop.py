@@ -39,19 +39,14 @@ from robo_common.parallel import run_jobs
 from robo_common.plan_language import PlanParseError
 from robo_common.plan_types import PlanData
 from robo_common.resources import resource_path
-from robo_sim.episode import Perturber
-from robo_sim.expert import ControlOutput, expert_plan
+from robo_sim.episode import Perturber, phase_output
+from robo_sim.expert import expert_plan
 from robo_sim.judge import world_failure
 from robo_sim.scene import build_scene
 from robo_sim.tasks import FAMILIES, Task, make_task
 from robo_sim.world import SimWorld, WorldConfig
 
 LOG = logging.getLogger(__name__)
-
-PHASES = {"pick": ("approach", "descend", "close", "lift"), "place": ("carry", "descend", "open", "retreat"),
-          "push": ("approach", "lower", "push", "retreat", "retreat")}
-"""Phase names by progress quarter/fifth, as the expert labels them (for step-level perturbations)."""
-
 
 @dataclass(frozen=True)
 class BrainSpec:
@@ -168,15 +163,6 @@ def make_brain(spec: BrainSpec, cfg: ClosedLoopConfig) -> OracleBrain | ModelBra
     return OracleBrain() if spec.kind == "oracle" else ModelBrain(spec, cfg.max_corrections)
 
 
-def _phase_output(executor: PlanExecutor, index: int, progress: float, gripper: float) -> ControlOutput:
-    """What the step-level perturbations need to know: skill, phase (from progress), subtask."""
-    sub = executor.plan.subtasks[index]
-    names = PHASES.get(sub.skill, ("run",))
-    phase = names[min(len(names) - 1, int(progress * len(names)))]
-    return ControlOutput(np.zeros(3), np.array([0, 0, 0, 1.0]), gripper, index, sub.skill, phase,
-                         progress, False, False)
-
-
 def _perturbed(injector: Perturber | None, plan: PlanData) -> PlanData:
     """Apply a plan-level perturbation; a plan it cannot apply to (a model's odd plan) stays as it is."""
     if injector is None:
@@ -250,8 +236,8 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
                 continue
         gripper = result.gripper if result.gripper is not None else 1.0
         if injector:
-            gripper = injector.before_step(step, _phase_output(executor, result.subtask_index, result.progress,
-                                                               gripper))
+            gripper = injector.before_step(step, phase_output(executor.plan, result.subtask_index, result.progress,
+                                                              gripper))
         world.set_ee_target(result.safe.pos, result.safe.quat)
         world.set_gripper(gripper)
         world.step_control()
@@ -387,8 +373,11 @@ def verdict_matrix(pairs: list[tuple[bool, bool]]) -> dict:
 
 def correction_value(checkpoint: Path, brain: BrainSpec, episodes: int, split: str, modes: list[str],
                      seed0: int = 0, workers: int = 2, cfg: ClosedLoopConfig | None = None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, ros: bool = False) -> dict:
     """Success with and without correction on the same perturbed episodes, per perturbation mode.
+
+    ``ros``: run the episodes as nodes over DDS (sim_node injects the perturbations; ``workers`` stacks
+    side by side, each in its own ROS domain) instead of in one process.
 
     ``recovered_by_revision``: episodes that succeeded with correction, after at least one revised
     plan, and failed without correction (the revision is what made the difference).
@@ -396,10 +385,17 @@ def correction_value(checkpoint: Path, brain: BrainSpec, episodes: int, split: s
     cfg = cfg or ClosedLoopConfig()
     specs = episode_specs(episodes, split, list(modes), seed0)
     t0 = time.perf_counter()
-    with_c = run_specs(checkpoint, brain, specs, replace(cfg, correction=True), workers, progress,
-                       f"{brain.name} {split} with correction")
-    without = run_specs(checkpoint, brain, specs, replace(cfg, correction=False), workers, progress,
-                        f"{brain.name} {split} without correction")
+    if ros:
+        from robo_system.stack import ros_rows
+
+        with_c = ros_rows(checkpoint, brain, specs, replace(cfg, correction=True), progress=progress, stacks=workers)
+        without = ros_rows(checkpoint, brain, specs, replace(cfg, correction=False), progress=progress,
+                           stacks=workers)
+    else:
+        with_c = run_specs(checkpoint, brain, specs, replace(cfg, correction=True), workers, progress,
+                           f"{brain.name} {split} with correction")
+        without = run_specs(checkpoint, brain, specs, replace(cfg, correction=False), workers, progress,
+                            f"{brain.name} {split} without correction")
     table = {}
     for mode in modes:
         pairs = [(a, b) for a, b in zip(with_c, without, strict=True) if a["perturb"] == mode]
@@ -414,6 +410,7 @@ def correction_value(checkpoint: Path, brain: BrainSpec, episodes: int, split: s
         }
     gain = {m: (t["success_with_correction"] - t["success_without_correction"]) for m, t in table.items()}
     return {"brain": brain.name, "split": split, "episodes_per_mode": episodes, "modes": table,
+            "mode": "ros" if ros else "in-process",
             "success_with_correction": _rate(with_c), "success_without_correction": _rate(without),
             "gain_points": 100 * (_rate(with_c) - _rate(without)) if with_c else None,
             "gain_points_by_mode": {m: 100 * g for m, g in gain.items()},

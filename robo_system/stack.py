@@ -334,14 +334,14 @@ def make_client(cfg: StackConfig, on_event: Callable[[str], None] | None = None)
             self.pub_plan.publish(self._plan_to_msg(PlanData(f"stop-{uuid.uuid4().hex[:8]}", 0, "", "stop", [])))
 
         def reset(self, seed: int, split: str, family: str, procs: StackProcesses | None = None,
-                  timeout: float = 60.0) -> dict:
+                  timeout: float = 60.0, perturb: str = "") -> dict:
             """Load a task into sim_node; returns the task (JSON) with its instruction."""
             if not self.spin_until(self.reset_client.service_is_ready, timeout, procs):
                 raise RuntimeError(f"service {C.SERVICE_SIM_RESET} not available after {timeout:.0f} s")
             self.wait_cerebellum_ready(timeout, procs)
             self.stop_robot()
             self.expert = None
-            req = self._reset_type.Request(seed=seed, split=split, family=family)
+            req = self._reset_type.Request(seed=seed, split=split, family=family or "", perturb=perturb or "")
             future = self.reset_client.call_async(req)
             if not self.spin_until(future.done, timeout, procs):
                 raise RuntimeError(f"{C.SERVICE_SIM_RESET} did not answer within {timeout:.0f} s")
@@ -443,12 +443,14 @@ def trace_row(tr: EpisodeTrace, task: dict, wall_s: float) -> dict:
     detections = [(kind, 0) for _, kind, _, _ in tr.failures]
     sim_s = float(tr.episode.get("sim_time", 0.0))
     last = tr.statuses[-1] if tr.statuses else None
-    return {"seed": task.get("seed"), "family": task.get("family"), "perturb": None, "instruction": tr.instruction,
+    event = tr.episode.get("perturbation")
+    return {"seed": task.get("seed"), "family": task.get("family"), "perturb": task.get("perturb") or None,
+            "instruction": tr.instruction,
             "success": bool(tr.success), "steps": 0, "corrections": max((p.revision for p in tr.plans), default=0),
             "brain_s": tr.plan_s or 0.0, "first_command_s": tr.first_command_s,
             "detected": detections[0] if detections else None, "detections": detections,
             "brain_error": "" if tr.plans else tr.end_reason, "plans": [p.code_lines() for p in tr.plans],
-            "sim_s": sim_s, "state": tr.end_reason, "perturbation": None,
+            "sim_s": sim_s, "state": tr.end_reason, "perturbation": tuple(event[:2]) if event else None,
             "stack_success": last is not None and last[4] == SUCCEEDED,
             "confirmed": first_failure_verdict(tr),
             "time_to_success_s": (tr.statuses[-1][0] - tr.sent_at) if tr.success and tr.statuses else None,
@@ -470,46 +472,58 @@ def _ros_episodes(job: tuple) -> list[dict]:
                 state = client.wait_brain_ready(120.0, procs)
                 if state in ("error", "no status"):
                     raise RuntimeError(f"brain_node not ready ({state}):\n{procs.log_tail('brain_node')}")
-            for seed, sp, fam, _ in specs:
+            for seed, sp, fam, mode in specs:
                 e0 = time.perf_counter()
-                task = client.reset(seed, sp, fam, procs)
+                task = client.reset(seed, sp, fam, procs, perturb=mode or "")
                 tr = client.run(task["instruction"], timeout_s, procs)
-                rows.append(trace_row(tr, {**task, "seed": seed, "family": fam}, time.perf_counter() - e0))
+                rows.append(trace_row(tr, {**task, "seed": seed, "family": fam, "perturb": mode},
+                                      time.perf_counter() - e0))
         finally:
             client.destroy_node()
     return rows
 
 
-def evaluate_ros(checkpoint: Path, brain, episodes: int, split: str, seed0: int, cfg,  # noqa: ANN001
-                 timeout_s: float | None = None, log_dir: Path = Path("runs/ros-eval"), progress: bool = True,
-                 stacks: int = 1) -> dict:
-    """The closed-loop evaluation's clean episodes (same seeds and families) run as nodes over DDS.
-
-    ``stacks`` > 1 runs that many stacks side by side, each in a ROS domain of its own (localhost
-    discovery as set in the environment), a share of the episodes each: only where the cores allow,
-    since a starved stack is not how users run it (2 cores: 1).
-    """
+def ros_rows(checkpoint: Path, brain, specs: list[tuple], cfg, timeout_s: float | None = None,  # noqa: ANN001
+             log_dir: Path = Path("runs/ros-eval"), progress: bool = True, stacks: int = 1) -> list[dict]:
+    """Rows of the episodes ``specs`` ((seed, split, family, perturbation mode)) run as nodes over DDS, in the
+    order of ``specs`` (see :func:`evaluate_ros`). Perturbations are injected by sim_node
+    (:meth:`robo_sim.sim_session.SimSession.reset`)."""
     from robo_common.parallel import run_jobs
-    from robo_system.closed_loop import episode_specs, report
 
-    specs = episode_specs(episodes, split, [None], seed0)
     stacks = max(1, min(stacks, len(specs)))
     base = int(os.environ.get("ROS_DOMAIN_ID", "0") or 0)
     jobs = []
     for k in range(stacks):
         stack_cfg = StackConfig(brain="oracle" if brain.kind == "oracle" else brain.model_path,
-                                cerebellum_checkpoint=str(checkpoint), seed=seed0, split=split,
+                                cerebellum_checkpoint=str(checkpoint), seed=specs[0][0], split=specs[0][1],
                                 log_dir=log_dir if stacks == 1 else log_dir / f"stack-{k}",
                                 params={"cerebellum_node": {"failure_threshold": cfg.failure_threshold},
                                         "brain_node": {"max_corrections": cfg.max_corrections if cfg.correction
                                                        else 0}})
         domain = None if stacks == 1 else 1 + (base + 17 * (k + 1)) % 101  # distinct domains in 1..101
         jobs.append((stack_cfg, brain.kind, specs[k::stacks], timeout_s or cfg.timeout_s + 30.0, domain))
-    t0 = time.perf_counter()
     rows = [row for part in run_jobs(_ros_episodes, jobs, stacks, len(specs), "closed loop (ROS)",
                                      size=len, progress=progress) for row in part]
-    order = {(seed, fam): i for i, (seed, _, fam, _) in enumerate(specs)}
-    rows.sort(key=lambda r: order.get((r["seed"], r["family"]), 0))
+    order = {(seed, fam, mode): i for i, (seed, _, fam, mode) in enumerate(specs)}
+    return sorted(rows, key=lambda r: order.get((r["seed"], r["family"], r["perturb"]), 0))
+
+
+def evaluate_ros(checkpoint: Path, brain, episodes: int, split: str, seed0: int, cfg,  # noqa: ANN001
+                 timeout_s: float | None = None, log_dir: Path = Path("runs/ros-eval"), progress: bool = True,
+                 stacks: int = 1, perturb: list[str] | None = None) -> dict:
+    """The closed-loop evaluation's episodes (same seeds and families, clean plus ``episodes`` per
+    perturbation mode) run as nodes over DDS.
+
+    ``stacks`` > 1 runs that many stacks side by side, each in a ROS domain of its own (localhost
+    discovery as set in the environment), a share of the episodes each: only where the cores allow,
+    since a starved stack is not how users run it (2 cores: 1).
+    """
+    from robo_system.closed_loop import episode_specs, report
+
+    specs = episode_specs(episodes, split, [None, *(perturb or [])], seed0)
+    t0 = time.perf_counter()
+    rows = ros_rows(checkpoint, brain, specs, cfg, timeout_s, log_dir, progress, stacks)
     out = report(rows, split, time.perf_counter() - t0)
-    out.update(brain=brain.name, correction=cfg.correction, mode="ros", logs=str(log_dir), stacks=stacks)
+    out.update(brain=brain.name, correction=cfg.correction, mode="ros", logs=str(log_dir),
+               stacks=max(1, min(stacks, len(specs))))
     return out

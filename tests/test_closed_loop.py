@@ -122,3 +122,37 @@ def test_eval_over_dds_in_two_stacks_with_the_world_verdict() -> None:
     assert out["episodes"] == 2 and out["stacks"] == 2 and out["mode"] == "ros"
     assert out["verdict"]["episodes"] == 2 and out["verdict"]["agreement"] is not None
     assert out["overall_success"] >= 0.5, out["failed_seeds"]
+
+
+def test_sim_session_injects_perturbations_for_an_episode_over_dds() -> None:
+    """sim_node perturbs a DDS episode as the in-process loop does: a slip opens the fingers during the carry
+    whatever the command says; a grasp offset moves the object once the first plan is seen."""
+    import numpy as np
+
+    from robo_sim.sim_session import SimSession, SimSessionConfig
+
+    session = SimSession(SimSessionConfig(render=False))
+    try:
+        session.reset(100_001, "seen", "pick_place", perturb="slip")
+        plan = session.expert_plan
+        session.note_plan(plan)
+        session.command_gripper(0.0)
+        for _ in range(5):  # the place subtask's carry phase (progress < 0.25), policy step by step
+            session.note_status(plan.plan_id, 1, 0.1, running=True)
+        assert session.episode_dict()["perturbation"][0] == "slip"
+        session.command_gripper(0.0)  # the policy commands closed; the slip keeps the fingers open
+        assert session.world.gripper_command == 1.0
+        with pytest.raises(ValueError, match="perturb must be empty or one of"):
+            session.reset(100_001, "seen", "pick_place", perturb="earthquake")
+        session.reset(100_001, "seen", "pick_place", perturb="grasp_offset")
+        plan = session.expert_plan
+        before = session.world.object_pose(session.world.object_by_name("blue block").body_id)[0]
+        session.note_plan(plan)
+        after = session.world.object_pose(session.world.object_by_name("blue block").body_id)[0]
+        assert np.linalg.norm((after - before)[:2]) == pytest.approx(0.065, abs=1e-3)
+        session.note_plan(plan)  # once per episode
+        again = session.world.object_pose(session.world.object_by_name("blue block").body_id)[0]
+        assert np.allclose(again, after)
+        assert session.episode_dict()["perturb"] == "grasp_offset"
+    finally:
+        session.close()
