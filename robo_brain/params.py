@@ -102,6 +102,8 @@ def checked_instruction(text: str, max_chars: int) -> str:
     """
     if len(text) > MAX_INSTRUCTION_BYTES:
         raise ValueError(f"{len(text)} characters; at most {MAX_INSTRUCTION_BYTES}")
+    if "\ufffd" in text:  # what rclpy makes of bytes that are not UTF-8
+        raise ValueError("the instruction is not valid UTF-8 (undecodable bytes); the current plan is kept")
     try:
         return sanitize_instruction(text, max_chars)
     except ValueError as exc:

@@ -59,3 +59,5 @@ def test_instruction_checks() -> None:
         checked_instruction("x" * 20, 10)
     with pytest.raises(ValueError, match="empty"):
         checked_instruction(" \n ", 500)
+    with pytest.raises(ValueError, match="not valid UTF-8"):
+        checked_instruction(b"put the \xff red block".decode("utf-8", errors="replace"), 500)
