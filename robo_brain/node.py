@@ -8,7 +8,7 @@ text) and ``/robo/brain_status`` (std_msgs/String, JSON, latched)::
 
     {"state": "loading|ready|waiting|planning|correcting|planned|corrected|failed|preempted|cancelled|error",
      "detail": "...", "plan_id": "...", "revision": 0, "backend": "...", "latency_s": 0.0,
-     "errors": [...], "stamp_ns": 0}
+     "errors": [...], "recent_errors": [...], "stamp_ns": 0}   # recent_errors: the last 5 rejections
 
 Planning runs in a worker thread; a new instruction preempts the running job. A plan request
 that fails (unusable model output, bad keypoints, back-end down) publishes an empty plan (no
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 
 import numpy as np
 from geometry_msgs.msg import Point, PoseStamped
@@ -71,6 +72,7 @@ class BrainNode(Node):
         self._camera_T: np.ndarray | None = None
         self._ee: np.ndarray | None = None
         self._waiting: tuple[str, str | None] | None = None
+        self._recent_errors: deque[str] = deque(maxlen=5)  # in every status: a burst's rejections are not lost
         self._correction: tuple[PlanData, FailureInfo, tuple[int, float]] | None = None  # waits for a later frame
         self._arrival: dict[str, float] = {}  # monotonic arrival time of the latest frame of each kind
         self.current: PlanData | None = None
@@ -121,13 +123,14 @@ class BrainNode(Node):
     def _status(self, state: str, detail: str = "", plan: PlanData | None = None, **extra: object) -> None:
         data = {"state": state, "detail": detail[:2000], "plan_id": plan.plan_id if plan else "",
                 "revision": plan.revision if plan else 0, "backend": self.backend_name,
-                "stamp_ns": time.time_ns(), **extra}
+                "stamp_ns": time.time_ns(), "recent_errors": list(self._recent_errors), **extra}
         self.pub_status.publish(String(data=json.dumps(data)))
         if self.actions is not None:
             self.actions.on_brain_status(data)
 
     def _reject(self, what: str, detail: str) -> str:
         self.get_logger().error(f"{what}: {detail}")
+        self._recent_errors.append(f"{what}: {detail}"[:300])
         self._status("error", f"{what}: {detail}")
         return f"{what}: {detail}"
 

@@ -27,7 +27,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "max_speed": (0.6, "Largest commanded end-effector speed (m/s)."),
     "max_angular_speed": (3.0, "Largest commanded end-effector angular speed (rad/s)."),
     "max_subtasks": (32, "Refuse a plan with more subtasks than this."),
-    "state_timeout_s": (0.1, "Hold when no robot state arrived for this long (s)."),
+    "state_timeout_s": (0.08, "Hold when no robot state arrived for this long (s)."),
     "state_margin_m": (0.3, "Refuse a measured end-effector pose farther than this outside the workspace box (m): "
                             "it is not a state of this robot (a bogus publisher, wrong units)."),
     "state_jump_m": (0.05, "A measured pose this far (m, plus 2 m/s x the time since the last one) from the last one "

@@ -28,7 +28,8 @@ class StateGateConfig:
         state_margin_m: A measured pose farther than this outside the workspace box is implausible
             (refused); the robot may legitimately stand a little outside the box it is commanded in.
         jump_m: A pose farther than this from the previous accepted one, plus ``jump_speed`` times
-            the time between them, is a jump (a reset or re-homing), reported with the state.
+            the time between them, is a jump (a reset or re-homing), reported with the state; after a
+            gap of more than ``clock_restart_s`` without states, farther than ``jump_m`` alone.
         jump_speed: Fastest plausible end-effector speed (m/s) for the jump test.
         frame_id: The frame robot states must be in (an empty frame is taken as this one).
         clock_restart_s: A state stamped before the last accepted one is refused, unless no state
@@ -113,7 +114,14 @@ class StateGate:
         jump = 0.0
         if self.last_pos is not None:
             dist = float(np.linalg.norm(pos - self.last_pos))
-            dt = max(stamp_s - self.last_stamp, arrival_s - self.last_arrival, 0.0)
+            # motion is plausible over the time between two states of an uninterrupted stream; after a gap
+            # longer than clock_restart_s (a paused or restarted robot) any move beyond jump_m is a jump: the
+            # plan's state no longer describes the robot, and holding the old target would pull it back
+            # the robot's own clock says how long it had to move (a reset in a simulator takes wall time but
+            # no simulated time); unstamped states (stamp 0) allow no more than jump_m between two of them
+            dt = max(stamp_s - self.last_stamp, 0.0)
+            if arrival_s - self.last_arrival > cfg.clock_restart_s or dt > cfg.clock_restart_s:
+                dt = 0.0
             if dist > cfg.jump_m + cfg.jump_speed * dt:
                 jump = dist
         self.last_pos, self.last_stamp, self.last_arrival = pos.copy(), stamp_s, arrival_s

@@ -22,6 +22,7 @@ LOG = logging.getLogger("robo_stack")
 # packages (``train brain`` before ``train cerebellum``, ``eval closed-loop`` before ``eval bag``).
 REGISTRATIONS: tuple[str, ...] = (
     "robo_common.cli_check:register",
+    "robo_system.cli:register_faults",
     "robo_system.cli:register_demo",
     "robo_sim.cli:register",
     "robo_brain.cli:register",

@@ -6,13 +6,15 @@ import argparse
 import logging
 import time
 
+from robo_common.cli import command_group
+
 LOG = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``check`` subcommand."""
-    parser = sub.add_parser("check", help="check the installation (ROS 2 messages over DDS)")
-    parser.add_argument("what", choices=["ros"], help="ros: a Plan round-trips between two processes")
+    parser = command_group(sub, "check", "check the installation and the stack").add_parser(
+        "ros", help="a Plan round-trips between two processes over DDS")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the other process")
     parser.set_defaults(func=_run)
 

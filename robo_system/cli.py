@@ -50,6 +50,35 @@ def register_brain(sub: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=_eval_brain)
 
 
+def register_faults(sub: argparse._SubParsersAction) -> None:
+    """Add ``check faults``."""
+    from robo_system.faults import SCENARIOS
+
+    p = command_group(sub, "check", "check the installation and the stack").add_parser(
+        "faults", help="attack the stack over DDS, one fault per scenario; a table of expected vs measured")
+    p.add_argument("--scenario", nargs="+", default=None, choices=list(SCENARIOS), help="scenarios (default: all)")
+    p.add_argument("--trials", type=int, default=5, help="state_freeze trials (the hold latency's sample)")
+    p.add_argument("--use-sim-time", default="both", choices=("both", "true", "false"),
+                   help="state_freeze with simulated time, wall time or both")
+    p.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    p.add_argument("--log-dir", type=Path, default=Path("runs/faults"), help="node logs per scenario")
+    p.set_defaults(func=_faults)
+
+
+def _faults(args: argparse.Namespace) -> int:
+    from robo_system.faults import rows_json, run_faults, table
+
+    rows = run_faults(args.scenario, args.trials, args.use_sim_time, args.log_dir)
+    sys.stdout.write(table(rows))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows_json(rows), indent=2))
+    failed = [r.scenario for r in rows if not r.passed]
+    names = f": {', '.join(failed)}" if failed else ""
+    sys.stdout.write(f"fault scenarios: {len(rows) - len(failed)} passed, {len(failed)} failed{names}\n")
+    return 1 if failed else 0
+
+
 def register_closed_loop(sub: argparse._SubParsersAction) -> None:
     """Add ``eval closed-loop``, ``eval correction``, ``bench cerebellum`` and ``bench cancel``."""
     evals = command_group(sub, "eval", "evaluate a model")

@@ -234,7 +234,10 @@ def make_client(cfg: StackConfig, on_event: Callable[[str], None] | None = None)
 
         # ---------------------------------------------------------- callbacks
         def _on_plan(self, msg) -> None:  # noqa: ANN001
-            plan = self._plan_from_msg(msg)
+            try:
+                plan = self._plan_from_msg(msg)
+            except ValueError:  # a plan the cerebellum refuses too (NaN keypoints); not part of any episode
+                return
             tr = self.trace
             current = tr is not None and tr.plan is not None and plan.plan_id == tr.plan.plan_id
             if current and plan.revision <= tr.plan.revision:

@@ -73,8 +73,11 @@ def test_state_gate_reports_a_jump_but_not_motion() -> None:
     assert not gate.check_pose(BASE_FRAME, HOME + [0.005, 0, 0], Q0, 0.005, 0.005).jumped  # 1 m/s
     jump = gate.check_pose(BASE_FRAME, HOME + [0.2, 0, 0], Q0, 0.010, 0.010)
     assert jump.accepted and jump.jumped and jump.jump_m == pytest.approx(0.195)
-    # after a 1.5 s gap (a paused robot) the same distance is motion, not a jump
-    assert not gate.check_pose(BASE_FRAME, HOME, Q0, 0.015, 1.51).jumped
+    # 0.49 s later (within clock_restart_s), 20 cm is plausible motion (at most 2 m/s)
+    assert not gate.check_pose(BASE_FRAME, HOME, Q0, 0.5, 0.5).jumped
+    # after a gap of more than clock_restart_s (a paused or restarted robot) a move beyond jump_m is a jump
+    assert not gate.check_pose(BASE_FRAME, HOME + [0.01, 0, 0], Q0, 3.0, 3.0).jumped
+    assert gate.check_pose(BASE_FRAME, HOME + [0.2, 0, 0], Q0, 6.0, 6.0).jumped
 
 
 def test_gripper_width_gate() -> None:
