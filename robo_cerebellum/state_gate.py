@@ -28,8 +28,8 @@ class StateGateConfig:
         state_margin_m: A measured pose farther than this outside the workspace box is implausible
             (refused); the robot may legitimately stand a little outside the box it is commanded in.
         jump_m: A pose farther than this from the previous accepted one, plus ``jump_speed`` times
-            the time between them, is a jump (a reset or re-homing), reported with the state; after a
-            gap of more than ``clock_restart_s`` without states, farther than ``jump_m`` alone.
+            the time between their stamps, is a jump (a reset or re-homing), reported with the state; when
+            the stamps went back or lie more than ``clock_restart_s`` apart, farther than ``jump_m`` alone.
         jump_speed: Fastest plausible end-effector speed (m/s) for the jump test.
         frame_id: The frame robot states must be in (an empty frame is taken as this one).
         clock_restart_s: A state stamped before the last accepted one is refused, unless no state
@@ -114,13 +114,13 @@ class StateGate:
         jump = 0.0
         if self.last_pos is not None:
             dist = float(np.linalg.norm(pos - self.last_pos))
-            # motion is plausible over the time between two states of an uninterrupted stream; after a gap
-            # longer than clock_restart_s (a paused or restarted robot) any move beyond jump_m is a jump: the
-            # plan's state no longer describes the robot, and holding the old target would pull it back
+            # motion is plausible over the time the robot's own clock says passed; when that clock restarted
+            # or jumped ahead (a restarted or long-paused robot) any move beyond jump_m is a jump: the plan's
+            # state no longer describes the robot, and holding the old target would pull it back
             # the robot's own clock says how long it had to move (a reset in a simulator takes wall time but
             # no simulated time); unstamped states (stamp 0) allow no more than jump_m between two of them
-            dt = max(stamp_s - self.last_stamp, 0.0)
-            if arrival_s - self.last_arrival > cfg.clock_restart_s or dt > cfg.clock_restart_s:
+            dt = stamp_s - self.last_stamp
+            if not 0.0 <= dt <= cfg.clock_restart_s:  # a restarted clock, or a long gap on the robot's clock
                 dt = 0.0
             if dist > cfg.jump_m + cfg.jump_speed * dt:
                 jump = dist
