@@ -202,7 +202,7 @@ class CerebellumNode(Node):
         if msg.header.frame_id not in ("", C.BASE_FRAME):
             return self._refuse_state(GateResult(False, f"joint state in frame {msg.header.frame_id!r}, "
                                                         f"expected {C.BASE_FRAME!r}", kind="joint-frame"))
-        width = finger_width01(msg.name, msg.position)
+        width = finger_width01(msg.name, msg.position, clip=False)  # a bogus 1e9 must not read as "open"
         verdict = StateGate.check_width(width)
         if verdict.accepted:
             self._width = float(np.clip(width, 0.0, 1.0))

@@ -201,10 +201,16 @@ FINGERS_OPEN_M = 0.08
 """Sum of the two finger joint positions of a fully open Panda gripper (m)."""
 
 
-def finger_width01(names: list[str], positions: list[float]) -> float | None:
-    """Gripper opening in [0, 1] (0 closed, 1 open) from a JointState's finger joints; None without fingers."""
+def finger_width01(names: list[str], positions: list[float], clip: bool = True) -> float | None:
+    """Gripper opening in [0, 1] (0 closed, 1 open) from a JointState's finger joints; None without fingers.
+
+    ``clip=False`` gives the raw ratio (NaN, or far outside [0, 1] for a bogus joint state), to check it.
+    """
     fingers = [p for n, p in zip(names, positions, strict=False) if "finger" in n]
-    return float(np.clip(sum(fingers) / FINGERS_OPEN_M, 0.0, 1.0)) if fingers else None
+    if not fingers:
+        return None
+    ratio = float(sum(fingers) / FINGERS_OPEN_M)
+    return float(np.clip(ratio, 0.0, 1.0)) if clip else ratio
 
 
 def pose_arrays(msgs: list[tuple[int, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

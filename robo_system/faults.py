@@ -265,12 +265,15 @@ def state_freeze(h: Harness, trials: int, sim_time: bool) -> Row:
 def bogus_state(h: Harness) -> Row:
     """1e9, NaN, wrong-frame and out-of-order poses (plus stop plans) from a second publisher for 2 s."""
     from geometry_msgs.msg import PoseStamped
+    from sensor_msgs.msg import JointState
 
     from robo_common.plan_types import PlanData
+    from robo_common.ros.qos import qos_for_topic
 
-    row = Row("bogus_state", "every bogus state refused with its reason on the status topic; stop plans hold inside "
-                             "the box; nothing moves toward a bogus pose")
+    row = Row("bogus_state", "every bogus pose and joint state refused with its reason on the status topic; stop "
+                             "plans hold inside the box; nothing moves toward a bogus pose")
     h.start_task()
+    jpub = h.client.create_publisher(JointState, C.TOPIC_JOINT_STATES, qos_for_topic(C.TOPIC_JOINT_STATES))
     mark = h.mark()
     bogus = [((1e9, 1e9, 1e9), C.BASE_FRAME, 100), ((float("nan"), 0.0, 0.3), C.BASE_FRAME, 100),
              ((0.5, 0.0, 0.3), "world", 100), ((0.5, 0.0, 0.3), C.BASE_FRAME, 0)]  # the last: stamped in the past
@@ -282,15 +285,19 @@ def bogus_state(h: Harness) -> Row:
             msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = pos
             msg.pose.orientation.w = 1.0
             h.pub["pose"].publish(msg)
+        for value, frame in ((1e9, C.BASE_FRAME), (float("nan"), C.BASE_FRAME), (0.02, "world")):
+            joints = JointState(name=["panda_finger_joint1", "panda_finger_joint2"], position=[value, value])
+            joints.header.frame_id = frame
+            jpub.publish(joints)
         n += 1
         if n % 50 == 0:
             h.client.pub_plan.publish(h.client._plan_to_msg(PlanData(f"stop-bogus-{n}", 0, "", "stop", [])))
         h.client.spin_until(lambda: False, 0.005)
     h.spin(1.0)
     text = h.details(mark)
-    named = [k for k in ("outside the workspace box", "non-finite", "frame 'world'", "older than the last one")
-             if k in text]
-    return _judge(row, len(named) >= 3, f"reasons named on the status topic: {named}", h, mark)
+    named = [k for k in ("outside the workspace box", "non-finite", "frame 'world'", "older than the last one",
+                         "gripper opening", "joint state in frame") if k in text]
+    return _judge(row, len(named) >= 5, f"reasons named on the status topic: {named}", h, mark)
 
 
 def rogue_plans(h: Harness) -> Row:

@@ -189,3 +189,12 @@ def test_refusal_summary_names_every_kind_once() -> None:
     text = summary.take()
     assert text.startswith("ignored 15 robot state(s)") and "frame 'world'" in text and "outside the workspace" in text
     assert text.count("frame 'world'") == 1 and summary.take() == ""
+
+
+def test_a_bogus_finger_joint_never_reads_as_open() -> None:
+    from robo_common.bags import finger_width01
+
+    names = ["panda_finger_joint1", "panda_finger_joint2"]
+    assert finger_width01(names, [1e9, 1e9]) == 1.0  # what a clipped reading made of it
+    assert not StateGate.check_width(finger_width01(names, [1e9, 1e9], clip=False)).accepted
+    assert StateGate.check_width(finger_width01(names, [0.02, 0.02], clip=False)).accepted
