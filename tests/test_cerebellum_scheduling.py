@@ -17,7 +17,7 @@ DEFAULTS = {name: default for name, (default, _) in PARAMETERS.items()}
 
 def test_settings_from_the_default_parameters_and_bad_values() -> None:
     cfg = settings_from_parameters(DEFAULTS)
-    assert cfg.control_rate_hz == 200.0 and cfg.safety.state_timeout_s == 0.1 and cfg.gate.state_margin_m == 0.3
+    assert cfg.control_rate_hz == 200.0 and cfg.safety.state_timeout_s == 0.08 and cfg.gate.state_margin_m == 0.3
     assert cfg.scene is not None and cfg.grounding is not None and cfg.max_subtasks == 32
     with pytest.raises(ValueError, match="control_rate_hz"):
         settings_from_parameters({**DEFAULTS, "control_rate_hz": 0.0})
