@@ -30,13 +30,13 @@ import time
 from collections import deque
 
 import numpy as np
-from geometry_msgs.msg import Point, PoseStamped
+from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from robo_stack.msg import FailureReport, Plan
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
 from robo_brain.action_server import ExecuteInstructionServer
 from robo_brain.backends import make_backend
@@ -48,6 +48,7 @@ from robo_common.camera import CameraModel
 from robo_common.geometry import pose_to_matrix
 from robo_common.plan_types import PlanData
 from robo_common.ros.conversions import image_to_numpy, plan_to_msg, pose_array, stamp_to_ns
+from robo_common.ros.markers import plan_markers
 from robo_common.ros.qos import qos_for_topic
 from robo_common.ros.run import events_executor, run_node
 
@@ -295,44 +296,6 @@ class BrainNode(Node):
         if self.worker is not None:
             self.worker.stop()
         super().destroy_node()
-
-
-_KP_COLOURS = {"grasp": (0.1, 0.9, 0.1), "place": (0.1, 0.4, 1.0), "push_start": (1.0, 0.6, 0.0),
-               "push_end": (1.0, 0.2, 0.2), "goal": (0.8, 0.2, 0.9)}
-
-
-def plan_markers(plan: PlanData, stamp) -> MarkerArray:  # noqa: ANN001 - builtin_interfaces/Time
-    """Markers of a plan: DELETEALL, a sphere and a label per keypoint, and the plan as text."""
-    out = MarkerArray(markers=[Marker(action=Marker.DELETEALL)])
-
-    def marker(kind: int, ns: int, mid: int) -> Marker:
-        m = Marker(type=kind, action=Marker.ADD, ns=ns, id=mid)
-        m.header.frame_id, m.header.stamp = plan.frame_id, stamp
-        m.pose.orientation.w = 1.0
-        m.color.a = 1.0
-        return m
-
-    n = 0
-    for sub in plan.subtasks:
-        for kp in sub.keypoints:
-            sphere = marker(Marker.SPHERE, "keypoints", n)
-            sphere.pose.position = Point(x=kp.point[0], y=kp.point[1], z=kp.point[2])
-            sphere.scale.x = sphere.scale.y = sphere.scale.z = 0.02
-            sphere.color.r, sphere.color.g, sphere.color.b = _KP_COLOURS.get(kp.name, (1.0, 1.0, 1.0))
-            label = marker(Marker.TEXT_VIEW_FACING, "labels", n)
-            label.pose.position = Point(x=kp.point[0], y=kp.point[1], z=kp.point[2] + 0.04)
-            label.scale.z = 0.02
-            label.color.r = label.color.g = label.color.b = 1.0
-            label.text = f"{sub.index}: {kp.name}"
-            out.markers += [sphere, label]
-            n += 1
-    text = marker(Marker.TEXT_VIEW_FACING, "plan", 0)
-    text.pose.position = Point(x=0.5, y=0.0, z=0.5)
-    text.scale.z = 0.03
-    text.color.r = text.color.g = text.color.b = 1.0
-    text.text = f"{plan.instruction}\nrev {plan.revision}\n" + "\n".join(plan.code_lines())
-    out.markers.append(text)
-    return out
 
 
 def main(args: list[str] | None = None) -> None:
