@@ -34,12 +34,19 @@ def test_load_average() -> None:
     assert load_average(Path("/nonexistent")) is None
 
 
-def test_read_proc_of_this_process() -> None:
+def test_read_proc_of_this_process_and_of_a_child() -> None:
     r = read_proc(os.getpid())
     assert r["rss_mb"] > 10 and r["threads"] >= 1 and r["fds"] >= 3 and r["cpu_s"] > 0
-    block = np.ones(40 * 1024 * 1024 // 8)  # 40 MB touched
-    assert read_proc(os.getpid())["rss_mb"] > r["rss_mb"] + 30
-    del block
+    code = "import sys, time\nb = bytearray(80 * 2**20)\nprint(flush=True)\ntime.sleep(30)"  # 80 MB touched
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        child.stdout.readline()
+        assert read_proc(child.pid)["rss_mb"] > 80
+    finally:
+        child.kill()
+        child.wait()
+    with pytest.raises(OSError):
+        read_proc(child.pid)
 
 
 def test_read_proc_of_a_fake_proc_tree(tmp_path: Path) -> None:
