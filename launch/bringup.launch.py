@@ -16,10 +16,14 @@ A node that exits (a crash, an error at start-up) ends the whole launch by defau
 cerebellum without a brain waits for plans forever, and either way the terminal should say so.
 ``on_node_exit:=respawn`` restarts the node that exited instead (after ``RESPAWN_DELAY_S``), and
 ``continue`` keeps the others running (the old behaviour).
+
+``enclave:=/robo_stack`` starts both nodes with ``--ros-args --enclave /robo_stack`` (SROS2: with
+``ROS_SECURITY_KEYSTORE`` set and ``ROS_SECURITY_ENABLE=true``, DDS authenticates, encrypts and checks
+the enclave's permissions); empty (the default) passes no ``--enclave``. See docs/security.md.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, LogInfo, RegisterEventHandler, Shutdown
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, RegisterEventHandler, Shutdown
 from launch.conditions import IfCondition
 from launch.event_handlers import OnProcessExit
 from launch.substitutions import EqualsSubstitution, LaunchConfiguration, PathJoinSubstitution
@@ -48,6 +52,8 @@ ARGUMENTS = [
     ("on_node_exit", "shutdown", "When a node exits: shutdown (end the launch), respawn (restart that node) or "
                                  "continue (keep the others running)."),
     ("start_brain", "true", "Start brain_node (false: plans come from elsewhere)."),
+    ("enclave", "", "SROS2 security enclave of both nodes, e.g. /robo_stack (needs ROS_SECURITY_KEYSTORE and "
+                    "ROS_SECURITY_ENABLE=true; see docs/security.md); empty: no --enclave."),
     ("color_topic", "camera/color/image_raw", "The robot's colour image topic (sensor_msgs/Image, rgb8)."),
     ("depth_topic", "camera/depth/image_raw", "The robot's depth image topic (sensor_msgs/Image, 32FC1 metres)."),
     ("camera_info_topic", "camera/color/camera_info", "The colour camera's CameraInfo topic."),
@@ -79,12 +85,26 @@ def exit_policy(node: Node, on_node_exit: LaunchConfiguration) -> RegisterEventH
                                 condition=IfCondition(EqualsSubstitution(on_node_exit, "shutdown")))
 
 
+def enclave_arguments(context) -> list[str]:  # noqa: ANN001 - launch LaunchContext
+    """``["--enclave", <enclave>]`` when the ``enclave`` argument is set, else nothing (an empty ``--enclave``
+    would be an error)."""
+    enclave = LaunchConfiguration("enclave").perform(context).strip()
+    return ["--enclave", enclave] if enclave else []
+
+
 def generate_launch_description() -> LaunchDescription:
-    """Declare every argument, then the two nodes and what happens when one exits."""
+    """Declare every argument, then (once the arguments are known) the two nodes and what happens when one
+    exits."""
     args = [DeclareLaunchArgument(name, default_value=default, description=text,
                                   **({"choices": EXIT_CHOICES} if name == "on_node_exit" else {}))
             for name, default, text in ARGUMENTS]
+    return LaunchDescription([*args, OpaqueFunction(function=launch_nodes)])
+
+
+def launch_nodes(context) -> list:  # noqa: ANN001 - launch LaunchContext
+    """The two nodes and their exit policies (an ``OpaqueFunction``: ``--enclave`` is passed only when set)."""
     cfg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
+    ros_arguments = ["--log-level", cfg["log_level"], *enclave_arguments(context)]
     respawn = EqualsSubstitution(cfg["on_node_exit"], "respawn")
     sim_time = ParameterValue(cfg["use_sim_time"], value_type=bool)
     sensors = [
@@ -104,7 +124,7 @@ def generate_launch_description() -> LaunchDescription:
             "use_sim_time": sim_time,
         }],
         remappings=sensors,
-        ros_arguments=["--log-level", cfg["log_level"]],
+        ros_arguments=ros_arguments,
     )
     cerebellum = Node(
         package=PACKAGE, executable="cerebellum_node", name="cerebellum_node", namespace=cfg["namespace"],
@@ -116,7 +136,7 @@ def generate_launch_description() -> LaunchDescription:
         }],
         remappings=[*sensors, ("robo/ee_target", cfg["ee_target_topic"]),
                     ("robo/gripper_command", cfg["gripper_command_topic"])],
-        ros_arguments=["--log-level", cfg["log_level"]],
+        ros_arguments=ros_arguments,
     )
     policies = [exit_policy(node, cfg["on_node_exit"]) for node in (brain, cerebellum)]
-    return LaunchDescription([*args, brain, cerebellum, *policies])
+    return [brain, cerebellum, *policies]

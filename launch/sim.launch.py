@@ -7,11 +7,19 @@
 
 sim_node is the clock source (it publishes /clock and runs on wall time); the brain and the
 cerebellum run on simulated time (``use_sim_time`` defaults to true here). ``on_node_exit`` applies to
-sim_node as to the two nodes of bringup.launch.py (default: any node that exits ends the launch).
+sim_node as to the two nodes of bringup.launch.py (default: any node that exits ends the launch), and so
+does ``enclave`` (SROS2; empty by default: no ``--enclave``; see docs/security.md).
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, LogInfo, RegisterEventHandler, Shutdown
+from launch.actions import (
+    DeclareLaunchArgument,
+    IncludeLaunchDescription,
+    LogInfo,
+    OpaqueFunction,
+    RegisterEventHandler,
+    Shutdown,
+)
 from launch.conditions import IfCondition
 from launch.event_handlers import OnProcessExit
 from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -36,8 +44,10 @@ ARGUMENTS = [
     ("namespace", "", "Namespace of all nodes and topics."),
     ("on_node_exit", "shutdown", "When a node exits: shutdown (end the launch), respawn (restart that node) or "
                                  "continue (keep the others running)."),
+    ("enclave", "", "SROS2 security enclave of all nodes, e.g. /robo_stack (needs ROS_SECURITY_KEYSTORE and "
+                    "ROS_SECURITY_ENABLE=true; see docs/security.md); empty: no --enclave."),
 ]
-FORWARDED = ("use_sim_time", "log_level", "namespace", "on_node_exit")
+FORWARDED = ("use_sim_time", "log_level", "namespace", "on_node_exit", "enclave")
 """Arguments passed on to bringup.launch.py explicitly (sim's own defaults win over bringup's). Its other
 arguments (brain_model, brain_backend, ...) are listed by ``--show-args`` and reach it from the command line
 too: an included launch file sees every launch configuration set so far."""
@@ -57,6 +67,12 @@ def _shutdown_reason(event, context) -> list | None:  # noqa: ANN001 - launch Pr
     return [LogInfo(msg=f"robo_stack: {reason}; ending the launch"), Shutdown(reason=reason)]
 
 
+def enclave_arguments(context) -> list[str]:  # noqa: ANN001 - launch LaunchContext
+    """``["--enclave", <enclave>]`` when the ``enclave`` argument is set, else nothing."""
+    enclave = LaunchConfiguration("enclave").perform(context).strip()
+    return ["--enclave", enclave] if enclave else []
+
+
 def generate_launch_description() -> LaunchDescription:
     """Declare the arguments, include the bringup and add sim_node (and what happens when it exits)."""
     args = [DeclareLaunchArgument(name, default_value=default, description=text,
@@ -68,6 +84,12 @@ def generate_launch_description() -> LaunchDescription:
                                                             "bringup.launch.py"])),
         launch_arguments={name: cfg[name] for name in FORWARDED}.items(),
     )
+    return LaunchDescription([*args, OpaqueFunction(function=launch_sim), bringup])
+
+
+def launch_sim(context) -> list:  # noqa: ANN001 - launch LaunchContext
+    """sim_node and what happens when it exits (an ``OpaqueFunction``: ``--enclave`` only when set)."""
+    cfg = {name: LaunchConfiguration(name) for name, _, _ in ARGUMENTS}
     sim = Node(
         package=PACKAGE, executable="sim_node", name="sim_node", namespace=cfg["namespace"], output="screen",
         respawn=EqualsSubstitution(cfg["on_node_exit"], "respawn"), respawn_delay=RESPAWN_DELAY_S,
@@ -79,8 +101,8 @@ def generate_launch_description() -> LaunchDescription:
             "lockstep_period_s": ParameterValue(cfg["lockstep_period_s"], value_type=float),
             "use_sim_time": False,
         }],
-        ros_arguments=["--log-level", cfg["log_level"]],
+        ros_arguments=["--log-level", cfg["log_level"], *enclave_arguments(context)],
     )
     on_exit = RegisterEventHandler(OnProcessExit(target_action=sim, on_exit=_shutdown_reason),
                                    condition=IfCondition(EqualsSubstitution(cfg["on_node_exit"], "shutdown")))
-    return LaunchDescription([*args, sim, bringup, on_exit])
+    return [sim, on_exit]

@@ -11,6 +11,11 @@ Endpoints:
 
 Bad requests get HTTP 400 with ``{"error": {"message", "type", "code"}}``; requests are answered
 one at a time (the model is not thread-safe). Run it with ``robo-stack serve brain --model PATH``.
+
+It binds 127.0.0.1 by default. With an API key (``--api-key``, or the environment variable
+``ROBO_STACK_API_KEY``, which unlike the option does not show in ``ps``) every endpoint wants
+``Authorization: Bearer <key>`` and answers anything else with HTTP 401. A key is required to bind
+anything but a loopback address: the server refuses to start without one (see docs/security.md).
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import hmac
+import ipaddress
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -34,6 +42,27 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 4096 * 4096
+API_KEY_ENV = "ROBO_STACK_API_KEY"
+"""Environment variable read for the API key when ``--api-key`` is not given."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for a loopback address (127.0.0.0/8, ::1) or ``localhost``; False for anything else, including
+    ``0.0.0.0``, ``::``, ``""`` (every interface) and host names (they may resolve to any interface)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, api_key: str | None) -> None:
+    """Refuse (``ValueError``) to serve on a non-loopback ``host`` without an API key."""
+    if not api_key and not is_loopback(host):
+        raise ValueError(f"refusing to serve on {host!r} without an API key: anyone who can reach that address "
+                         f"could use the model. Set {API_KEY_ENV} (or --api-key) and send "
+                         f"'Authorization: Bearer <key>', or bind 127.0.0.1")
 
 
 class RequestError(ValueError):
@@ -118,11 +147,21 @@ class BrainHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], backend: BrainBackend, model_name: str) -> None:
-        """Bind to ``address`` and serve ``backend`` as ``model_name``."""
+    def __init__(self, address: tuple[str, int], backend: BrainBackend, model_name: str,
+                 api_key: str | None = None) -> None:
+        """Bind to ``address`` and serve ``backend`` as ``model_name`` (to holders of ``api_key``, if given)."""
+        check_bind(address[0], api_key)
         super().__init__(address, _Handler)
         self.backend, self.model_name = backend, model_name
+        self._api_key = (api_key or "").encode()
         self.lock = threading.Lock()
+
+    def authorized(self, header: str | None) -> bool:
+        """Whether an ``Authorization`` header carries the key (always true without a key)."""
+        if not self._api_key:
+            return True
+        scheme, _, token = (header or "").strip().partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._api_key)
 
     def completion(self, body: object) -> dict:
         """Answer one chat-completions request body (raises :class:`RequestError` / ``BackendError``)."""
@@ -157,7 +196,26 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
         self._send(status, {"error": {"message": message, "type": kind, "code": status}})
 
+    def _check_auth(self) -> bool:
+        """Answer 401 (and close the connection: a request body may be left unread) unless authorized."""
+        if self.server.authorized(self.headers.get("Authorization")):
+            return True
+        self.close_connection = True
+        data = json.dumps({"error": {"message": "missing or wrong API key (Authorization: Bearer <key>)",
+                                     "type": "authentication_error", "code": 401}}).encode()
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Bearer realm="robo_stack"')
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        logger.warning("refused a request from %s: missing or wrong API key", self.address_string())
+        return False
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        if not self._check_auth():
+            return
         path = self.path.split("?", 1)[0].rstrip("/")
         if path == "/health":
             self._send(200, {"status": "ok", "model": self.server.model_name})
@@ -180,6 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise RequestError(f"request body is not valid JSON: {exc}") from None
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        if not self._check_auth():
+            return
         path = self.path.split("?", 1)[0].rstrip("/")
         if path != "/v1/chat/completions":
             self._error(404, f"no such endpoint: POST {path}", "not_found")
@@ -195,16 +255,24 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def make_server(backend: BrainBackend, host: str = "127.0.0.1", port: int = 8000,
-                model_name: str | None = None) -> BrainHTTPServer:
-    """Bind a server for ``backend`` (``port`` 0 picks a free port: read ``server.server_address``)."""
-    return BrainHTTPServer((host, port), backend, model_name or backend.name)
+                model_name: str | None = None, api_key: str | None = None) -> BrainHTTPServer:
+    """Bind a server for ``backend`` (``port`` 0 picks a free port: read ``server.server_address``).
+
+    Raises:
+        ValueError: ``host`` is not a loopback address and there is no ``api_key``.
+    """
+    return BrainHTTPServer((host, port), backend, model_name or backend.name, api_key)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``robo-stack serve brain``."""
     parser.add_argument("--model", required=True, help="local checkpoint folder (transformers back-end)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback only)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1, loopback only; any other address needs an API key)")
+    parser.add_argument("--api-key", default=None,
+                        help=f"require 'Authorization: Bearer <key>' (default: ${API_KEY_ENV}; prefer the variable, "
+                             "a command-line option shows in ps)")
     parser.add_argument("--name", default=None, help="model name reported by the API (default: folder name)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "float16", "bfloat16"])
@@ -216,15 +284,21 @@ def run(args: argparse.Namespace) -> int:
 
     from robo_brain.backends.transformers_backend import TransformersBackend
 
+    api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV, "")
+    try:
+        check_bind(args.host, api_key)  # before loading the model
+    except ValueError as exc:
+        logger.error("%s", exc)
+        return 2
     try:
         backend = TransformersBackend(args.model, device=args.device, dtype=args.dtype)
     except BackendError as exc:
         logger.error("%s", exc)
         return 2
-    server = make_server(backend, args.host, args.port, args.name or Path(args.model).name)
+    server = make_server(backend, args.host, args.port, args.name or Path(args.model).name, api_key or None)
     host, port = server.server_address[:2]
-    logger.info("serving %s on http://%s:%d/v1 (POST /v1/chat/completions, GET /v1/models, GET /health)",
-                server.model_name, host, port)
+    logger.info("serving %s on http://%s:%d/v1 (POST /v1/chat/completions, GET /v1/models, GET /health)%s",
+                server.model_name, host, port, ", API key required" if api_key else ", no API key (loopback only)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -61,6 +61,8 @@ class CerebellumNode(Node):
             self.declare_parameter(name, default, ParameterDescriptor(description=text))
         par = {name: self.get_parameter(name).value for name in PARAMETERS}
         self.executor_core: PlanExecutor | None = None
+        self._status_counts: dict[str, int] = {}  # ExecutionStatus messages published per plan id (see _log_counts)
+        self._status_lock = threading.Lock()
         self._make_interfaces()
         self._state: tuple[np.ndarray, np.ndarray] | None = None
         self._state_time = self._image_time = -float("inf")
@@ -172,7 +174,20 @@ class CerebellumNode(Node):
             return self._error(f"plan {msg.plan_id} refused: {exc}")
         if self.executor_core.plan is plan:  # started (an ignored revision keeps the stream as it is)
             self.stream.clear()
+            self._log_status_counts(keep=plan.plan_id)
         self.get_logger().info(line)
+
+    def _log_status_counts(self, keep: str | None = None) -> None:
+        """Log how many ExecutionStatus messages went out for each plan id but ``keep`` (one line per plan, when
+        the next plan starts and at shutdown), so a subscriber can compare what it received:
+        ``execution_status published: plan_id=<id> count=<n>``."""
+        with self._status_lock:
+            done = {k: n for k, n in self._status_counts.items() if k != keep}
+            for k in done:
+                del self._status_counts[k]
+        for plan_id, n in done.items():
+            if plan_id:
+                self.get_logger().info(f"execution_status published: plan_id={plan_id} count={n}")
 
     def _on_pose(self, msg: PoseStamped) -> None:
         p, o = msg.pose.position, msg.pose.orientation
@@ -338,12 +353,17 @@ class CerebellumNode(Node):
             stop.set()
         for thread in getattr(self, "_threads", []):
             thread.join(timeout=2.0)
+        if hasattr(self, "_status_lock"):
+            self._log_status_counts()
         super().destroy_node()
 
     def _publish_status(self, state: State, index: int, progress: float, detail: str, stamp: object = None) -> None:
         """Publish the execution status, stamped with the robot state it was computed from (else now)."""
         plan = self.executor_core.plan if self.executor_core is not None else None
         stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
+        plan_id = plan.plan_id if plan is not None else ""
+        with self._status_lock:
+            self._status_counts[plan_id] = self._status_counts.get(plan_id, 0) + 1
         self.pub_status.publish(conv.status_msg(stamp, C.BASE_FRAME, plan, state, index, progress, detail))
 
     def _publish_failure(self, result: TickResult, obs: Observation) -> None:

@@ -80,7 +80,7 @@ def _faults(args: argparse.Namespace) -> int:
 
 
 def register_closed_loop(sub: argparse._SubParsersAction) -> None:
-    """Add ``eval closed-loop``, ``eval correction``, ``bench cerebellum`` and ``bench cancel``."""
+    """Add ``eval closed-loop``, ``eval correction``, ``bench cerebellum``, ``bench cancel`` and ``bench soak``."""
     evals = command_group(sub, "eval", "evaluate a model")
     ev = evals.add_parser("closed-loop", help="closed-loop success in the simulator: a brain plans and corrects, "
                                               "the cerebellum executes")
@@ -123,6 +123,19 @@ def register_closed_loop(sub: argparse._SubParsersAction) -> None:
     bc.add_argument("--trials", type=int, default=20)
     bc.add_argument("--json", action="store_true")
     bc.set_defaults(func=_bench_cancel)
+    bs = command_group(sub, "bench", "benchmarks").add_parser(
+        "soak", help="sim_node + cerebellum_node over DDS for M minutes, episodes back to back (oracle plans): "
+                     "RSS, CPU, fds and threads per node, /robo/ee_target inter-arrival p99 per minute, plans lost")
+    bs.add_argument("--minutes", type=float, default=10.0, help="how long to run episodes (default 10)")
+    bs.add_argument("--sample-s", type=float, default=10.0, help="seconds between /proc samples (default 10)")
+    bs.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="cerebellum checkpoint folder")
+    bs.add_argument("--seed0", type=int, default=400_000, help="seed of the first episode (then +1 each)")
+    bs.add_argument("--split", choices=["seen", "unseen"], default="seen")
+    bs.add_argument("--log-dir", type=Path, default=Path("runs/soak"), help="the nodes' logs")
+    bs.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    bs.add_argument("--plot", type=Path, default=None, help="write the plot (PNG) here")
+    bs.add_argument("--json", action="store_true", help="print the JSON report (else a summary)")
+    bs.set_defaults(func=_bench_soak)
 
 
 def _closed_loop_arguments(p: argparse.ArgumentParser, episodes: int = 100) -> None:
@@ -237,6 +250,20 @@ def _bench_cancel(args: argparse.Namespace) -> int:
             f"{r['trials_with_a_moving_target_after_the_hold']} trials with a target that moved after the hold\n")
     sys.stdout.write(json.dumps(r, indent=2) + "\n" if args.json else text)
     return 0
+
+
+def _bench_soak(args: argparse.Namespace) -> int:
+    from robo_system.soak import run_soak, summary, write
+
+    try:
+        result = run_soak(args.minutes, args.sample_s, args.seed0, args.split, log_dir=args.log_dir,
+                          checkpoint=str(args.checkpoint))
+    except (RuntimeError, FileNotFoundError) as exc:
+        LOG.error("soak failed: %s", exc)
+        return 2
+    write(result, args.out, args.plot)
+    sys.stdout.write(json.dumps(result, indent=2) + "\n" if args.json else summary(result))
+    return 0 if result["verdict"]["ok"] else 1
 
 
 def _bench_text(result: dict) -> str:

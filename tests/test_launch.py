@@ -150,3 +150,37 @@ def test_a_namespace_moves_every_topic(tmp_path) -> None:
             node.destroy_node()
     finally:
         assert proc.stop() == 0, proc.log()
+
+
+@pytest.mark.parametrize("launch_file", LAUNCH_FILES)
+def test_enclave_is_passed_only_when_set(repo_root: Path, launch_file: str) -> None:
+    """``enclave`` (SROS2) is declared, empty by default, and every node gets ``--enclave <enclave>`` in its
+    ``ros_arguments`` only when it is set: ``enclave_arguments`` is run here with a stand-in for
+    ``LaunchConfiguration`` (launch itself is not installable)."""
+    tree = _tree(repo_root, launch_file)
+    table = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS")
+    assert next(ast.literal_eval(t.elts[1]) for t in table.elts if ast.literal_eval(t.elts[0]) == "enclave") == ""
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "enclave_arguments")
+
+    class FakeConfiguration:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def perform(self, context: dict) -> str:
+            return context[self.name]
+
+    namespace = {"LaunchConfiguration": FakeConfiguration}
+    exec(compile(ast.Module(body=[func], type_ignores=[]), launch_file, "exec"), namespace)  # noqa: S102
+    assert namespace["enclave_arguments"]({"enclave": ""}) == []
+    assert namespace["enclave_arguments"]({"enclave": " "}) == []
+    assert namespace["enclave_arguments"]({"enclave": "/robo_stack"}) == ["--enclave", "/robo_stack"]
+    for call in _calls(tree, "Node"):
+        ros_args = _kw(call, "ros_arguments")
+        text = ast.unparse(ros_args)
+        if isinstance(ros_args, ast.Name):  # a list built once for both nodes
+            text = next(ast.unparse(n.value) for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                        and getattr(n.targets[0], "id", None) == ros_args.id)
+        assert "enclave_arguments(context)" in text and "--enclave" not in text, text
+    if launch_file == "sim.launch.py":
+        forwarded = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "FORWARDED")
+        assert "enclave" in ast.literal_eval(forwarded)

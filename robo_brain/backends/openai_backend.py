@@ -4,6 +4,10 @@ The image is sent as a base64 PNG data URL in an ``image_url`` content part of t
 message, so it works with vLLM, SGLang, Ollama, cloud models and ``robo-stack serve brain``.
 Stdlib only (``urllib.request``). Connection errors, timeouts, HTTP 429 and 5xx are retried
 with exponential backoff; other HTTP errors fail at once with the server's message.
+
+The API key is read from an environment variable (never a ROS parameter) and goes only into the
+``Authorization`` header: log lines and error messages name the endpoint without any user:password
+part, and a server message that echoes the key has it replaced by ``***`` (tested).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import cv2
@@ -57,6 +62,14 @@ def openai_messages(messages: list[dict], image: np.ndarray | None) -> list[dict
     return out
 
 
+def redact_url(url: str) -> str:
+    """``url`` without a ``user:password@`` part (for logs and error messages)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
 def _answer_text(body: dict) -> str:
     try:
         content = body["choices"][0]["message"]["content"]
@@ -89,7 +102,16 @@ class OpenAIBackend(BrainBackend):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.timeout_s, self.retries, self.backoff_s = model, timeout_s, retries, backoff_s
         self.api_key = os.environ.get(api_key_env, "") if api_key_env else ""
-        self.name = f"openai:{model or base_url}"
+        self.shown_url = redact_url(self.url)
+        self.name = f"openai:{model or redact_url(base_url)}"
+
+    def __repr__(self) -> str:
+        """The endpoint and model, never the key."""
+        return f"OpenAIBackend({self.shown_url!r}, model={self.model!r}, key={'set' if self.api_key else 'none'})"
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with the API key (if a server echoed it) replaced by ``***``."""
+        return text.replace(self.api_key, "***") if self.api_key else text
 
     def _request(self, payload: dict) -> dict:
         data = json.dumps(payload).encode()
@@ -108,20 +130,21 @@ class OpenAIBackend(BrainBackend):
             try:
                 return self._request(payload)
             except urllib.error.HTTPError as exc:
-                detail = exc.read().decode(errors="replace")[:500]
+                detail = self._scrub(exc.read().decode(errors="replace")[:500])
                 if exc.code not in RETRY_STATUS or attempt == self.retries:
-                    raise BackendError(f"{self.url}: HTTP {exc.code}: {detail}") from None
+                    raise BackendError(f"{self.shown_url}: HTTP {exc.code}: {detail}") from None
                 reason = f"HTTP {exc.code}"
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 if attempt == self.retries:
-                    raise BackendError(f"{self.url}: no answer after {self.retries + 1} attempts: {exc}") from None
-                reason = str(exc)
+                    raise BackendError(f"{self.shown_url}: no answer after {self.retries + 1} attempts: "
+                                       f"{self._scrub(str(exc))}") from None
+                reason = self._scrub(str(exc))
             except json.JSONDecodeError as exc:
-                raise BackendError(f"{self.url}: answer is not JSON: {exc}") from None
-            logger.warning("%s: %s; retry %d/%d in %.1f s", self.url, reason, attempt + 1, self.retries, delay)
+                raise BackendError(f"{self.shown_url}: answer is not JSON: {exc}") from None
+            logger.warning("%s: %s; retry %d/%d in %.1f s", self.shown_url, reason, attempt + 1, self.retries, delay)
             time.sleep(delay)
             delay *= 2
-        raise BackendError(f"{self.url}: no answer")  # unreachable
+        raise BackendError(f"{self.shown_url}: no answer")  # unreachable
 
     def generate(self, messages: list[dict], image: np.ndarray | None = None,
                  settings: GenerationSettings | None = None, cancel: threading.Event | None = None) -> str:
@@ -138,4 +161,7 @@ class OpenAIBackend(BrainBackend):
         body = self._post(payload, cancel)
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled during the request")
-        return _answer_text(body)
+        try:
+            return _answer_text(body)
+        except BackendError as exc:
+            raise BackendError(self._scrub(str(exc))) from None
