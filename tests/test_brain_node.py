@@ -95,6 +95,11 @@ class Listener:
         return [s["state"] for s in self.status]
 
 
+def _said(status: dict) -> str:
+    """A brain status's detail and the recent rejections it carries."""
+    return " | ".join([str(status.get("detail", "")), *map(str, status.get("recent_errors", []))])
+
+
 def _wait(node: Node, cam: Camera | None, cond, timeout: float) -> bool:
     def check() -> bool:
         if cam is not None:
@@ -122,15 +127,16 @@ def test_instruction_to_plan_then_correction_and_bad_inputs(client, scene, tmp_p
 
         for bad in ("x" * 1_000_000, "\x00\x01\x02", "", 'pick(object=__import__("os"))'):
             out.instruction.publish(String(data=bad))
-        assert _wait(client, cam, lambda: any("at most 4096" in s["detail"] for s in out.status), 10), proc.log()
-        assert _wait(client, cam, lambda: any("instruction is empty" in s["detail"] for s in out.status), 10)
+        # the latched status keeps the latest message only; each carries the recent rejections too
+        assert _wait(client, cam, lambda: any("at most 4096" in _said(s) for s in out.status), 10), proc.log()
+        assert _wait(client, cam, lambda: any("instruction is empty" in _said(s) for s in out.status), 10)
         assert proc.alive()
         bad_image = Image(height=2, width=2, encoding="mono16", step=4, data=bytes(8))
         bad_pub = client.create_publisher(Image, C.TOPIC_COLOR_IMAGE, qos_for_topic(C.TOPIC_COLOR_IMAGE))
 
         def bad_image_reported() -> bool:  # sensor QoS is best effort: resend until it is seen
             bad_pub.publish(bad_image)
-            return any("unsupported image encoding" in s["detail"] for s in out.status)
+            return any("unsupported image encoding" in _said(s) for s in out.status)
 
         assert _wait(client, None, bad_image_reported, 15), proc.log()
         out.instruction.publish(String(data="put the red block in the blue bowl"))

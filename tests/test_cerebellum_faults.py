@@ -75,7 +75,7 @@ def _run_plan(stack, plan_id: str) -> None:
     plan.plan_id = plan_id
     stack["plan_pub"].publish(plan)
     assert spin_until(node, lambda: any(s.plan_id == plan_id and s.state == ExecutionStatus.RUNNING
-                                        for _, s in rec["status"]), 20), stack["cb"].log()[-3000:]
+                                        for _, s in rec["status"]), 60), stack["cb"].log()[-3000:]  # start-up
 
 
 def _positions(msgs: list) -> np.ndarray:
