@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from robo_cerebellum.bench import step_latency
+from robo_system.stack import stop_processes
 
 
 def node_loop(checkpoint: Path, seconds: float) -> dict:
@@ -70,13 +71,7 @@ def node_loop(checkpoint: Path, seconds: float) -> dict:
         node.destroy_node()
     finally:
         rclpy.try_shutdown()
-        for proc in procs:
-            proc.send_signal(2)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(procs)
     periods = np.diff(np.array(stamps, np.int64)) / 1e6
     return {"loop_hz": float(1e3 / periods.mean()), "period_p50_ms": float(np.percentile(periods, 50)),
             "period_p99_ms": float(np.percentile(periods, 99)), "period_max_ms": float(periods.max()),

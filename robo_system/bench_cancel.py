@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robo_system.stack import stop_processes
+
 LOG = logging.getLogger(__name__)
 
 
@@ -101,13 +103,7 @@ def cancel_latency(checkpoint: Path, trials: int = 20, hold_check_s: float = 0.2
         node.destroy_node()
     finally:
         rclpy.try_shutdown()
-        for proc in procs:
-            proc.send_signal(2)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(procs)
     periods = np.diff(stamps) / 1e6
     periods = periods[(periods > 0) & (periods < 100)]  # the gaps between trials' plans are not periods
     lat = np.array(latencies)

@@ -107,6 +107,19 @@ class StackConfig:
         return [*args, "--log-level", self.log_level]
 
 
+def stop_processes(procs: list[subprocess.Popen], timeout: float = 10.0) -> None:
+    """SIGINT each process, then wait for it (kill it after ``timeout`` seconds)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 class StackProcesses:
     """Starts the nodes of a :class:`StackConfig` as child processes; logs go to ``log_dir/<node>.log``."""
 
