@@ -120,6 +120,7 @@ class Harness:
         self.client = make_client(cfg)
         self.rec: dict[str, list] = {k: [] for k in ("target", "gripper", "pose", "status", "failure", "brain")}
         self.last_pose = np.full(3, np.nan)
+        self._logs: list = []  # logs of restarted nodes
 
         def keep(key: str, fn: Callable | None = None) -> Callable:
             def cb(msg) -> None:  # noqa: ANN001
@@ -205,6 +206,19 @@ class Harness:
         """Nodes that exited."""
         return [f"{exe} exited with {p.returncode}" for exe, p in self.procs.procs.items() if p.poll() is not None]
 
+    def kill(self, exe: str) -> None:
+        """SIGKILL node ``exe`` and reap it."""
+        proc = self.procs.procs[exe]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+    def restart(self, exe: str) -> None:
+        """Start a new ``exe`` in place of the old one (log: ``<exe>-restart.log``)."""
+        log = open(self.cfg.log_dir / f"{exe}-restart.log", "w")  # noqa: SIM115 - closed in close()
+        self._logs.append(log)
+        self.procs.procs[exe] = subprocess.Popen(self.cfg.command(exe), stdout=log, stderr=subprocess.STDOUT,
+                                                 env=os.environ.copy())
+
     def close(self) -> None:
         """Stop the client and every node (resuming a paused one first)."""
         for proc in self.procs.procs.values():
@@ -212,6 +226,8 @@ class Harness:
                 os.kill(proc.pid, signal.SIGCONT)
         self.client.destroy_node()
         self.procs.stop()
+        for log in self._logs:
+            log.close()
 
 
 def _judge(row: Row, ok: bool, measured: str, h: Harness, mark: dict[str, int], extra: dict | None = None,
@@ -402,7 +418,7 @@ def cerebellum_killed(h: Harness) -> Row:
     h.start_task()
     h.spin(0.5)
     mark = h.mark()
-    os.kill(h.procs.procs["cerebellum_node"].pid, signal.SIGKILL)
+    h.kill("cerebellum_node")
     t0 = time.monotonic()
     h.spin(2.0)
     after = [t for t, _ in h.rec["target"] if t > t0 + 0.2]
@@ -422,23 +438,15 @@ def sim_killed(h: Harness) -> Row:
     h.start_task()
     h.spin(0.5)
     mark = h.mark()
-    sim = h.procs.procs["sim_node"]
-    os.kill(sim.pid, signal.SIGKILL)
-    sim.wait(5)
+    h.kill("sim_node")
     holding = h.spin(3.0, lambda: any(s.state == 4 and "robot state is" in s.detail
                                       for _, s in h.since(mark, "status")))
-    log = open(h.cfg.log_dir / "sim_node-restart.log", "w")  # noqa: SIM115 - closed below
-    new = subprocess.Popen(h.cfg.command("sim_node"), stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-    try:
-        t_new = time.monotonic()
-        back = h.spin(30.0, lambda: any(t > t_new for t, _ in h.rec["pose"]))
-        jumped = h.spin(5.0, lambda: "jumped" in h.details(mark))
-        h.spin(1.0)
-        row = _judge(row, holding and back, f"HOLDING: {holding}; new states: {back}; jump noticed: {jumped}", h,
-                     mark, allow_exit=("sim_node",))
-    finally:
-        h.procs.procs["sim_node"] = new
-    return row
+    h.restart("sim_node")
+    t_new = time.monotonic()
+    back = h.spin(30.0, lambda: any(t > t_new for t, _ in h.rec["pose"]))
+    jumped = h.spin(5.0, lambda: "jumped" in h.details(mark))
+    h.spin(1.0)
+    return _judge(row, holding and back, f"HOLDING: {holding}; new states: {back}; jump noticed: {jumped}", h, mark)
 
 
 def brain_killed(h: Harness) -> Row:
@@ -454,13 +462,9 @@ def brain_killed(h: Harness) -> Row:
     h.pub["instruction"].publish(String(data=task["instruction"]))
     started = h.spin(30.0, lambda: any(s.state == 1 for _, s in h.since(mark, "status")))
     first = next((s.plan_id for _, s in h.since(mark, "status") if s.state == 1), "")
-    brain = h.procs.procs["brain_node"]
-    os.kill(brain.pid, signal.SIGKILL)
-    brain.wait(5)
+    h.kill("brain_node")
     h.spin(2.0)
-    log = open(h.cfg.log_dir / "brain_node-restart.log", "w")  # noqa: SIM115 - closed with the process
-    h.procs.procs["brain_node"] = subprocess.Popen(h.cfg.command("brain_node"), stdout=log, stderr=subprocess.STDOUT,
-                                                   env=os.environ.copy())
+    h.restart("brain_node")
     h.client.wait_brain_ready(120.0)
     m2 = h.mark()
     h.pub["instruction"].publish(String(data=task["instruction"]))
