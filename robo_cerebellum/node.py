@@ -65,7 +65,7 @@ class CerebellumNode(Node):
         self._status_lock = threading.Lock()
         self._make_interfaces()
         self._state: tuple[np.ndarray, np.ndarray] | None = None
-        self._state_time = self._image_time = -float("inf")
+        self._state_time = self._image_time = self._rgb_time = -float("inf")
         self._state_stamp, self._state_stamp_msg = -float("inf"), None  # header stamp (s, msg) of the latest state
         self._width = 1.0
         self._rgb: np.ndarray | None = None
@@ -226,7 +226,7 @@ class CerebellumNode(Node):
 
     def _on_rgb(self, msg: Image) -> None:
         try:
-            self._rgb = conv.image_to_numpy(msg)
+            self._rgb, self._rgb_time = conv.image_to_numpy(msg), time.monotonic()
         except ValueError as exc:
             self.get_logger().error(f"colour image ignored: {exc}", throttle_duration_sec=2.0)
 
@@ -237,7 +237,7 @@ class CerebellumNode(Node):
             return self.get_logger().error(f"depth image ignored: {exc}", throttle_duration_sec=2.0)
         if self._rgb is not None:
             self._depth, self._new_image = depth, True  # encoded by the policy thread
-            self._image_time = time.monotonic()
+            self._image_time = min(time.monotonic(), self._rgb_time)  # bad colour beside good depth goes stale
 
     # ------------------------------------------------------------------ policy thread
     def _policy_loop(self) -> None:
