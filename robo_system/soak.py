@@ -517,7 +517,8 @@ def plot(result: dict, path: Path) -> Path:
     own = any(w["p99_ms"] is not None for w in result.get("control_period", {}).get("per_minute", []))
     windows = [w for w in judged_windows(result) if w["p99_ms"] is not None]
     ax = axes[1, 1]
-    bars = ax.bar([w["window"] + 1 for w in windows], [w["p99_ms"] for w in windows], color="tab:blue", label="p99")
+    bars = ax.bar([w["window"] + 1 for w in windows], [w["p99_ms"] for w in windows], color="tab:blue",
+                  label="p99 (control loop)" if own else "p99")
     ax.bar_label(bars, fmt="%.1f", fontsize=8)
     ax.plot([w["window"] + 1 for w in windows], [w["p50_ms"] for w in windows], "ko-", label="p50")
     if own:
