@@ -9,8 +9,11 @@ refuses the directory. This module reads such a bag without them:
   recorder still held in memory (its open chunk) never reached the file and is reported as such.
   (A chunk CRC is checked when the writer set one; rosbags sets none, so only damage that breaks
   the zstd frame or the record structure is seen.)
-- **sqlite3**: the committed rows of the ``topics`` and ``messages`` tables are read (SQLite
-  rolls back an uncommitted transaction itself).
+- **sqlite3**: the committed rows of the ``topics`` and ``messages`` tables are read. A recorder killed
+  inside a transaction whose pages already reached the file leaves a hot rollback journal
+  (``<file>-journal``); SQLite must roll it back before reading and cannot on a read-only connection, so
+  the file and its journal are copied to a temporary directory and rolled back there (the bag itself is
+  never written).
 
 :func:`salvage` returns the messages as raw CDR bytes with their topic and type, and a
 :class:`SalvageReport` that names, precisely, what the bag lacks. ROS-free.
@@ -18,8 +21,10 @@ refuses the directory. This module reads such a bag without them:
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import struct
+import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,25 +275,50 @@ def _salvage_mcap(path: Path, report: SalvageReport) -> Salvage:
 
 
 # ---------------------------------------------------------------- sqlite3
-def _salvage_sqlite(path: Path, report: SalvageReport) -> Salvage:
-    report.has_index = True
+SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
+"""Files SQLite keeps beside a database while it writes: a rollback journal, or a write-ahead log and its index."""
+
+
+def _read_sqlite(db_path: Path, uri_mode: str) -> tuple[dict[int, SalvagedTopic], list[tuple[int, int, bytes]]]:
+    """Topics and messages (committed rows) of a rosbag2 sqlite3 file opened with ``mode=uri_mode``."""
     topics: dict[int, SalvagedTopic] = {}
     messages: list[tuple[int, int, bytes]] = []
+    db = sqlite3.connect(f"file:{db_path}?mode={uri_mode}", uri=True)
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            defs: dict[str, str] = {}
-            try:
-                defs = {t: d for t, d in db.execute("SELECT topic_type, encoded_message_definition "
-                                                    "FROM message_definitions")}
-            except sqlite3.Error:
-                pass  # bags before version 8 have no definitions table
-            for tid, name, msgtype in db.execute("SELECT id, name, type FROM topics"):
-                topics[int(tid)] = SalvagedTopic(name, msgtype, defs.get(msgtype, ""))
-            for tid, ns, data in db.execute("SELECT topic_id, timestamp, data FROM messages ORDER BY id"):
-                messages.append((int(tid), int(ns), bytes(data)))
-    except sqlite3.Error as exc:
+        defs: dict[str, str] = {}
+        try:
+            defs = {t: d for t, d in db.execute("SELECT topic_type, encoded_message_definition "
+                                                "FROM message_definitions")}
+        except sqlite3.Error:
+            pass  # bags before version 8 have no definitions table
+        for tid, name, msgtype in db.execute("SELECT id, name, type FROM topics"):
+            topics[int(tid)] = SalvagedTopic(name, msgtype, defs.get(msgtype, ""))
+        for tid, ns, data in db.execute("SELECT topic_id, timestamp, data FROM messages ORDER BY id"):
+            messages.append((int(tid), int(ns), bytes(data)))
+    finally:
+        db.close()
+    return topics, messages
+
+
+def _salvage_sqlite(path: Path, report: SalvageReport) -> Salvage:
+    report.has_index = True
+    sidecars = [path.with_name(path.name + suffix) for suffix in SQLITE_SIDECARS]
+    sidecars = [p for p in sidecars if p.is_file() and p.stat().st_size > 0]
+    try:
+        if not sidecars:
+            topics, messages = _read_sqlite(path, "ro")
+        else:  # roll the journal back (or the log forward) on a copy: the bag is left as the recorder left it
+            with tempfile.TemporaryDirectory(prefix="robo_salvage_") as tmp:
+                copy = Path(tmp) / path.name
+                for src in (path, *sidecars):
+                    shutil.copyfile(src, Path(tmp) / src.name)
+                topics, messages = _read_sqlite(copy, "rw")
+            names = ", ".join(p.name for p in sidecars)
+            report.missing.append(f"the transaction open when the recorder stopped ({names} left beside the file; "
+                                  "rolled back on a copy)")
+    except (sqlite3.Error, OSError) as exc:
         report.missing.append(f"the sqlite3 file does not read ({exc}); no committed messages recovered")
-        return Salvage(topics, messages, report)
+        return Salvage({}, [], report)
     report.read_bytes = report.file_bytes
     if not (report.path / "metadata.yaml").is_file():
         report.missing.append("messages written after the recorder's last commit (SQLite rolled them back)")

@@ -15,6 +15,8 @@ from robo_eval.bagread import BagError, read_recording
 from tests.ros_helpers import REPO_ROOT
 
 # A writer process that flushes three chunks of 10 poses, writes 5 more into its open chunk and is killed.
+# With "spill" (sqlite3) the page cache holds one page, so the open transaction's pages reach the file before
+# the kill and a hot rollback journal is left beside it (as when a recorder is killed inside a commit).
 KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys
     import numpy as np
@@ -27,6 +29,8 @@ KILLED_WRITER = textwrap.dedent("""
     if storage == "mcap":
         writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
     writer.open()
+    if "spill" in sys.argv[3:]:
+        writer.storage.conn.execute("PRAGMA cache_size=1")
     store = bags.typestore()
     conn = writer.add_connection("/robo/ee_target", "geometry_msgs/msg/PoseStamped", typestore=store)
     for i in range(35):
@@ -43,10 +47,10 @@ KILLED_WRITER = textwrap.dedent("""
 """)
 
 
-def _killed_bag(tmp_path: Path, storage: str) -> Path:
+def _killed_bag(tmp_path: Path, storage: str, *options: str) -> Path:
     out = tmp_path / f"killed_{storage}"
-    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(out), storage], cwd=REPO_ROOT, timeout=60,
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(out), storage, *options], cwd=REPO_ROOT,
+                          timeout=60, capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert not (out / "metadata.yaml").exists()
     return out
@@ -69,6 +73,24 @@ def test_a_killed_writer_reads_up_to_its_last_flush(tmp_path: Path, storage: str
     assert [round(m.pose.position.x, 6) for _, m in poses] == [round(0.1 * i, 6) for i in range(30)]
     assert rec.salvage is not None and rec.salvage.message_count == 30
     assert rec.start_ns == 10**9 and rec.duration_s == pytest.approx(29.0, abs=1e-6)
+
+
+def test_a_hot_sqlite_journal_is_rolled_back_on_a_copy(tmp_path: Path) -> None:
+    """Killed with its transaction's pages already in the file: a read-only open cannot roll the journal back
+    ("attempt to write a readonly database"); the salvage does it on a copy and leaves the bag untouched."""
+    bag = _killed_bag(tmp_path, "sqlite3", "spill")
+    db = next(bag.glob("*.db3"))
+    journal = db.with_name(db.name + "-journal")
+    assert journal.is_file() and journal.stat().st_size > 0
+    before = {p.name: p.read_bytes() for p in bag.iterdir()}
+    report = salvage(bag).report
+    assert report.messages == {C.TOPIC_EE_TARGET: 30}  # the committed ones; the open transaction rolled back
+    assert any(f"{journal.name} left beside the file; rolled back on a copy" in m for m in report.missing)
+    assert not any("does not read" in m for m in report.missing), report.missing
+    assert {p.name: p.read_bytes() for p in bag.iterdir()} == before
+    rec = read_recording(bag, required=[C.TOPIC_EE_TARGET])
+    assert [round(m.pose.position.x, 6) for _, m in rec.get(C.TOPIC_EE_TARGET)] == [round(0.1 * i, 6)
+                                                                                      for i in range(30)]
 
 
 def test_a_cut_chunk_is_dropped_and_named_with_its_offset(tmp_path: Path) -> None:

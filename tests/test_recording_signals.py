@@ -73,11 +73,28 @@ def test_record_closes_a_readable_bag_on_sigint_and_sigterm(tmp_path: Path, sign
     assert xs == [float(i) for i in range(sent)]  # reliable: every message, in order
 
 
+def _wait_until_written_out(out: Path, quiet_s: float = 1.5, timeout_s: float = 30.0) -> None:
+    """Wait until the recorder has written everything out: its storage file unchanged (size, mtime) and no
+    rollback journal beside it for ``quiet_s`` (3 flush periods). On a loaded machine a recorder may still be
+    working through messages a second after the last one was published."""
+    deadline, last, since = time.monotonic() + timeout_s, None, time.monotonic()
+    while time.monotonic() < deadline:
+        files = sorted(p for p in out.iterdir() if p.suffix in (".mcap", ".db3") or p.name.endswith("-journal"))
+        state = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        if state != last:
+            last, since = state, time.monotonic()
+        elif time.monotonic() - since >= quiet_s and not any(n.endswith("-journal") for n, _, _ in state):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the recorder kept writing for {timeout_s} s: {last}")
+
+
 @pytest.mark.ros
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_after_sigkill_the_bag_reads_up_to_its_last_flush(tmp_path: Path, storage: str) -> None:
     out, log = tmp_path / "bag", tmp_path / "record.log"
     recorder, sent = _publish_while_recording(out, log, storage, 3.0)  # then 1 s idle: > 1 flush period
+    _wait_until_written_out(out)
     recorder.kill()
     recorder.wait(10)
     assert not (out / "metadata.yaml").exists()
