@@ -20,6 +20,7 @@ until a plan with a new ``plan_id``. Parameters: :mod:`robo_cerebellum.params`.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ import time
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from robo_stack.msg import ExecutionStatus, FailureReport, Plan
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -34,6 +36,7 @@ from std_msgs.msg import Float64, String
 
 from robo_cerebellum.command_stream import CommandStream
 from robo_cerebellum.executor import PlanExecutor, State, TickResult
+from robo_cerebellum.loop_stats import LoopStats
 from robo_cerebellum.params import PARAMETERS, settings_from_parameters
 from robo_cerebellum.policy import CerebellumPolicy, CheckpointError, Observation
 from robo_cerebellum.safety import Verdict
@@ -82,6 +85,9 @@ class CerebellumNode(Node):
         self._hold_report, self._refusal_report, self._refused = Throttle(0.5), Throttle(1.0), RefusalSummary()
         self.rate, self._priority = 200.0, 0
         self._load(par)
+        self.loop_stats = LoopStats()  # published on /robo/cerebellum_diagnostics once a second (steady clock)
+        self.create_timer(1.0, lambda: self.pub_diag.publish(String(data=json.dumps(
+            self.loop_stats.snapshot(time.monotonic())))), clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._threads = [threading.Thread(target=self._control_loop, name="cerebellum_control", daemon=True)]
         if self.executor_core is not None:
             self._threads.append(threading.Thread(target=self._policy_loop, name="cerebellum_policy", daemon=True))
@@ -118,6 +124,7 @@ class CerebellumNode(Node):
         self.pub_target, self.pub_gripper = pub(PoseStamped, C.TOPIC_EE_TARGET), pub(Float64, C.TOPIC_GRIPPER_COMMAND)
         self.pub_status = pub(ExecutionStatus, C.TOPIC_EXECUTION_STATUS)
         self.pub_failure = pub(FailureReport, C.TOPIC_FAILURE)
+        self.pub_diag = pub(String, C.TOPIC_CEREBELLUM_DIAGNOSTICS)
         sub(Plan, C.TOPIC_PLAN, self._on_plan)
         sub(String, C.TOPIC_CANCEL, self._on_cancel)
         sub(PoseStamped, C.TOPIC_EE_POSE, self._on_pose)
@@ -282,6 +289,7 @@ class CerebellumNode(Node):
         now = time.monotonic()
         obs = Observation(*self._state, self._width)
         result = core.tick(obs, now - self._state_time, now - self._image_time, self.policy_period)
+        self.loop_stats.policy_step()
         status = (result.state, result.subtask_index, result.progress, result.detail, self._state_stamp_msg)
         if result.state == State.RUNNING and self.stream.frozen:
             status = None  # a step begun before a cancel: neither its command nor its status goes out
@@ -307,6 +315,7 @@ class CerebellumNode(Node):
             if delay > 0 and self._tick_now.wait(delay):
                 self._tick_now.clear()
                 schedule.extra_tick()
+            self.loop_stats.tick(time.monotonic())
             try:
                 self._tick()
             except Exception as exc:  # noqa: BLE001 - e.g. publishing while the context shuts down

@@ -34,6 +34,9 @@ DEMO_SEED, DEMO_SPLIT, DEMO_FAMILY = 100_001, "seen", "pick_place"
 whose instruction is "put the blue block into the pink container"."""
 TOPIC_BRAIN_STATUS = "/robo/brain_status"
 """Brain state as JSON (std_msgs/String, latched): loading, ready, planning, failed, ..."""
+TOPIC_CEREBELLUM_DIAGNOSTICS = "/robo/cerebellum_diagnostics"
+"""The cerebellum's loop timing as JSON (std_msgs/String), once a second: control period p50/p99/max and a
+histogram of the periods of that second, policy steps (see ``robo_cerebellum.loop_stats``)."""
 TOPIC_COLOR_IMAGE = "/camera/color/image_raw"
 TOPIC_DEPTH_IMAGE = "/camera/depth/image_raw"
 TOPIC_CAMERA_INFO = "/camera/color/camera_info"
@@ -120,6 +123,8 @@ QOS_COMMAND = QosChoice("command", 10, Reliability.RELIABLE, Durability.VOLATILE
 QOS_STATUS = QosChoice("status", 1, Reliability.RELIABLE, Durability.TRANSIENT_LOCAL)
 """The brain's current state: a late subscriber (``ros2 topic echo --once``) gets the current one, not an old one;
 every state change is also on the log."""
+QOS_DIAGNOSTICS = QosChoice("diagnostics", 10, Reliability.RELIABLE, Durability.TRANSIENT_LOCAL)
+"""Once-a-second diagnostics: every one to a live subscriber, the last few to a late one."""
 QOS_EVENT = QosChoice("event", 50, Reliability.RELIABLE, Durability.VOLATILE)
 """Failure reports and instructions: reliable with room for bursts."""
 
@@ -135,6 +140,7 @@ TOPIC_QOS: dict[str, QosChoice] = {
     TOPIC_JOINT_STATES: QOS_SENSOR,
     TOPIC_MARKERS: QOS_LATCHED,
     TOPIC_BRAIN_STATUS: QOS_STATUS,
+    TOPIC_CEREBELLUM_DIAGNOSTICS: QOS_DIAGNOSTICS,
     TOPIC_COLOR_IMAGE: QOS_SENSOR,
     TOPIC_DEPTH_IMAGE: QOS_SENSOR,
     TOPIC_CAMERA_INFO: QOS_SENSOR,

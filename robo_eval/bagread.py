@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
@@ -27,6 +28,7 @@ from rosbags.typesys import get_types_from_idl, get_types_from_msg
 
 from robo_common import bags
 from robo_common import constants as C
+from robo_common.bag_salvage import SalvageReport, salvage
 
 LOG = logging.getLogger(__name__)
 
@@ -113,6 +115,7 @@ class Recording:
         start_ns: Earliest log time in the bag.
         end_ns: Latest log time in the bag.
         metadata: The bag's ``custom_data`` (strings), e.g. robo_stack's episode JSON.
+        salvage: For a bag its recorder did not close (killed): what was read and what is missing.
     """
 
     path: Path
@@ -121,6 +124,7 @@ class Recording:
     start_ns: int
     end_ns: int
     metadata: dict[str, str] = field(default_factory=dict)
+    salvage: SalvageReport | None = None
 
     @property
     def duration_s(self) -> float:
@@ -184,6 +188,9 @@ def read_recording(path: str | Path, topics: Iterable[str] | None = None, requir
                    topic_map: TopicMap | None = None) -> Recording:
     """Read (our names of) ``topics`` from a bag, every topic when ``None``.
 
+    A bag whose recorder was killed (no ``metadata.yaml``) is read up to its last complete chunk
+    (:mod:`robo_common.bag_salvage`); a warning and ``Recording.salvage`` say what is missing.
+
     Raises:
         BagError: the bag is missing, empty, truncated or corrupt; a ``required`` topic is absent
             or has no messages; a message type is unknown or not the one the topic must have.
@@ -192,45 +199,91 @@ def read_recording(path: str | Path, topics: Iterable[str] | None = None, requir
     tmap = topic_map or TopicMap()
     if not path.exists():
         raise BagError(f"{path}: no such bag")
-    if not (path / "metadata.yaml").is_file():
-        raise BagError(f"{path}: not a rosbag2 directory (no metadata.yaml)")
     wanted = set(topics) if topics is not None else None
     required = list(required)
+    report = None
+    if (path / "metadata.yaml").is_file():
+        messages, types, start, end, count = _read_closed(path, wanted, required, tmap)
+    else:
+        messages, types, start, end, report = _read_unclosed(path, wanted, required, tmap)
+        count = report.message_count
+    if count == 0 or (wanted is None and not any(messages.values())):
+        raise BagError(f"{path}: bag is empty (no messages)" + (f"; {report.describe()}" if report else ""))
+    empty = [tmap.theirs(t) for t in required if not messages.get(t)]
+    if empty:
+        raise BagError(f"{path}: no messages on topic(s) {empty}" + (f"; {report.describe()}" if report else ""))
+    for topic in messages:
+        messages[topic].sort(key=lambda sm: sm[0])
+    _map_frames(path, messages, tmap)
+    return Recording(path, messages, types, int(start), int(end), _custom_data(path), report)
+
+
+Messages = dict[str, list[tuple[int, Any]]]
+
+
+def _check_connections(path: Path, conns: list[tuple[str, str, Any]], wanted: set[str] | None,
+                       required: list[str], tmap: TopicMap) -> list[tuple[str, str, Any]]:
+    """Check ``(topic, msgtype, conn)`` triples: required topics present, types known and right; the selected ones."""
+    store = bags.typestore()
+    have = {tmap.ours(topic) for topic, _, _ in conns}
+    missing = [t for t in required if t not in have]
+    if missing:
+        theirs = [tmap.theirs(t) for t in missing]
+        raise BagError(f"{path}: missing topic(s) {theirs} (bag has {sorted(topic for topic, _, _ in conns)}"
+                       f"; map other names with a topic map)")
+    selected = [c for c in conns if wanted is None or tmap.ours(c[0]) in wanted]
+    for topic, msgtype, conn in selected:
+        _check_type(path, tmap.ours(topic), msgtype)
+        if msgtype not in store.types and not _register_unknown(conn, store):
+            raise BagError(f"{path}: unknown message type {msgtype!r} on topic {topic}")
+    return selected
+
+
+def _read_closed(path: Path, wanted: set[str] | None, required: list[str],
+                 tmap: TopicMap) -> tuple[Messages, dict[str, str], int, int, int]:
+    """Read a bag its recorder closed, with rosbags' reader."""
     store = bags.typestore()
     try:
         with Reader(path) as reader:
-            conns = {c.id: c for c in reader.connections}
-            have = {tmap.ours(c.topic) for c in conns.values()}
-            missing = [t for t in required if t not in have]
-            if missing:
-                theirs = [tmap.theirs(t) for t in missing]
-                raise BagError(f"{path}: missing topic(s) {theirs} (bag has {sorted(c.topic for c in conns.values())}"
-                               f"; map other names with a topic map)")
-            selected = [c for c in conns.values() if wanted is None or tmap.ours(c.topic) in wanted]
-            for conn in selected:
-                ours = tmap.ours(conn.topic)
-                _check_type(path, ours, conn.msgtype)
-                if conn.msgtype not in store.types and not _register_unknown(conn, store):
-                    raise BagError(f"{path}: unknown message type {conn.msgtype!r} on topic {conn.topic}")
-            messages: dict[str, list[tuple[int, Any]]] = {}
+            triples = [(c.topic, c.msgtype, c) for c in reader.connections]
+            selected = [c for _, _, c in _check_connections(path, triples, wanted, required, tmap)]
+            messages: Messages = {}
             types = {tmap.ours(c.topic): c.msgtype for c in selected}
             for conn, log_ns, raw in reader.messages(connections=selected):
                 msg = store.deserialize_cdr(raw, conn.msgtype)
                 messages.setdefault(tmap.ours(conn.topic), []).append((stamp_ns(msg, log_ns), msg))
-            start, end, count = reader.start_time, reader.end_time, reader.message_count
+            return messages, types, reader.start_time, reader.end_time, reader.message_count
     except BagError:
         raise
     except Exception as exc:  # rosbags raises several types for truncated or corrupt storage
         raise BagError(f"{path}: cannot read bag (truncated or corrupt?): {type(exc).__name__}: {exc}") from exc
-    if count == 0 or (wanted is None and not any(messages.values())):
-        raise BagError(f"{path}: bag is empty (no messages)")
-    empty = [tmap.theirs(t) for t in required if not messages.get(t)]
-    if empty:
-        raise BagError(f"{path}: no messages on topic(s) {empty}")
-    for topic in messages:
-        messages[topic].sort(key=lambda sm: sm[0])
-    _map_frames(path, messages, tmap)
-    return Recording(path, messages, types, int(start), int(end), _custom_data(path))
+
+
+def _read_unclosed(path: Path, wanted: set[str] | None, required: list[str],
+                   tmap: TopicMap) -> tuple[Messages, dict[str, str], int, int, SalvageReport]:
+    """Read a bag without ``metadata.yaml`` (its recorder was killed) up to its last complete chunk."""
+    try:
+        found = salvage(path)
+    except FileNotFoundError as exc:
+        raise BagError(f"{path}: not a rosbag2 directory (no metadata.yaml): {exc}") from exc
+    report = found.report
+    LOG.warning("%s", report.describe())
+    store = bags.typestore()
+    triples = [(t.topic, t.msgtype, SimpleNamespace(msgtype=t.msgtype, msgdef=SimpleNamespace(data=t.msgdef)))
+               for t in found.topics.values()]
+    selected = {topic for topic, _, _ in _check_connections(path, triples, wanted, required, tmap)}
+    messages: Messages = {}
+    types = {tmap.ours(t.topic): t.msgtype for t in found.topics.values() if t.topic in selected}
+    try:
+        for tid, log_ns, raw in found.messages:
+            topic = found.topics[tid]
+            if topic.topic in selected:
+                msg = store.deserialize_cdr(raw, topic.msgtype)
+                messages.setdefault(tmap.ours(topic.topic), []).append((stamp_ns(msg, log_ns), msg))
+    except Exception as exc:  # noqa: BLE001 - a message that does not deserialize: corrupt data
+        raise BagError(f"{path}: a message does not deserialize ({type(exc).__name__}: {exc}); "
+                       f"{report.describe()}") from exc
+    return messages, types, report.start_ns, report.end_ns + (1 if report.message_count else 0), report
 
 
 def _map_frames(path: Path, messages: dict[str, list[tuple[int, Any]]], tmap: TopicMap) -> None:

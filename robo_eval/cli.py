@@ -65,6 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rc.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: Ctrl-C)")
     rc.add_argument("--idle-timeout", type=float, default=0.0,
                     help="stop this many seconds after the last message (0: never)")
+    rc.add_argument("--flush", type=float, default=1.0,
+                    help="write buffered messages out this often, in s: a killed recorder loses at most that (0: off)")
     rc.set_defaults(func=_record)
 
     ex = command_group(sub, "export", "export recorded data").add_parser(
@@ -178,7 +180,8 @@ def _record(args: argparse.Namespace) -> int:
 
     try:
         cfg = RecordConfig(topics=tuple(args.topics), all_topics=args.all, storage=args.storage,
-                           use_sim_time=args.use_sim_time, duration_s=args.duration, idle_timeout_s=args.idle_timeout)
+                           use_sim_time=args.use_sim_time, duration_s=args.duration, idle_timeout_s=args.idle_timeout,
+                           flush_s=args.flush)
         counts = record(args.out, cfg)
     except (OSError, ValueError) as exc:
         LOG.error("%s", exc)

@@ -4,13 +4,21 @@ Each episode is written to ``OUT/.partial/<name>`` and moved to ``OUT/<name>`` o
 complete, so an interrupted run leaves no half bag behind and a re-run with the same
 arguments skips the finished episodes. ``OUT/collection.json`` records the arguments;
 re-running into the same directory with different ones is refused.
+
+SIGINT and SIGTERM stop a collection the same way: the worker processes are terminated, the
+episode in progress is discarded (``.partial`` removed) and every bag left in ``OUT`` is a
+complete, readable one; a re-run resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +170,27 @@ def _check_manifest(cfg: CollectConfig, out: Path) -> None:
     path.write_text(json.dumps({"config": wanted}, indent=2))
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``KeyboardInterrupt`` as SIGINT does, so clean-up code runs.
+
+    (Python's default for SIGTERM ends the process at once: no ``finally``, and the worker
+    processes of a pool are left running as orphans.) Does nothing outside the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def collect(cfg: CollectConfig, out: Path, workers: int = 2, progress: bool = True) -> CollectSummary:
     """Record ``cfg.episodes`` episodes into ``out`` (resuming), using ``workers`` processes."""
     out = Path(out)
@@ -177,11 +206,19 @@ def collect(cfg: CollectConfig, out: Path, workers: int = 2, progress: bool = Tr
     if summary.skipped_existing:
         LOG.info("resuming: %d of %d episodes already in %s", summary.skipped_existing, cfg.episodes, out)
     jobs = [(cfg, i, str(out)) for i in todo]
-    for i, meta, err in run_jobs(_worker, jobs, workers, len(todo), "collect", progress=progress):
-        if err is not None:
-            summary.failed.append({"episode": i, "name": cfg.episode_name(i), "error": err})
-            continue
-        summary.written += 1
-        summary.successes += int(bool(meta and meta["success"]))
-    shutil.rmtree(out / PARTIAL, ignore_errors=True)
+    try:
+        with sigterm_as_interrupt(), contextlib.closing(
+                run_jobs(_worker, jobs, workers, len(todo), "collect", progress=progress)) as results:
+            for i, meta, err in results:
+                if err is not None:
+                    summary.failed.append({"episode": i, "name": cfg.episode_name(i), "error": err})
+                    continue
+                summary.written += 1
+                summary.successes += int(bool(meta and meta["success"]))
+    except KeyboardInterrupt:
+        LOG.warning("collection interrupted: %d episodes written this run; %s holds only complete bags "
+                    "(re-run to resume)", summary.written, out)
+        raise
+    finally:  # the pool's workers are gone (terminated and joined) when run_jobs is closed
+        shutil.rmtree(out / PARTIAL, ignore_errors=True)
     return summary

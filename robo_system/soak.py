@@ -11,11 +11,14 @@ read from ``/proc/<pid>/``: RSS (``status`` VmRSS), CPU % over the interval (``s
 open file descriptors (``fd/``) and threads (``status`` Threads).
 
 A probe node in the soak process (its own events executor on a thread) subscribes to
-``/robo/ee_target``, ``/robo/plan`` and ``/robo/execution_status``:
+``/robo/cerebellum_diagnostics``, ``/robo/ee_target``, ``/robo/plan`` and ``/robo/execution_status``:
 
+* per minute, the p99 of the cerebellum's **control loop period as the loop itself measures it**: the node
+  publishes a histogram of each second's tick periods (:mod:`robo_cerebellum.loop_stats`), the probe merges
+  the seconds received in a minute and takes the p99 of the merged histogram (exact to 0.1 ms);
 * per minute, the p99 of the interval between consecutive ``/robo/ee_target`` messages as they arrive
   at this subscriber (wall clock at the callback): inter-arrival at a subscriber in another process,
-  so it includes DDS delivery and the probe's own scheduling, not the control loop's period alone;
+  so it includes DDS delivery and the probe's own scheduling (reported, not judged);
 * every plan the client publishes (episode plans and the empty "stop" plans) against the plans the
   probe received, and against the plan ids that appear in the cerebellum's statuses (it started them);
 * per episode plan, the ExecutionStatus messages received against the count the cerebellum logged as
@@ -23,7 +26,8 @@ A probe node in the soak process (its own events executor on a thread) subscribe
   in ``cerebellum_node.log``), plus the received rate and the largest gaps of the stream.
 
 :func:`judge`: RSS growth < 5 % per process from the first sample after the first minute to the last,
-every minute's p99 <= 1.2x the first minute's, no plan lost.
+every minute's control period p99 <= 1.2x the first minute's (the subscriber's inter-arrival when the
+cerebellum publishes no diagnostics), no plan lost.
 """
 
 from __future__ import annotations
@@ -169,6 +173,28 @@ def windowed_p99(arrivals: np.ndarray | list[float], duration_s: float, window_s
     return out
 
 
+def control_period_windows(diagnostics: list[tuple[float, dict]], duration_s: float,
+                           window_s: float = 60.0) -> list[dict]:
+    """Per window of ``window_s`` over ``[0, duration_s)``: the control loop's period p50/p99/max (ms) from the
+    cerebellum's once-a-second diagnostics ``(receive time since the start, message)`` received in the window
+    (their histograms merged), its ticks and the policy steps per second."""
+    from robo_cerebellum.loop_stats import merge, percentile_ms
+
+    out = []
+    for k in range(max(1, int(np.ceil(duration_s / window_s - 1e-9)))):
+        lo, hi = k * window_s, min((k + 1) * window_s, duration_s)
+        got = [d for t, d in diagnostics if lo <= t < hi]
+        hist = merge(d["period_hist"]["counts"] for d in got)
+        maxes = [d["period_max_ms"] for d in got if d.get("period_max_ms") is not None]
+        steps = sum(d.get("policy_steps", 0) for d in got)
+        span = sum(d.get("window_s", 0.0) for d in got)
+        out.append({"window": k, "start_s": lo, "end_s": hi, "seconds": len(got), "ticks": sum(hist.values()),
+                    "p50_ms": percentile_ms(hist, 50), "p99_ms": percentile_ms(hist, 99),
+                    "max_ms": max(maxes) if maxes else None,
+                    "policy_steps_per_s": round(steps / span, 2) if span > 0 else None})
+    return out
+
+
 def rss_growth(samples: list[dict], warmup_s: float = 60.0) -> dict[str, dict]:
     """Per process: RSS at the first sample at or after ``warmup_s``, at the last sample, growth (%) and the
     slope of a straight-line fit over those samples (MB per minute)."""
@@ -206,7 +232,7 @@ def judge(growth: dict[str, dict], windows: list[dict], plans_lost: int,
                                                  "the first minute")},
         "p99_stable": {"ok": p99_ok, "limit_ms": None if limit is None else round(limit, 3), "ratio": p99_ratio,
                        "why": "" if p99_ok else (f"minutes {[k + 1 for k in worse]} (1-based) over {p99_ratio}x the "
-                                                 "first" if worse else "no /robo/ee_target received")},
+                                                 "first" if worse else "no period measured")},
         "no_plan_lost": {"ok": plans_lost == 0, "lost": plans_lost,
                          "why": "" if plans_lost == 0 else f"{plans_lost} plan(s) not received"},
     }
@@ -222,8 +248,16 @@ def rejudge(result: dict) -> dict:
     result["plans"].update(lost=len(lost), lost_ids=lost)
     result["plans"].setdefault("stop_plans_not_received", len(stops))
     result["rss"] = rss_growth(result["samples"])
-    result["verdict"] = judge(result["rss"], result["ee_target_interarrival"]["per_minute"], len(lost))
+    result["verdict"] = judge(result["rss"], judged_windows(result), len(lost))
     return result
+
+
+def judged_windows(result: dict) -> list[dict]:
+    """The per-minute periods the verdict judges: the control loop's own, else the subscriber's inter-arrival."""
+    control = result.get("control_period", {}).get("per_minute", [])
+    if any(w["p99_ms"] is not None for w in control):
+        return control
+    return result["ee_target_interarrival"]["per_minute"]
 
 
 def status_counts_from_log(text: str) -> dict[str, int]:
@@ -258,6 +292,8 @@ class ProbeData:
     statuses_deep: dict[str, int] = field(default_factory=dict)
     """The same topic through a second subscription with a history of 1000 instead of the stack's 10: a status
     this one has and the other lacks was dropped from a full reader history, not lost on the way."""
+    diagnostics: list[tuple[float, dict]] = field(default_factory=list)
+    """``(receive time, message)`` of the cerebellum's /robo/cerebellum_diagnostics (JSON, once a second)."""
 
 
 def start_probe(data: ProbeData):  # noqa: ANN201 - (node, executor, thread, stop event)
@@ -265,6 +301,7 @@ def start_probe(data: ProbeData):  # noqa: ANN201 - (node, executor, thread, sto
     import rclpy
     from geometry_msgs.msg import PoseStamped
     from robo_stack.msg import ExecutionStatus, Plan
+    from std_msgs.msg import String
 
     from robo_common import constants as C
     from robo_common.ros.qos import qos_for_topic
@@ -292,6 +329,9 @@ def start_probe(data: ProbeData):  # noqa: ANN201 - (node, executor, thread, sto
         data.statuses_deep[msg.plan_id] = data.statuses_deep.get(msg.plan_id, 0) + 1
 
     node.create_subscription(ExecutionStatus, C.relative(C.TOPIC_EXECUTION_STATUS), on_status_deep, deep)
+    node.create_subscription(String, C.relative(C.TOPIC_CEREBELLUM_DIAGNOSTICS),
+                             lambda m: data.diagnostics.append((clock(), json.loads(m.data))),
+                             qos_for_topic(C.TOPIC_CEREBELLUM_DIAGNOSTICS))
     executor = events_executor()
     executor.add_node(node)
     stop = threading.Event()
@@ -403,12 +443,18 @@ def report(data: ProbeData, published: list[str], episodes: list[dict], samples:
                     "received_depth_1000": data.statuses_deep.get(p, 0)} for p in episode_plans}
     compared = {p: v for p, v in per_plan.items() if v["published"] is not None}
     growth = rss_growth(samples, warmup_s)
+    control = control_period_windows([(t - t0, d) for t, d in data.diagnostics if t >= t0],
+                                     min(duration_s, end - t0), window_s)
     st = np.array(data.status_times) - t0
     out = {
         "what": "robo-stack bench soak: sim_node + cerebellum_node over DDS (StackConfig(brain='oracle'): no "
                 "brain_node, the client publishes the expert's plans), episodes back to back",
         "duration_s": round(end - t0, 1), "episodes": len(episodes),
         "episode_success_rate": round(float(np.mean([e["success"] for e in episodes])), 3) if episodes else None,
+        "control_period": {
+            "what": "period of the cerebellum's control loop as the loop measures it (monotonic clock at each tick), "
+                    "from its once-a-second /robo/cerebellum_diagnostics histograms merged per minute",
+            "diagnostics_received": len(data.diagnostics), "per_minute": control},
         "ee_target_interarrival": {
             "what": "interval between consecutive /robo/ee_target messages as received by the soak's probe "
                     "subscriber (wall clock at the callback; includes DDS delivery and the probe's scheduling)",
@@ -435,14 +481,15 @@ def report(data: ProbeData, published: list[str], episodes: list[dict], samples:
         "samples": samples,
         "episodes_detail": episodes,
     }
-    out["verdict"] = judge(growth, windows, len(lost_probe))
+    out["verdict"] = judge(growth, judged_windows(out), len(lost_probe))
     out.update(extra or {})
     return out
 
 
 # ------------------------------------------------------------------ the plot
 def plot(result: dict, path: Path) -> Path:
-    """RSS, CPU and threads per process over time and the per-minute p99 of /robo/ee_target inter-arrival."""
+    """RSS, CPU and threads per process over time; the per-minute p99 of the control loop's period (and of
+    /robo/ee_target inter-arrival at a subscriber)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -467,15 +514,22 @@ def plot(result: dict, path: Path) -> Path:
         twin.plot([t / 60 for t, _ in load], [v for _, v in load], color="0.5", ls=":", label="machine load average")
         twin.set_ylabel(f"load average ({result.get('cores')} cores)", color="0.4")
         twin.legend(fontsize=8, loc="upper right")
-    windows = [w for w in result["ee_target_interarrival"]["per_minute"] if w["p99_ms"] is not None]
+    own = any(w["p99_ms"] is not None for w in result.get("control_period", {}).get("per_minute", []))
+    windows = [w for w in judged_windows(result) if w["p99_ms"] is not None]
     ax = axes[1, 1]
-    bars = ax.bar([w["window"] + 1 for w in windows], [w["p99_ms"] for w in windows], color="tab:blue", label="p99")
+    bars = ax.bar([w["window"] + 1 for w in windows], [w["p99_ms"] for w in windows], color="tab:blue",
+                  label="p99 (control loop)" if own else "p99")
     ax.bar_label(bars, fmt="%.1f", fontsize=8)
     ax.plot([w["window"] + 1 for w in windows], [w["p50_ms"] for w in windows], "ko-", label="p50")
+    if own:
+        sub = [w for w in result["ee_target_interarrival"]["per_minute"] if w["p99_ms"] is not None]
+        ax.plot([w["window"] + 1 for w in sub], [w["p99_ms"] for w in sub], "s--", color="tab:orange",
+                label="p99 of /robo/ee_target inter-arrival at a subscriber")
     limit = result["verdict"]["checks"]["p99_stable"]["limit_ms"]
     if limit:
         ax.axhline(limit, color="tab:red", ls="--", label="1.2x the first minute's p99")
-    ax.set_title("/robo/ee_target inter-arrival at a subscriber, per minute (ms)")
+    ax.set_title("control loop period (the loop's own clock), per minute (ms)" if own
+                 else "/robo/ee_target inter-arrival at a subscriber, per minute (ms)")
     ax.set_xlabel("minute")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -497,6 +551,10 @@ def summary(result: dict) -> str:
         lines.append(f"  {label:32s} RSS {g['rss_first_mb']:8.1f} -> {g['rss_last_mb']:8.1f} MB "
                      f"({g['growth_pct']:+.2f} %), fds {g['fds_first']} -> {g['fds_last']}, "
                      f"threads {g['threads_first']} -> {g['threads_last']}")
+    control = result.get("control_period", {}).get("per_minute", [])
+    if any(w["p99_ms"] for w in control):
+        p99 = ", ".join(f"{w['p99_ms']:.1f}" if w["p99_ms"] else "-" for w in control)
+        lines.append(f"  control loop period p99 per minute (ms, the loop's own clock): {p99}")
     p99 = ", ".join(f"{w['p99_ms']:.2f}" for w in result["ee_target_interarrival"]["per_minute"] if w["p99_ms"])
     lines.append(f"  /robo/ee_target inter-arrival p99 per minute (ms): {p99}")
     pl, st = result["plans"], result["execution_status"]

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,8 +120,24 @@ def stop_processes(procs: list[subprocess.Popen], timeout: float = 10.0) -> None
             proc.wait(5)
 
 
+def localhost_discovery_by_default(env: MutableMapping[str, str] = os.environ) -> str:
+    """Make DDS discovery localhost-only in ``env`` unless it already says how far to discover; returns the range.
+
+    An explicit ``ROS_AUTOMATIC_DISCOVERY_RANGE`` (e.g. ``SUBNET`` to watch the demo from another machine),
+    ``ROS_STATIC_PEERS`` or the older ``ROS_LOCALHOST_ONLY`` is left as it is.
+    """
+    if not any(env.get(k) for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY")):
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    return env.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "")
+
+
 class StackProcesses:
-    """Starts the nodes of a :class:`StackConfig` as child processes; logs go to ``log_dir/<node>.log``."""
+    """Starts the nodes of a :class:`StackConfig` as child processes; logs go to ``log_dir/<node>.log``.
+
+    :meth:`start` makes discovery localhost-only in this process's environment unless it is set
+    (:func:`localhost_discovery_by_default`): the nodes inherit it, and so does a client that
+    initialises rclpy after the start (the demo, ``eval --ros``, ``check faults``, the benchmarks).
+    """
 
     def __init__(self, cfg: StackConfig) -> None:
         """Prepare (nothing runs until :meth:`start`)."""
@@ -131,7 +147,8 @@ class StackProcesses:
         self.exit_codes: dict[str, int] = {}
 
     def start(self) -> None:
-        """Start every node."""
+        """Start every node (localhost-only discovery unless the environment says otherwise)."""
+        localhost_discovery_by_default()
         self.cfg.log_dir.mkdir(parents=True, exist_ok=True)
         for exe in self.cfg.executables():
             log = open(self.cfg.log_dir / f"{exe}.log", "w")  # noqa: SIM115 - closed in stop()

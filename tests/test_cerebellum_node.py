@@ -157,3 +157,20 @@ def test_missing_checkpoint_keeps_node_up(tmp_path: Path) -> None:
         assert proc.alive()
     finally:
         proc.stop()
+
+
+def test_publishes_its_loop_timing_once_a_second(stack) -> None:
+    import json
+
+    node, diags = stack["node"], []
+    sub = node.create_subscription(String, C.TOPIC_CEREBELLUM_DIAGNOSTICS, lambda m: diags.append(json.loads(m.data)),
+                                   qos_for_topic(C.TOPIC_CEREBELLUM_DIAGNOSTICS))
+    try:
+        assert spin_until(node, lambda: len(diags) >= 3, 10.0), diags
+    finally:
+        node.destroy_subscription(sub)
+    last = diags[-1]
+    assert last["window_s"] == pytest.approx(1.0, abs=0.3)
+    assert 100 <= last["ticks"] <= 260  # a 200 Hz loop on a loaded machine
+    assert 0 < last["period_p50_ms"] <= last["period_p99_ms"] <= last["period_max_ms"] + 0.1
+    assert sum(last["period_hist"]["counts"].values()) == last["ticks"]

@@ -16,6 +16,7 @@ from robo_system.soak import (
     ProbeData,
     ProcSampler,
     child_pids,
+    control_period_windows,
     judge,
     load_average,
     plot,
@@ -154,3 +155,50 @@ def test_report_and_plot(tmp_path: Path) -> None:
     assert not rejudge(r)["verdict"]["checks"]["no_plan_lost"]["ok"]
     png = plot(r, tmp_path / "soak.png")
     assert png.stat().st_size > 10_000
+
+
+def _diagnostics(seconds: int, slow_per_s: int = 1, slow_s: float = 0.00905) -> list[tuple[float, dict]]:
+    """Once-a-second cerebellum diagnostics: 200 ticks a second, ``slow_per_s`` of ``slow_s``, the rest 5.05 ms."""
+    from robo_cerebellum.loop_stats import LoopStats
+
+    stats, t, out = LoopStats(), 0.0, []
+    stats.tick(t)
+    for k in range(seconds):
+        for i in range(200):
+            t += slow_s if i < slow_per_s else 0.00505
+            stats.tick(t)
+        out.append((k + 0.5, stats.snapshot(t)))
+    return out
+
+
+def test_control_period_windows_merge_the_seconds_of_a_minute() -> None:
+    windows = control_period_windows(_diagnostics(150), 150.0)
+    assert [w["seconds"] for w in windows] == [60, 60, 30]
+    assert [w["ticks"] for w in windows] == [12_000, 12_000, 6_000]
+    # 0.5 % of the ticks take 9.05 ms: the p99 is a 5.05 ms tick (its bin's upper edge), the max the slow one
+    assert all(w["p99_ms"] == pytest.approx(5.1) and w["p50_ms"] == pytest.approx(5.1) for w in windows)
+    assert all(w["max_ms"] == pytest.approx(9.05, abs=1e-6) for w in windows)
+    slow = control_period_windows(_diagnostics(60, slow_per_s=4), 60.0)
+    assert slow[0]["p99_ms"] == pytest.approx(9.1)
+
+
+def test_the_verdict_judges_the_control_loop_period_when_there_are_diagnostics(tmp_path: Path) -> None:
+    diags = _diagnostics(130)
+    diags[90] = (90.5, _diagnostics(1, slow_per_s=6, slow_s=0.02005)[0][1])  # one bad second: 3 % at 20 ms
+    data = ProbeData(targets=list(np.arange(0, 130, 0.005) + 1000.0), plans={"p1": 1}, statuses={"p1": 40},
+                     diagnostics=[(t + 1000.0, d) for t, d in diags])
+    episodes = [{"seed": 1, "family": "stack", "plan_id": "p1", "success": True, "end": "plan complete",
+                 "start_s": 0.0, "wall_s": 10.0}]
+    r = report(data, ["p1"], episodes, _samples(1.0), 1000.0, 1130.0, 120.0, {"p1": 40})
+    assert r["control_period"]["diagnostics_received"] == 130
+    # the bad second is 0.05 % of its minute: the minute's p99 does not move
+    assert [w["p99_ms"] for w in r["control_period"]["per_minute"]] == pytest.approx([5.1, 5.1])
+    assert r["verdict"]["ok"], r["verdict"]
+    assert r["verdict"]["checks"]["p99_stable"]["limit_ms"] == pytest.approx(5.1 * 1.2)
+    worse = diags[:60] + [(t + 60.0, d) for t, d in _diagnostics(70, slow_per_s=4)]
+    data.diagnostics = [(t + 1000.0, d) for t, d in worse]
+    slow = report(data, ["p1"], episodes, _samples(1.0), 1000.0, 1130.0, 120.0, {"p1": 40})
+    assert not slow["verdict"]["ok"] and "[2]" in slow["verdict"]["checks"]["p99_stable"]["why"]
+    slow.update(sample_s=10.0, cores=2, load_average=[(0.0, 1.5)])
+    assert "control loop period p99 per minute" in summary(slow)
+    assert plot(slow, tmp_path / "soak.png").stat().st_size > 10_000

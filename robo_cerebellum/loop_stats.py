@@ -1,0 +1,91 @@
+"""The control loop's own timing: tick periods in a histogram, policy steps, published once a second.
+
+``cerebellum_node`` calls :meth:`LoopStats.tick` at every control tick and
+:meth:`LoopStats.policy_step` after every policy step; once a second it publishes
+:meth:`LoopStats.snapshot` as JSON on ``/robo/cerebellum_diagnostics``. The snapshot carries the
+periods of that second as a sparse histogram of ``BIN_MS`` bins, so a reader can merge seconds into
+minutes and take exact (to a bin) percentiles of any span (:func:`merge`, :func:`percentile_ms`),
+which a p99 of each second alone would not allow. A tick costs a lock and a dict update (~1 µs).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Mapping
+
+BIN_MS = 0.1
+"""Width of a histogram bin (ms): percentiles are exact to this."""
+
+
+class LoopStats:
+    """Tick periods and policy steps since the last snapshot. Thread-safe (control and policy threads write)."""
+
+    def __init__(self) -> None:
+        """Start empty; the first tick only sets the reference time."""
+        self._lock = threading.Lock()
+        self._last_tick: float | None = None
+        self._hist: dict[int, int] = {}
+        self._max_s = 0.0
+        self._ticks = 0
+        self._steps = 0
+        self._since: float | None = None
+
+    def tick(self, now: float) -> None:
+        """A control tick at monotonic time ``now`` (s)."""
+        with self._lock:
+            if self._last_tick is not None:
+                period = now - self._last_tick
+                key = int(period * 1e3 / BIN_MS)
+                self._hist[key] = self._hist.get(key, 0) + 1
+                self._max_s = max(self._max_s, period)
+                self._ticks += 1
+            self._last_tick = now
+            if self._since is None:
+                self._since = now
+
+    def policy_step(self) -> None:
+        """A policy step was taken."""
+        with self._lock:
+            self._steps += 1
+
+    def snapshot(self, now: float) -> dict:
+        """The statistics since the previous snapshot (then reset): periods (p50, p99, max, histogram), rates."""
+        with self._lock:
+            hist, ticks, steps, max_s = self._hist, self._ticks, self._steps, self._max_s
+            span = now - self._since if self._since is not None else 0.0
+            self._hist, self._ticks, self._steps, self._max_s = {}, 0, 0, 0.0
+            self._since = now
+        return {
+            "window_s": round(span, 3),
+            "ticks": ticks,
+            "period_p50_ms": percentile_ms(hist, 50),
+            "period_p99_ms": percentile_ms(hist, 99),
+            "period_max_ms": round(max_s * 1e3, 3) if ticks else None,
+            "period_hist": {"bin_ms": BIN_MS, "counts": {str(k): n for k, n in sorted(hist.items())}},
+            "policy_steps": steps,
+            "policy_steps_per_s": round(steps / span, 2) if span > 0 else None,
+        }
+
+
+def merge(hists: Iterable[Mapping[str | int, int]]) -> dict[int, int]:
+    """Sum sparse histograms (``bin index -> count``, keys as ints or JSON strings)."""
+    out: dict[int, int] = {}
+    for hist in hists:
+        for key, count in hist.items():
+            out[int(key)] = out.get(int(key), 0) + int(count)
+    return out
+
+
+def percentile_ms(hist: Mapping[str | int, int], q: float, bin_ms: float = BIN_MS) -> float | None:
+    """The ``q``-th percentile (ms) of a sparse histogram: the upper edge of the bin that holds it; None if empty."""
+    counts = sorted((int(k), int(n)) for k, n in hist.items())
+    total = sum(n for _, n in counts)
+    if total == 0:
+        return None
+    rank, seen = max(1, math.ceil(q / 100.0 * total)), 0
+    for key, n in counts:
+        seen += n
+        if seen >= rank:
+            return round((key + 1) * bin_ms, 3)
+    return round((counts[-1][0] + 1) * bin_ms, 3)
