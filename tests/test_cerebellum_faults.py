@@ -107,7 +107,9 @@ def test_bogus_robot_states_and_a_stop_plan_never_send_a_target_outside_the_box(
     spin_until(node, lambda: False, 1.0)  # and a second after the bogus publisher stopped
     pos = _positions(rec["target"][start:])
     assert len(pos) > 200 and np.all(pos >= LO - 1e-9) and np.all(pos <= HI + 1e-9), (pos.min(0), pos.max(0))
-    assert np.abs(np.diff(pos, axis=0)).max() < 0.6 * 0.05 + 1e-6  # no jump towards a bogus pose either
+    # no jump towards a bogus pose either (those lie >= 0.3 m away); a stop plan may re-anchor the hold a few cm
+    # back onto the measured pose of an arm that lagged its target, which is not a motion toward anything bogus
+    assert np.linalg.norm(np.diff(pos, axis=0), axis=1).max() < 0.15
     details = " | ".join(s.detail for _, s in rec["status"])
     assert "robot state(s):" in details and "outside the workspace box" in details, details[-2000:]
     assert "frame 'world'" in details or "frame 'camera_link'" in details
