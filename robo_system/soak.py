@@ -488,7 +488,7 @@ def report(data: ProbeData, published: list[str], episodes: list[dict], samples:
 
 # ------------------------------------------------------------------ the plot
 def plot(result: dict, path: Path) -> Path:
-    """RSS, CPU and threads per process over time; the per-minute p99 of the control loop's period (and of
+    """RSS, CPU, threads and open fds per process over time; the per-minute p99 of the control loop's period (and of
     /robo/ee_target inter-arrival at a subscriber)."""
     import matplotlib
 
@@ -507,7 +507,12 @@ def plot(result: dict, path: Path) -> Path:
         ax.set_title(title)
         ax.set_xlabel("minutes")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8)
+    axes[0, 0].legend(fontsize=8, loc="upper right", bbox_to_anchor=(1.0, 0.9))  # below the largest RSS line
+    ax = axes[1, 0]  # open fds beside the threads, same colours, dashed
+    for line, label in zip(ax.get_lines(), labels, strict=True):
+        rows = [s for s in samples if s["process"] == label and s["fds"] is not None]
+        ax.plot([r["t"] / 60 for r in rows], [r["fds"] for r in rows], ls="--", color=line.get_color())
+    ax.set_title("threads (solid) and open file descriptors (dashed)")
     load = [(t, v) for t, v in result.get("load_average", []) if v is not None]
     if load:
         twin = axes[0, 1].twinx()
@@ -531,7 +536,9 @@ def plot(result: dict, path: Path) -> Path:
     ax.set_title("control loop period (the loop's own clock), per minute (ms)" if own
                  else "/robo/ee_target inter-arrival at a subscriber, per minute (ms)")
     ax.set_xlabel("minute")
-    ax.legend(fontsize=8)
+    top = max([v for line in ax.get_lines() for v in line.get_ydata()] + [w["p99_ms"] for w in windows] + [0.0])
+    ax.set_ylim(0, 1.45 * top if top > 0 else None)  # room for the legend above the bars and lines
+    ax.legend(fontsize=8, loc="upper right")
     ax.grid(alpha=0.3)
     verdict = "PASS" if result["verdict"]["ok"] else "FAIL"
     fig.suptitle(f"robo_stack soak: {result['duration_s'] / 60:.1f} min, {result['episodes']} episodes (oracle "
