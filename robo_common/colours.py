@@ -50,7 +50,7 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 
 
-_PROTO_HUE = {name: math.degrees(math.atan2(lab[2], lab[1]))
+PROTO_HUE = {name: math.degrees(math.atan2(lab[2], lab[1]))
               for name, lab in ((n, srgb_to_lab(np.array(v))) for n, v in CHROMATIC.items())}
 
 
@@ -95,7 +95,7 @@ class ColourReading:
         """Hue distance (degrees) to a chromatic ``term``'s prototype (inf if either is achromatic)."""
         if not self.chromatic or term not in CHROMATIC:
             return math.inf
-        return hue_distance(self.hue_deg, _PROTO_HUE[term])
+        return hue_distance(self.hue_deg, PROTO_HUE[term])
 
     def describe(self) -> str:
         """E.g. ``blue (hue -63 deg, chroma 70)``."""
@@ -120,7 +120,7 @@ def read_colour(pixels: np.ndarray, min_chroma: float = 15.0) -> ColourReading:
     if chroma < min_chroma:
         term = "white" if lightness >= 70 else "black" if lightness < 25 else "grey"
     else:
-        term = min(CHROMATIC, key=lambda t: hue_distance(hue, _PROTO_HUE[t]))
+        term = min(CHROMATIC, key=lambda t: hue_distance(hue, PROTO_HUE[t]))
     return ColourReading(term, lightness, chroma, hue, len(px))
 
 
@@ -152,5 +152,5 @@ def term_mask(pixels: np.ndarray, term: str, min_chroma: float = 15.0) -> np.nda
     chroma = np.hypot(lab[:, 1], lab[:, 2])
     hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1]))
     names = list(CHROMATIC)
-    dist = np.stack([np.abs((hue - _PROTO_HUE[n] + 180.0) % 360.0 - 180.0) for n in names], axis=1)
+    dist = np.stack([np.abs((hue - PROTO_HUE[n] + 180.0) % 360.0 - 180.0) for n in names], axis=1)
     return (chroma >= min_chroma) & (np.argmin(dist, axis=1) == names.index(term))

