@@ -77,6 +77,12 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="snap grasp pixels onto the nearest object's top face within this radius (0: off)")
     p.add_argument("--top-k", type=int, default=1,
                    help="also decode this many beams per scene and report plan_exact_match_at_k (diagnostic)")
+    p.add_argument("--instructions", default="", metavar="FILE",
+                   help="a JSONL file of paraphrase templates (tests/data/paraphrases.md): each entry is filled "
+                        "from and planned on scene(s) of its family from --seed-offset on, scored like the "
+                        "templated evaluation (--episodes is not used)")
+    p.add_argument("--per-instruction", type=int, default=1,
+                   help="with --instructions: scenes each entry is planned on")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -108,7 +114,8 @@ def run_eval(args: argparse.Namespace, evaluate: Callable[..., dict]) -> int:
 
     cfg = EvalConfig(model=args.model, split=args.split, episodes=args.episodes, seed_offset=args.seed_offset,
                      max_new_tokens=args.max_new_tokens, threads=args.threads,
-                     snap_radius=args.snap_radius, top_k=args.top_k)
+                     snap_radius=args.snap_radius, top_k=args.top_k, instructions=args.instructions,
+                     scenes_per_instruction=args.per_instruction)
     report = evaluate(cfg, progress=not args.no_progress)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -116,7 +123,13 @@ def run_eval(args: argparse.Namespace, evaluate: Callable[..., dict]) -> int:
     for key, value in report.items():
         if not isinstance(value, dict | list):
             print(f"{key:32s} {value}")
-    for fam, row in report["per_family"].items():
-        print(f"{fam:12s} exact {row['plan_exact_match']:.3f}  f1 {row['subtask_f1']:.3f}  "
+    rows = {**report["per_family"], **report.get("per_variant", {})}
+    for fam, row in rows.items():
+        print(f"{fam:16s} exact {row['plan_exact_match']:.3f}  f1 {row['subtask_f1']:.3f}  "
               f"kp_cm {row['keypoint_error_cm_median']}  n {row['episodes']}")
+    base = report.get("templated_same_scenes")
+    if base:
+        fams = "  ".join(f"{f} {r['plan_exact_match']:.3f}" for f, r in {**base["per_family"],
+                                                                         **base["per_variant"]}.items())
+        print(f"{'templated, same scenes':24s} exact {base['plan_exact_match']:.3f}  ({fams})")
     return 0

@@ -35,6 +35,11 @@ gets rgb + depth + camera exactly as on the robot; its plan is compared with the
   next best answers either, so no re-ranking or validation of several answers would find it.
 
 Breakdowns per family and by whether the task names a held-out colour (``heldout_colour``).
+
+With ``EvalConfig.instructions`` (``eval brain --instructions FILE``) the scenes are the same seeds'
+but the instructions come from a file of paraphrase templates, filled by the system layer from each
+scene's task (:func:`robo_system.datasets.brain.evaluate_brain`); the scoring is this module's
+(:func:`run_episode`, :func:`report`).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +79,10 @@ class EvalConfig:
         snap_radius: When > 0, lift grasp keypoints after :func:`robo_brain.embedded.refine.snap_to_top_face`
             with this search radius (pixels); 0 evaluates the planner as it is.
         top_k: When > 1, also decode ``top_k`` beams per scene for ``plan_exact_match_at_k``.
+        instructions: A JSONL file of paraphrase templates; when set, ``episodes`` is not used and each
+            entry is planned on ``scenes_per_instruction`` scenes of its family (the system layer's
+            :func:`robo_system.datasets.brain.evaluate_brain` fills them).
+        scenes_per_instruction: Scenes per entry of ``instructions``.
     """
 
     model: str = "models/brain_embedded"
@@ -85,6 +94,8 @@ class EvalConfig:
     threads: int = 1
     snap_radius: int = 0
     top_k: int = 1
+    instructions: str = ""
+    scenes_per_instruction: int = 1
 
     def __post_init__(self) -> None:
         check_split(self.split)
@@ -94,6 +105,9 @@ class EvalConfig:
             raise ValueError(f"EvalConfig.episodes must be >= 1, got {self.episodes!r}")
         if not 1 <= self.top_k <= 16:
             raise ValueError(f"EvalConfig.top_k must be in [1, 16], got {self.top_k!r}")
+        if not 1 <= self.scenes_per_instruction <= 100:
+            raise ValueError("EvalConfig.scenes_per_instruction must be in [1, 100], "
+                             f"got {self.scenes_per_instruction!r}")
         if self.seed_offset < 0 or self.threads < 1:
             raise ValueError("EvalConfig.seed_offset must be >= 0 and threads >= 1")
 
@@ -319,10 +333,9 @@ def summarize(episodes: list[EpisodeResult]) -> dict:
     }
 
 
-def evaluate(cfg: EvalConfig, scenes: SceneSource, planner=None, progress: bool = True,  # noqa: ANN001
-             keep_outputs: int = 5) -> dict:
-    """Run ``cfg.episodes`` scenes of ``scenes`` and return the metrics (with per-family and held-out-colour
-    breakdowns).
+def run_episodes(cfg: EvalConfig, scenes: Iterable[EvalScene], planner=None, progress: bool = True,  # noqa: ANN001
+                 total: int | None = None) -> list[EpisodeResult]:
+    """Plan every scene of ``scenes`` (with ``cfg``'s threads, top-k and token limit) and compare with the expert.
 
     ``planner`` defaults to a :class:`~robo_brain.planner.Planner` over ``make_backend('transformers', cfg.model)``.
     """
@@ -331,20 +344,41 @@ def evaluate(cfg: EvalConfig, scenes: SceneSource, planner=None, progress: bool 
 
     torch.set_num_threads(cfg.threads)
     planner = planner or make_planner(cfg)
-    seeds = range(cfg.seed_offset, cfg.seed_offset + cfg.episodes)
-    episodes = [run_episode(planner, scenes(s, cfg.split), cfg.top_k, cfg.max_new_tokens)
-                for s in tqdm(seeds, desc=f"eval brain ({cfg.split})", disable=not progress, unit="ep")]
-    report = {"split": cfg.split, "model": cfg.model, "seed_offset": cfg.seed_offset,
-              "snap_radius": cfg.snap_radius, "top_k": cfg.top_k, **summarize(episodes)}
+    return [run_episode(planner, scene, cfg.top_k, cfg.max_new_tokens)
+            for scene in tqdm(scenes, desc=f"eval brain ({cfg.split})", disable=not progress, unit="ep",
+                              total=total)]
+
+
+def report(cfg: EvalConfig, episodes: list[EpisodeResult], keep_outputs: int = 5) -> dict:
+    """The evaluation report of ``episodes``: :func:`summarize` overall, per family and with / without a
+    held-out colour, and the first ``keep_outputs`` wrong answers."""
+    out = {"split": cfg.split, "model": cfg.model, "seed_offset": cfg.seed_offset,
+           "snap_radius": cfg.snap_radius, "top_k": cfg.top_k, **summarize(episodes)}
     families = sorted({e.family for e in episodes})
-    report["per_family"] = {f: summarize([e for e in episodes if e.family == f]) for f in families}
-    report["heldout_colour"] = {str(h).lower(): summarize([e for e in episodes if e.heldout == h])
-                                for h in (False, True) if any(e.heldout == h for e in episodes)}
+    out["per_family"] = {f: summarize([e for e in episodes if e.family == f]) for f in families}
+    out["heldout_colour"] = {str(h).lower(): summarize([e for e in episodes if e.heldout == h])
+                             for h in (False, True) if any(e.heldout == h for e in episodes)}
     bad = [e for e in episodes if not e.exact][:keep_outputs]
-    report["examples_wrong"] = [{"seed": e.seed, "family": e.family, "instruction": e.instruction,
-                                 "expected": list(e.expected), "error": e.error, "output": e.output}
-                                for e in bad]
-    return report
+    out["examples_wrong"] = [{"seed": e.seed, "family": e.family, "instruction": e.instruction,
+                              "expected": list(e.expected), "error": e.error, "output": e.output}
+                             for e in bad]
+    return out
+
+
+def evaluate(cfg: EvalConfig, scenes: SceneSource, planner=None, progress: bool = True,  # noqa: ANN001
+             keep_outputs: int = 5) -> dict:
+    """Run ``cfg.episodes`` scenes of ``scenes`` and return the metrics (with per-family and held-out-colour
+    breakdowns).
+
+    ``planner`` defaults to a :class:`~robo_brain.planner.Planner` over ``make_backend('transformers', cfg.model)``.
+    ``cfg.instructions`` is the system layer's to fill (:func:`robo_system.datasets.brain.evaluate_brain`).
+    """
+    if cfg.instructions:
+        raise ValueError("EvalConfig.instructions: the paraphrase file is filled from the simulator's tasks; "
+                         "use robo_system.datasets.brain.evaluate_brain")
+    seeds = range(cfg.seed_offset, cfg.seed_offset + cfg.episodes)
+    episodes = run_episodes(cfg, (scenes(s, cfg.split) for s in seeds), planner, progress, total=cfg.episodes)
+    return report(cfg, episodes, keep_outputs)
 
 
 def make_planner(cfg: EvalConfig):  # noqa: ANN201 - Planner

@@ -81,13 +81,14 @@ class SceneRenderer:
                      target_text(plan, task.family, scene))
         return ex, rgb
 
-    def eval_scene(self, seed: int, split: str) -> EvalScene:
-        """The scene of ``seed`` as the evaluation plans it: images, camera, target and expert plans."""
+    def eval_scene(self, seed: int, split: str, instruction: str | None = None) -> EvalScene:
+        """The scene of ``seed`` as the evaluation plans it: images, camera, target and expert plans
+        (``instruction`` instead of the task's own when given)."""
         task, rgb, depth, target = self.scene(seed, split)
         info = self.world.camera_info()
         camera = CameraModel(info.K, info.T_base_camera, info.width, info.height)
-        return EvalScene(seed, task.family, task.instruction, rgb, depth, camera, target,
-                         expert_plan(task, self.world))
+        return EvalScene(seed, task.family, task.instruction if instruction is None else instruction, rgb, depth,
+                         camera, target, expert_plan(task, self.world))
 
     def close(self) -> None:
         """Release the pybullet client."""
@@ -148,9 +149,67 @@ SIM_EXAMPLES = ExampleSource(render=generate, scene_colours=scene_colours, templ
 
 
 def evaluate_brain(cfg: EvalConfig, planner=None, progress: bool = True, keep_outputs: int = 5) -> dict:  # noqa: ANN001
-    """:func:`robo_brain.embedded.evaluate.evaluate` on scenes rendered in one simulator world."""
+    """:func:`robo_brain.embedded.evaluate.evaluate` on scenes rendered in one simulator world, or with
+    ``cfg.instructions`` :func:`evaluate_paraphrases`."""
+    if cfg.instructions:
+        return evaluate_paraphrases(cfg, planner, progress, keep_outputs)
     renderer = SceneRenderer()
     try:
         return evaluate(cfg, renderer.eval_scene, planner, progress, keep_outputs)
     finally:
         renderer.close()
+
+
+def evaluate_paraphrases(cfg: EvalConfig, planner=None, progress: bool = True,  # noqa: ANN001
+                         keep_outputs: int = 5) -> dict:
+    """Plan each entry of the paraphrase file ``cfg.instructions`` on ``cfg.scenes_per_instruction`` scenes of
+    its family and variant (:func:`robo_system.datasets.paraphrases.assign_scenes`, seeds from
+    ``cfg.seed_offset``), filled from each scene's task, and score the plans like the templated evaluation.
+
+    The report is :func:`robo_brain.embedded.evaluate.report`'s (overall, ``per_family``, ``heldout_colour``)
+    with ``per_variant`` (``rearrange/all``, ``rearrange/sort``), ``per_tag`` and ``per_entry`` (one row per
+    planned scene), and ``templated_same_scenes``: the same scenes planned with their tasks' own templated
+    instructions, the comparison that isolates the wording.
+    """
+    from robo_brain.embedded.evaluate import make_planner, report, run_episodes, summarize
+    from robo_system.datasets.paraphrases import assign_scenes, load_paraphrases
+
+    entries = load_paraphrases(cfg.instructions)
+    todo = assign_scenes(entries, cfg.split, cfg.seed_offset, cfg.scenes_per_instruction)
+    planner = planner or make_planner(cfg)
+    renderer = SceneRenderer()
+    try:
+        para = run_episodes(cfg, (renderer.eval_scene(a.seed, cfg.split, a.instruction) for a in todo), planner,
+                            progress, total=len(todo))
+        base = run_episodes(cfg, (renderer.eval_scene(a.seed, cfg.split) for a in todo), planner, progress,
+                            total=len(todo))
+    finally:
+        renderer.close()
+    out = report(cfg, para, keep_outputs)
+    out["instructions"] = str(cfg.instructions)
+    out["entries"] = len(entries)
+    out["scenes_per_instruction"] = cfg.scenes_per_instruction
+    out["entries_per_family"] = {f"{f}/{v}" if v else f: sum(e.family == f and e.variant == v for e in entries)
+                                 for f, v in sorted({(e.family, e.variant) for e in entries})}
+
+    def key(a) -> str:  # noqa: ANN001
+        return f"{a.entry.family}/{a.entry.variant}" if a.entry.variant else a.entry.family
+
+    variants = sorted({key(a) for a in todo if a.entry.variant})
+    out["per_variant"] = {v: summarize([e for a, e in zip(todo, para, strict=True) if key(a) == v])
+                          for v in variants}
+    tags = sorted({t for a in todo for t in a.entry.tags})
+    out["per_tag"] = {t: summarize([e for a, e in zip(todo, para, strict=True) if t in a.entry.tags])
+                      for t in tags}
+    out["templated_same_scenes"] = {
+        **{k: v for k, v in summarize(base).items() if not isinstance(v, dict | list)},
+        "per_family": {f: summarize([e for e in base if e.family == f]) for f in sorted({e.family for e in base})},
+        "per_variant": {v: summarize([e for a, e in zip(todo, base, strict=True) if key(a) == v]) for v in variants},
+    }
+    out["per_entry"] = [{"line": a.entry.line, "family": a.entry.family, "variant": a.entry.variant,
+                         "seed": a.seed, "instruction": a.instruction, "exact": e.exact,
+                         "templated_instruction": b.instruction, "templated_exact": b.exact,
+                         "expected": list(e.expected),
+                         "output": e.output if not e.exact else ""}
+                        for a, e, b in zip(todo, para, base, strict=True)]
+    return out
