@@ -1,0 +1,167 @@
+"""The brain v2 back-end: a pretrained causal LM + LoRA adapter that writes plan lines from the scene listing.
+
+A checkpoint folder (``models/brain_lm``) holds what ``robo-stack train brain-lm`` trained: the LoRA
+adapter (``adapter_config.json``, ``adapter_model.safetensors``, loaded with ``peft`` on top of the
+installed base, :func:`robo_brain.lm.weights.base_path`) and ``brain_lm.json`` (the base's name and the
+answer limits). The adapter is merged into the base at load time, so inference runs the plain
+transformers model. The constant system prompt is run once at load; each request feeds only its own
+turn on top of that cache, then decodes with :func:`robo_brain.lm.decode.decode_lines`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from robo_brain.backends import BackendError, BrainBackend, Cancelled, GenerationSettings
+from robo_brain.lm.decode import DecodeCancelled, Decision, decode_lines
+from robo_brain.lm.prompt import REFUSALS, prompt_parts, step_lines
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "brain_lm.json"
+
+
+@dataclass
+class LMAnswer:
+    """What the model wrote: its code lines, the decisions it took and the seconds it spent."""
+
+    lines: list[str]
+    decisions: list[Decision]
+    seconds: float
+
+    @property
+    def refusal(self) -> str:
+        """The refusal reason when the model refused (``''`` otherwise)."""
+        for reason, line in REFUSALS.items():
+            if self.lines and self.lines[0] == line:
+                return reason
+        return ""
+
+    @property
+    def min_probability(self) -> float:
+        """The least probable decision (1.0 when there was no choice)."""
+        return min((d.probability for d in self.decisions), default=1.0)
+
+
+def is_lm_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a brain v2 checkpoint folder (holds ``brain_lm.json``)."""
+    return (Path(path).expanduser() / CONFIG_FILE).is_file()
+
+
+class LMPlannerBackend(BrainBackend):
+    """Plans from a scene listing with a pretrained LM + LoRA adapter (see the module docstring)."""
+
+    wants_scene = True
+    plans_only = True
+
+    def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
+        """Load the adapter at ``model_path`` on its installed base.
+
+        Raises:
+            BackendError: the folder, the base or the adapter cannot be loaded.
+        """
+        path = Path(model_path).expanduser()
+        self.path, self.name = path, f"lm:{path.name}"
+        t0 = time.perf_counter()
+        try:
+            self.config = json.loads((path / CONFIG_FILE).read_text())
+            self.model, self.tokenizer = load_model(path, self.config["base"])
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            raise BackendError(f"brain v2 back-end: cannot load {str(path)!r}: {type(exc).__name__}: {exc}") from exc
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.max_lines = int(self.config.get("max_lines", 9))
+        self._lock = threading.Lock()
+        self._prefix_cache, self._prefix_len = self._run_prefix()
+        self.load_s = time.perf_counter() - t0
+        logger.info("loaded brain v2 %s on %s in %.2f s", path, self.config["base"], self.load_s)
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _run_prefix(self):  # noqa: ANN202 - (DynamicCache, int)
+        import torch
+        from transformers import DynamicCache
+
+        ids = self._ids(prompt_parts([], "").prefix)
+        cache = DynamicCache()
+        with torch.inference_mode():
+            self.model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True)
+        return cache, len(ids)
+
+    def warm_up(self, size: int = 128) -> float:  # noqa: ARG002 - same signature as the transformers back-end
+        """One plan on a made-up listing, so the first real request does not pay the lazy start-up."""
+        t0 = time.perf_counter()
+        self.plan_lines(["red block", "blue bowl"], ["red block"], "put the red block in the blue bowl")
+        return time.perf_counter() - t0
+
+    def plan_lines(self, names: Sequence[str], blocks: Sequence[str], instruction: str,
+                   cancel: threading.Event | None = None) -> LMAnswer:
+        """The model's answer to ``instruction`` on a scene of ``names`` (of which ``blocks`` can be picked).
+
+        Raises:
+            Cancelled: ``cancel`` was set.
+            BackendError: the model failed.
+        """
+        import torch
+
+        t0 = time.perf_counter()
+        blocks = [b for b in names if b in set(blocks)]
+        lines_any = step_lines(blocks, list(names))
+        refusals = list(REFUSALS.values())
+
+        def options(i: int) -> tuple[list[str], list[str]]:
+            return (refusals + lines_any if i == 0 else lines_any), [*refusals, "done()"]
+
+        with self._lock, torch.inference_mode():
+            cache = self._prefix_cache
+            extra = cache.get_seq_length() - self._prefix_len
+            if extra > 0:
+                cache.crop(-extra)  # back to the system prompt (transformers 5: a negative count removes)
+
+            def step(ids: list[int]) -> torch.Tensor:
+                out = self.model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True)
+                return out.logits[0, -1]
+
+            try:
+                first = step(self._ids(prompt_parts(names, instruction).user))
+                lines, decisions = decode_lines(step, first, options, self.tokenizer, self.max_lines, cancel)
+            except DecodeCancelled as exc:
+                raise Cancelled(str(exc)) from exc
+            except Exception as exc:  # noqa: BLE001 - surface as one error type
+                raise BackendError(f"{self.name}: decoding failed: {type(exc).__name__}: {exc}") from exc
+        return LMAnswer(lines, decisions, time.perf_counter() - t0)
+
+    def generate(self, messages: list[dict], image: np.ndarray | None = None,
+                 settings: GenerationSettings | None = None, cancel: threading.Event | None = None) -> str:
+        """Not a chat model: the planner calls :meth:`plan_lines` with the scene listing instead."""
+        raise BackendError(f"{self.name} plans from a scene listing (Planner uses plan_lines), not from a chat")
+
+
+def load_model(path: Path, base: str):  # noqa: ANN201 - (model, tokenizer)
+    """The base named ``base`` with the adapter at ``path`` merged in, and the base's tokenizer."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from robo_brain.lm.weights import base_path
+
+    base_dir = base_path(base)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, local_files_only=True)
+    if (path / "adapter_config.json").is_file():
+        model = PeftModel.from_pretrained(model, path, local_files_only=True).merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
+    return model.eval(), tokenizer
+
+
+__all__ = ["CONFIG_FILE", "LMAnswer", "LMPlannerBackend", "is_lm_checkpoint", "load_model"]

@@ -1,0 +1,198 @@
+"""Brain v2: perception listing, constrained decoding, training data, training and loading (tiny LM from a config)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robo_brain.lm.data import TaskRecord, examples_for, reworded
+from robo_brain.lm.decode import build_trie, decode_lines, encode_answer
+from robo_brain.lm.prompt import REFUSALS, prompt_parts, step_lines
+from robo_brain.perception import PerceptionConfig, listing_text, perceive, push_pixels
+from robo_common.camera import CameraModel
+from robo_sim.tasks import make_task
+from robo_system.datasets.brain import SceneRenderer
+from robo_system.datasets.brain_lm import task_words
+from robo_system.datasets.paraphrases import assign_scenes, load_paraphrases
+
+DATA = Path(__file__).resolve().parent / "data" / "paraphrases.jsonl"
+
+
+# ---------------------------------------------------------------- perception
+@pytest.fixture(scope="module")
+def renderer():
+    r = SceneRenderer()
+    yield r
+    r.close()
+
+
+def _camera(renderer: SceneRenderer) -> CameraModel:
+    info = renderer.world.camera_info()
+    return CameraModel(info.K, info.T_base_camera, info.width, info.height)
+
+
+@pytest.mark.parametrize("split", ["seen", "unseen"])
+def test_perception_lists_the_simulator_names_and_top_face_pixels(renderer: SceneRenderer, split: str) -> None:
+    camera = _camera(renderer)
+    for seed in range(1_000_000, 1_000_012):
+        task, rgb, depth, plan = renderer.scene(seed, split)
+        seen = perceive(rgb, depth, camera)
+        assert sorted(o.name for o in seen) == sorted(o.name for o in task.scene.objects), seed
+        assert [o.u for o in seen] == sorted(o.u for o in seen)  # left to right
+        by_name = {o.name: o for o in seen}
+        for st in plan.subtasks:
+            if st.skill == "pick":
+                o = by_name[st.code.split('"')[1]]
+                assert np.hypot(o.u - st.keypoints[0].u, o.v - st.keypoints[0].v) < 2.0
+
+
+def test_perception_on_an_empty_table_and_bad_images(renderer: SceneRenderer) -> None:
+    camera = _camera(renderer)
+    _, rgb, depth, _ = renderer.scene(1_000_000, "seen")
+    flat = np.full_like(depth, float(np.max(depth)))
+    assert perceive(rgb, flat, camera) == [] and listing_text([]) == "none"
+    with pytest.raises(ValueError, match="RGB uint8"):
+        perceive(rgb.astype(np.float32), depth, camera)
+    with pytest.raises(ValueError, match="must match the camera"):
+        perceive(rgb, depth[:10], camera)
+    with pytest.raises(ValueError, match="min_height < max_height"):
+        PerceptionConfig(min_height=0.2, max_height=0.1)
+
+
+def test_push_pixels_go_the_named_way(renderer: SceneRenderer) -> None:
+    camera = _camera(renderer)
+    _, rgb, depth, _ = renderer.scene(1_000_000, "seen")
+    block = next(o for o in perceive(rgb, depth, camera) if o.is_block)
+    (su, sv), (eu, ev) = push_pixels(block, "forward", camera)
+    assert ev > sv  # forward is away from the robot: towards the camera, down the image
+    with pytest.raises(ValueError, match="unknown push direction"):
+        push_pixels(block, "up", camera)
+
+
+# ---------------------------------------------------------------- training data
+def test_training_wordings_never_say_a_paraphrase_of_the_scoring_set() -> None:
+    """The paraphrase set scores the model; the training generator must not produce any of its sentences."""
+    norm = lambda t: " ".join(re.sub(r"[^a-z0-9' ]", " ", t.lower()).split())  # noqa: E731
+    for split in ("seen", "unseen"):
+        for a in assign_scenes(load_paraphrases(DATA), split, 1_000_000):
+            task = make_task(a.seed, split, a.entry.family)
+            names = [o.name for o in task.scene.objects]
+            rec = TaskRecord(a.seed, split, task.family, task.variant if task.family == "rearrange" else "",
+                             task.instruction, names, [o.name for o in task.scene.objects if o.is_block], [],
+                             **task_words(task))
+            rng = random.Random(a.seed)
+            said = {norm(reworded(rec, rng, typo_prob=0.0)) for _ in range(300)}
+            assert norm(a.instruction) not in said, f"line {a.entry.line}: {a.instruction!r}"
+
+
+def test_examples_mix_templates_rewordings_and_refusals() -> None:
+    rec = TaskRecord(0, "seen", "pick_place", "", "put the red block in the blue bowl", ["red block", "blue bowl"],
+                     ["red block"], ['pick(object="red block")', 'place(target="blue bowl")', "done()"],
+                     obj="red block", dest="blue bowl")
+    pairs = examples_for(rec, random.Random(0), 400, template_prob=0.25, refusal_prob=0.2)
+    answers = [tuple(a) for _, a in pairs]
+    assert answers.count(tuple(rec.lines)) > 250
+    assert answers.count((REFUSALS["not in the scene"],)) > 10
+    assert answers.count((REFUSALS["not understood"],)) > 10
+    absent = [t for t, a in pairs if a == [REFUSALS["not in the scene"]]]
+    assert all("red block" not in t or "blue bowl" not in t for t in absent)
+
+
+# ---------------------------------------------------------------- tiny LM
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module) -> str:  # noqa: ANN001
+    """A tiny Llama with SmolLM2's chat tokens, saved as the converted base ``tiny``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    root = tmp_path_factory.mktemp("pretrained")
+    chars = sorted(set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ()=\"_,.:;!?'\n-"))
+    vocab = {"<|endoftext|>": 0, "<|im_start|>": 1, "<|im_end|>": 2, **{c: i + 3 for i, c in enumerate(chars)}}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
+    tk.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                  additional_special_tokens=["<|im_start|>", "<|im_end|>"])
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                         max_position_embeddings=4096, tie_word_embeddings=True))
+    model.save_pretrained(root / "tiny")
+    tok.save_pretrained(root / "tiny")
+    monkeypatch_module.setenv("ROBO_PRETRAINED_DIR", str(root))
+    return "tiny"
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def _tokenizer(base: str):  # noqa: ANN202
+    from transformers import AutoTokenizer
+
+    from robo_brain.lm.weights import base_path
+
+    return AutoTokenizer.from_pretrained(base_path(base))
+
+
+def test_constrained_decoding_writes_only_allowed_lines(tiny_base: str) -> None:
+    tok = _tokenizer(tiny_base)
+    names, blocks = ["red block", "blue bowl"], ["red block"]
+    allowed = set(step_lines(blocks, names))
+    gen = torch.Generator().manual_seed(1)
+
+    def step(ids: list[int]) -> torch.Tensor:  # a random "model"
+        return torch.randn(len(tok), generator=gen)
+
+    def options(i: int):  # noqa: ANN202
+        return (list(REFUSALS.values()) if i == 0 else []) + sorted(allowed), [*REFUSALS.values(), "done()"]
+
+    for _ in range(20):
+        lines, decisions = decode_lines(step, torch.randn(len(tok), generator=gen), options, tok, max_lines=5)
+        assert lines[-1] in ("done()", *REFUSALS.values()) and len(lines) <= 5
+        assert all(line in allowed or line in REFUSALS.values() for line in lines)
+        assert all(0 < d.probability <= 1 and d.options >= 2 for d in decisions)
+    trie = build_trie(tok, ['pick(object="red block")', "done()"], ["done()"])
+    assert len(trie.children) == 2  # 'p' and 'd' differ at the first character token
+    assert encode_answer(tok, ["done()"])[-1] == tok.convert_tokens_to_ids("<|im_end|>")
+
+
+def test_train_resume_and_load_the_adapter(tiny_base: str, tmp_path: Path) -> None:
+    from robo_brain.lm.backend import LMPlannerBackend, is_lm_checkpoint
+    from robo_brain.lm.train import LMTrainConfig, train
+
+    rec = TaskRecord(0, "seen", "pick_place", "", "put the red block in the blue bowl", ["red block", "blue bowl"],
+                     ["red block"], ['pick(object="red block")', 'place(target="blue bowl")', "done()"],
+                     obj="red block", dest="blue bowl")
+    out = tmp_path / "brain_lm"
+    cfg = LMTrainConfig(out=str(out), base=tiny_base, steps=2, batch_size=2, save_every=1, rank=2, threads=1)
+    first = train(cfg, [rec], progress=False)
+    assert first["step"] == 2 and is_lm_checkpoint(out)
+    assert (out / "adapter_model.safetensors").is_file()
+    more = train(LMTrainConfig(**{**cfg.__dict__, "steps": 3}), [rec], progress=False)
+    assert more["step"] == 3 and len((out / "metrics.jsonl").read_text().splitlines()) == 3
+    assert json.loads((out / "brain_lm.json").read_text())["base"] == tiny_base
+    backend = LMPlannerBackend(out)
+    answer = backend.plan_lines(rec.names, rec.blocks, rec.instruction)
+    assert answer.lines[-1] in ("done()", *REFUSALS.values())
+    assert set(answer.lines) <= set(step_lines(rec.blocks, rec.names)) | set(REFUSALS.values())
+    assert prompt_parts(rec.names, "x").user.startswith("<|im_start|>user\nObjects: red block, blue bowl")
+
+
+def test_a_missing_base_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from robo_brain.backends import BackendError
+    from robo_brain.lm.backend import LMPlannerBackend
+
+    monkeypatch.setenv("ROBO_PRETRAINED_DIR", str(tmp_path / "none"))
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "brain_lm.json").write_text('{"base": "smollm2-135m-instruct"}')
+    with pytest.raises(BackendError, match="make setup"):
+        LMPlannerBackend(tmp_path / "ckpt")
