@@ -145,9 +145,14 @@ class CerebellumNode(Node):
         self._publish_status(*self._core_state(), text)
 
     def _core_state(self) -> tuple[State, int, float]:
+        """State, subtask and progress for a status between policy steps (a refusal, an error, a stale hold)."""
         core = self.executor_core
         if core is None or core.plan is None:
             return State.IDLE, 0, 0.0
+        if self._pending_cancel is not None and core.state in (State.RUNNING, State.HOLDING, State.FAILED):
+            # cancelled (the control thread said so) but the policy thread has not told the executor yet:
+            # a refusal in between must not report the plan RUNNING again
+            return State.CANCELLED, core.index, core.last_progress
         return core.state, core.index, core.last_progress
 
     def _camera_error(self, text: str) -> None:
