@@ -68,16 +68,19 @@ class Harness:
             return True
         return self.client.spin_until(until, seconds)
 
-    def start_task(self, plan_timeout: float = 60.0) -> str:
-        """Load the demo's task and start executing the expert's plan; returns its plan id."""
+    def start_task(self, plan_timeout: float = 60.0, perturb: str = "", started: tuple[int, ...] = (1,)) -> str:
+        """Load the demo's task (with perturbation mode ``perturb``) and start executing the expert's plan; returns
+        its plan id once a status of it has a state in ``started`` (RUNNING; FAILED too for a plan that fails at
+        once)."""
         self.client.wait_cerebellum_ready(plan_timeout, self.procs)
-        task = self.client.reset(C.DEMO_SEED, C.DEMO_SPLIT, C.DEMO_FAMILY, self.procs)
+        task = self.client.reset(C.DEMO_SEED, C.DEMO_SPLIT, C.DEMO_FAMILY, self.procs, perturb=perturb)
         self.spin(0.5, lambda: self.client.expert is not None)
         plan = self.client.expert
         if plan is None:
             raise RuntimeError(f"no expert plan for task {task.get('instruction')!r}")
         self.client.pub_plan.publish(self.client._plan_to_msg(plan))
-        if not self.spin(10.0, lambda: any(s.plan_id == plan.plan_id and s.state == 1 for _, s in self.rec["status"])):
+        if not self.spin(10.0, lambda: any(s.plan_id == plan.plan_id and s.state in started
+                                           for _, s in self.rec["status"])):
             raise RuntimeError(f"the plan did not start:\n{self.procs.log_tail('cerebellum_node')}")
         return plan.plan_id
 
@@ -127,11 +130,22 @@ class Harness:
         proc.wait(5)
 
     def restart(self, exe: str) -> None:
-        """Start a new ``exe`` in place of the old one (log: ``<exe>-restart.log``)."""
-        log = open(self.cfg.log_dir / f"{exe}-restart.log", "w")  # noqa: SIM115 - closed in close()
+        """Start a new ``exe`` in place of the old one (log: ``<exe>-restart.log``, then ``-restart2.log``...)."""
+        n = len(list(self.cfg.log_dir.glob(f"{exe}-restart*.log")))
+        self.spawn(exe, self.cfg.command(exe), f"{exe}-restart{n + 1 if n else ''}.log")
+
+    def spawn(self, name: str, command: list[str], log_name: str = "") -> subprocess.Popen:
+        """Start ``command`` as process ``name`` beside the nodes (judged by :meth:`crashed`, stopped by
+        :meth:`close`; log: ``log_name`` or ``<name>.log``)."""
+        log = open(self.cfg.log_dir / (log_name or f"{name}.log"), "w")  # noqa: SIM115 - closed in close()
         self._logs.append(log)
-        self.procs.procs[exe] = subprocess.Popen(self.cfg.command(exe), stdout=log, stderr=subprocess.STDOUT,
-                                                 env=os.environ.copy())
+        self.procs.procs[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                                  env=os.environ.copy())
+        return self.procs.procs[name]
+
+    def log_text(self, pattern: str = "*.log") -> str:
+        """Every log of this stack (first and restarted nodes, spawned processes) matching ``pattern``, joined."""
+        return "".join(f.read_text(errors="replace") for f in sorted(self.cfg.log_dir.glob(pattern)))
 
     def close(self) -> None:
         """Stop the client and every node (resuming a paused one first)."""

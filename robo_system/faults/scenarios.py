@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -50,41 +51,67 @@ def state_freeze(h: Harness, trials: int, sim_time: bool) -> Row:
     return judge(row, ok, measured, h, mark, {"latency_ms": [round(x * 1e3, 1) for x in latencies]})
 
 
-def bogus_state(h: Harness) -> Row:
-    """1e9, NaN, wrong-frame and out-of-order poses (plus stop plans) from a second publisher for 2 s."""
+BOGUS_POSES = [((1e9, 1e9, 1e9), C.BASE_FRAME, 100), ((float("nan"), 0.0, 0.3), C.BASE_FRAME, 100),
+               ((0.5, 0.0, 0.3), "world", 100), ((0.5, 0.0, 0.3), C.BASE_FRAME, 0)]  # the last: stamped in the past
+"""Bogus ``/robo/ee_pose`` messages: (position, frame, header stamp in s)."""
+BOGUS_JOINTS = [(1e9, C.BASE_FRAME), (float("nan"), C.BASE_FRAME), (0.02, "world")]
+"""Bogus ``/joint_states`` messages: (both finger positions, frame)."""
+BOGUS_REASONS = ("outside the workspace box", "non-finite", "frame 'world'", "older than the last one",
+                 "gripper opening", "joint state in frame")
+"""What the cerebellum's refusals of :data:`BOGUS_POSES` and :data:`BOGUS_JOINTS` say."""
+
+
+def spray_bogus(h: Harness, seconds: float, each: Callable[[int], None] | None = None) -> int:
+    """Publish every bogus pose and joint state from a second publisher, ~200 rounds a second for ``seconds``
+    (``each(n)`` after round ``n``); returns the number of rounds."""
     from geometry_msgs.msg import PoseStamped
     from sensor_msgs.msg import JointState
 
-    from robo_common.plan_types import PlanData
     from robo_common.ros.qos import qos_for_topic
 
-    row = Row("bogus_state", "every bogus pose and joint state refused with its reason on the status topic; stop "
-                             "plans hold inside the box; nothing moves toward a bogus pose")
-    h.start_task()
-    jpub = h.client.create_publisher(JointState, C.TOPIC_JOINT_STATES, qos_for_topic(C.TOPIC_JOINT_STATES))
-    mark = h.mark()
-    bogus = [((1e9, 1e9, 1e9), C.BASE_FRAME, 100), ((float("nan"), 0.0, 0.3), C.BASE_FRAME, 100),
-             ((0.5, 0.0, 0.3), "world", 100), ((0.5, 0.0, 0.3), C.BASE_FRAME, 0)]  # the last: stamped in the past
-    t_end, n = time.monotonic() + 2.0, 0
+    if "joints" not in h.pub:
+        h.pub["joints"] = h.client.create_publisher(JointState, C.TOPIC_JOINT_STATES,
+                                                    qos_for_topic(C.TOPIC_JOINT_STATES))
+    t_end, n = time.monotonic() + seconds, 0
     while time.monotonic() < t_end:
-        for pos, frame, sec in bogus:
+        for pos, frame, sec in BOGUS_POSES:
             msg = PoseStamped()
             msg.header.frame_id, msg.header.stamp.sec = frame, sec
             msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = pos
             msg.pose.orientation.w = 1.0
             h.pub["pose"].publish(msg)
-        for value, frame in ((1e9, C.BASE_FRAME), (float("nan"), C.BASE_FRAME), (0.02, "world")):
+        for value, frame in BOGUS_JOINTS:
             joints = JointState(name=["panda_finger_joint1", "panda_finger_joint2"], position=[value, value])
             joints.header.frame_id = frame
-            jpub.publish(joints)
+            h.pub["joints"].publish(joints)
         n += 1
+        if each is not None:
+            each(n)
+        h.client.spin_until(lambda: False, 0.005)
+    return n
+
+
+def bogus_named(text: str) -> list[str]:
+    """The refusal reasons of :data:`BOGUS_REASONS` that ``text`` names."""
+    return [k for k in BOGUS_REASONS if k in text]
+
+
+def bogus_state(h: Harness) -> Row:
+    """1e9, NaN, wrong-frame and out-of-order poses (plus stop plans) from a second publisher for 2 s."""
+    from robo_common.plan_types import PlanData
+
+    row = Row("bogus_state", "every bogus pose and joint state refused with its reason on the status topic; stop "
+                             "plans hold inside the box; nothing moves toward a bogus pose")
+    h.start_task()
+    mark = h.mark()
+
+    def stop_plan(n: int) -> None:
         if n % 50 == 0:
             h.client.pub_plan.publish(h.client._plan_to_msg(PlanData(f"stop-bogus-{n}", 0, "", "stop", [])))
-        h.client.spin_until(lambda: False, 0.005)
+
+    spray_bogus(h, 2.0, stop_plan)
     h.spin(1.0)
-    text = h.details(mark)
-    named = [k for k in ("outside the workspace box", "non-finite", "frame 'world'", "older than the last one",
-                         "gripper opening", "joint state in frame") if k in text]
+    named = bogus_named(h.details(mark))
     return judge(row, len(named) >= 5, f"reasons named on the status topic: {named}", h, mark)
 
 

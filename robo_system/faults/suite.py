@@ -7,8 +7,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from robo_system.faults import scenarios as S
+from robo_system.faults.combined import bogus_state_combined
+from robo_system.faults.dds import RELAY_PREFIX, instruction_burst_first, plan_publisher_restart, sensor_drop
 from robo_system.faults.harness import Harness
 from robo_system.faults.judging import Row
+from robo_system.faults.relay import relay_remaps
 from robo_system.stack import StackConfig
 
 SCENARIOS: dict[str, tuple[str, Callable]] = {
@@ -16,8 +19,13 @@ SCENARIOS: dict[str, tuple[str, Callable]] = {
     "rogue_plans": ("oracle", S.rogue_plans), "cancel": ("oracle", S.cancel), "bad_camera": ("oracle", S.bad_camera),
     "cerebellum_killed": ("oracle", S.cerebellum_killed), "sim_killed": ("oracle", S.sim_killed),
     "brain_killed": ("embedded", S.brain_killed), "bad_instructions": ("embedded", S.bad_instructions),
+    "plan_publisher_restart": ("oracle", plan_publisher_restart), "sensor_drop": ("oracle", sensor_drop),
+    "instruction_burst_first": ("embedded", instruction_burst_first),
+    "bogus_state_combined": ("oracle", bogus_state_combined),
 }
 """Scenario name -> (the brain it needs, the function)."""
+STACK_OPTIONS: dict[str, dict] = {"sensor_drop": {"remaps": {"sim_node": relay_remaps(RELAY_PREFIX)}}}
+"""Scenario name -> more :class:`StackConfig` fields (sensor_drop: sim_node's sensor topics go to the relay)."""
 
 
 def run_faults(names: list[str] | None = None, trials: int = 5, sim_time: str = "both",
@@ -39,7 +47,7 @@ def run_faults(names: list[str] | None = None, trials: int = 5, sim_time: str = 
         for name, use_sim in tqdm(runs, desc="fault scenarios", unit="scenario", disable=not progress):
             brain, fn = SCENARIOS[name]
             cfg = StackConfig(brain=brain, use_sim_time=use_sim, log_dir=log_dir / f"{name}-{use_sim}",
-                              lockstep_period_s=0.0)
+                              lockstep_period_s=0.0, **STACK_OPTIONS.get(name, {}))
             h = Harness(cfg)
             try:
                 rows.append(fn(h, trials, use_sim) if name == "state_freeze" else fn(h))
