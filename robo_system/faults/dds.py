@@ -25,9 +25,10 @@ CONTROL_RATE_HZ = 200.0
 
 # ---------------------------------------------------------------- plan_publisher_restart
 def _running(h: Harness, t0: float, plan_id: str, revision: int | None = None) -> bool:
-    """Whether a status after ``t0`` says plan ``plan_id`` (at ``revision``) is running or holding."""
+    """Whether a status after ``t0`` says the cerebellum took plan ``plan_id`` (at ``revision``): running, done,
+    holding, or failed (a plan replayed after its object moved fails the keypoint check at once)."""
     return any(t > t0 and s.plan_id == plan_id and (revision is None or s.revision == revision)
-               and s.state in (1, 2, 4) for t, s in h.rec["status"])
+               and s.state in (1, 2, 3, 4) for t, s in h.rec["status"])
 
 
 def _last_plan(h: Harness, t0: float) -> tuple[str, int]:
