@@ -36,6 +36,7 @@ from std_msgs.msg import Float64, String
 
 from robo_cerebellum.command_stream import CommandStream
 from robo_cerebellum.executor import PlanExecutor, State, TickResult
+from robo_cerebellum.latched_plans import LatchedPlanFilter
 from robo_cerebellum.loop_stats import LoopStats
 from robo_cerebellum.params import PARAMETERS, settings_from_parameters
 from robo_cerebellum.policy import CerebellumPolicy, CheckpointError, Observation
@@ -78,6 +79,7 @@ class CerebellumNode(Node):
         self.stream = CommandStream(0.1)
         self._gate = StateGate()
         self._pending_plan: Plan | None = None
+        self._latched = LatchedPlanFilter()  # several publishers' latched plans at start-up: the newest wins
         self._pending_cancel: str | None = None  # who cancelled; the policy thread tells the executor
         self._jump: tuple[np.ndarray, np.ndarray, float] | None = None  # a jump not yet seen by the policy thread
         self._stop, self._tick_now = threading.Event(), threading.Event()  # _tick_now: a cancel, hold at once
@@ -125,7 +127,9 @@ class CerebellumNode(Node):
         self.pub_status = pub(ExecutionStatus, C.TOPIC_EXECUTION_STATUS)
         self.pub_failure = pub(FailureReport, C.TOPIC_FAILURE)
         self.pub_diag = pub(String, C.TOPIC_CEREBELLUM_DIAGNOSTICS)
-        sub(Plan, C.TOPIC_PLAN, self._on_plan)
+        plan_qos = qos_for_topic(C.TOPIC_PLAN)
+        plan_qos.depth = 10  # a late joiner gets one latched plan per publisher: keep them all (depth 1 kept one)
+        self.create_subscription(Plan, C.relative(C.TOPIC_PLAN), self._on_plan, plan_qos)
         sub(String, C.TOPIC_CANCEL, self._on_cancel)
         sub(PoseStamped, C.TOPIC_EE_POSE, self._on_pose)
         sub(JointState, C.TOPIC_JOINT_STATES, self._on_joints)
@@ -141,9 +145,14 @@ class CerebellumNode(Node):
         self._publish_status(*self._core_state(), text)
 
     def _core_state(self) -> tuple[State, int, float]:
+        """State, subtask and progress for a status between policy steps (a refusal, an error, a stale hold)."""
         core = self.executor_core
         if core is None or core.plan is None:
             return State.IDLE, 0, 0.0
+        if self._pending_cancel is not None and core.state in (State.RUNNING, State.HOLDING, State.FAILED):
+            # cancelled (the control thread said so) but the policy thread has not told the executor yet:
+            # a refusal in between must not report the plan RUNNING again
+            return State.CANCELLED, core.index, core.last_progress
         return core.state, core.index, core.last_progress
 
     def _camera_error(self, text: str) -> None:
@@ -161,6 +170,9 @@ class CerebellumNode(Node):
         if len(msg.subtasks) > limit:  # refused here, before converting thousands of subtasks
             return self._error(f"plan {msg.plan_id} refused: {len(msg.subtasks)} subtasks, more than max_subtasks "
                                f"{limit}")
+        stale = self._latched.check(msg.plan_id, conv.stamp_to_ns(msg.header.stamp), time.monotonic())
+        if stale:
+            return self._error(stale)
         if self._state is None:
             self.get_logger().warning(f"plan {msg.plan_id} kept until the first robot state on {C.TOPIC_EE_POSE}")
         self._pending_plan = msg  # the policy thread starts it (once robot state has arrived)

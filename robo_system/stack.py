@@ -61,7 +61,8 @@ class StackConfig:
 
     ``brain``: ``embedded`` (brain_node's default model), a transformers checkpoint folder, or
     ``oracle`` (no brain_node: the client forwards the simulator's expert plan; no corrections).
-    ``params``: extra ``-p name:=value`` per executable. ``lockstep_period_s``: sim_node waits at
+    ``params``: extra ``-p name:=value`` per executable; ``remaps``: extra ``-r from:=to`` per executable (e.g.
+    a simulator's sensor topics sent to a relay). ``lockstep_period_s``: sim_node waits at
     every multiple of this much simulated time for the cerebellum's step (its policy period): on a
     busy machine the command latency of a free-running sim exceeds what the policy tolerates.
     """
@@ -76,6 +77,7 @@ class StackConfig:
     family: str = C.DEMO_FAMILY
     log_dir: Path = Path("runs/stack-logs")
     params: dict[str, dict[str, object]] = field(default_factory=dict)
+    remaps: dict[str, dict[str, str]] = field(default_factory=dict)
     lockstep_period_s: float = 0.05
 
     def executables(self) -> list[str]:
@@ -101,6 +103,8 @@ class StackConfig:
                 "--params-file", str(resource_path("config", NODE_PARAMS_FILES[exe]))]
         if self.namespace:
             args += ["-r", f"__ns:=/{self.namespace.strip('/')}"]
+        for old, new in self.remaps.get(exe, {}).items():
+            args += ["-r", f"{old}:={new}"]
         for key, value in self.node_params(exe).items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             args += ["-p", f"{key}:={text if text else chr(34) * 2}"]
@@ -364,7 +368,9 @@ def make_client(cfg: StackConfig, on_event: Callable[[str], None] | None = None)
 
         def stop_robot(self) -> None:
             """Publish an empty plan: the cerebellum drops its plan and holds."""
-            self.pub_plan.publish(self._plan_to_msg(PlanData(f"stop-{uuid.uuid4().hex[:8]}", 0, "", "stop", [])))
+            now = self.get_clock().now().nanoseconds
+            stop = PlanData(f"stop-{uuid.uuid4().hex[:8]}", 0, "", "stop", [], stamp_ns=now)
+            self.pub_plan.publish(self._plan_to_msg(stop))  # stamped: a late-joining cerebellum takes the newest
 
         def reset(self, seed: int, split: str, family: str, procs: StackProcesses | None = None,
                   timeout: float = 60.0, perturb: str = "") -> dict:

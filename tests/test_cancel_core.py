@@ -230,3 +230,19 @@ def test_a_late_plan_of_an_earlier_goal_does_not_supersede_the_new_one() -> None
     assert tracker.result is None
     tracker.on_brain_status({"state": "planned", "plan_id": "someone-else", "revision": 0})
     assert tracker.result is not None and "superseded by plan someone-else" in tracker.result.reason
+
+
+def test_a_status_between_the_cancel_and_the_next_policy_step_says_cancelled() -> None:
+    # bogus_state_combined: a refused robot state reported right after /robo/cancel carried RUNNING, because the
+    # executor hears of the cancel only at the policy thread's next step
+    from types import SimpleNamespace
+
+    from robo_cerebellum.node import CerebellumNode
+
+    core = SimpleNamespace(plan=object(), state=State.RUNNING, index=1, last_progress=0.4)
+    node = SimpleNamespace(executor_core=core, _pending_cancel="fault-suite")
+    assert CerebellumNode._core_state(node) == (State.CANCELLED, 1, 0.4)
+    node._pending_cancel = None
+    assert CerebellumNode._core_state(node) == (State.RUNNING, 1, 0.4)
+    core.state, node._pending_cancel = State.SUCCEEDED, "x"  # nothing to cancel after success
+    assert CerebellumNode._core_state(node)[0] == State.SUCCEEDED
