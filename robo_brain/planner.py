@@ -48,7 +48,9 @@ import numpy as np
 from robo_brain.backends import BrainBackend, GenerationSettings
 from robo_brain.checks import CheckConfig, Finding, run_checks
 from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, step_goal
+from robo_brain.grounding import answer_text_with_keypoints, check_grounded
 from robo_brain.keypoints import KeypointConfig, make_locator
+from robo_brain.perception import PerceptionConfig, SeenObject, listing_text, perceive
 from robo_common.camera import CameraModel
 from robo_common.plan_language import (
     PlanParseError,
@@ -95,6 +97,9 @@ class PlannerConfig:
             they are lifted to 3D; 0 lifts the model's pixels as they are.
         goal: Thresholds of the check whether a failed step's goal holds in the current image
             (None: no check, every failure is corrected).
+        ground: Refuse a plan that names an object or target the brain does not see
+            (:func:`robo_brain.grounding.check_grounded` against :func:`robo_brain.perception.perceive`).
+        perception: Thresholds of the scene listing (grounding, and the brain v2's input).
     """
 
     max_instruction_chars: int = 500
@@ -106,6 +111,8 @@ class PlannerConfig:
     correction: str = "auto"
     snap_radius: int = 0
     goal: GoalCheckConfig | None = field(default_factory=GoalCheckConfig)
+    ground: bool = True
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
 
     def __post_init__(self) -> None:
         if not 0 <= self.snap_radius <= 32:
@@ -268,6 +275,38 @@ class Planner:
         return [{"role": "system", "content": self.system_prompt(width, height, ee_position)},
                 {"role": "user", "content": text}]
 
+    # ------------------------------------------------------------------ the scene
+    @property
+    def reads_scene(self) -> bool:
+        """Whether the back-end plans from the scene listing (the brain v2) instead of a chat with the image."""
+        return bool(getattr(self.backend, "wants_scene", False))
+
+    def scene(self, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel) -> list[SeenObject] | None:
+        """The scene listing of the image when grounding or the back-end needs it, else None."""
+        if not (self.config.ground or self.reads_scene):
+            return None
+        return perceive(rgb, depth, camera, self.config.perception)
+
+    def _ground(self, plan: PlanData, scene: list[SeenObject] | None) -> None:
+        if self.config.ground and scene is not None:
+            check_grounded(plan, scene)
+
+    def _run_scene(self, instruction: str, scene: list[SeenObject], camera: CameraModel, build,  # noqa: ANN001
+                   cancel: threading.Event | None):  # noqa: ANN202 - RetryOutcome
+        """Plan with a scene-reading back-end: its code lines get keypoints from the listing (no retry: the
+        decoding is constrained, a second attempt would write the same lines)."""
+        names, blocks = [o.name for o in scene], [o.name for o in scene if o.is_block]
+
+        def generate(_convo: list[dict]) -> str:
+            answer = self.backend.plan_lines(names, blocks, instruction, cancel)
+            if answer.refusal:
+                return answer.lines[0]
+            reasoning = (f"I see {listing_text(scene)}. Least sure choice: p={answer.min_probability:.2f} "
+                         f"over {len(answer.decisions)} decisions.")
+            return answer_text_with_keypoints(answer.lines, scene, camera, reasoning)
+
+        return generate_with_retry(generate, [], build, 0)
+
     # ------------------------------------------------------------------ planning
     def _run(self, messages: list[dict], rgb: np.ndarray, build, cancel: threading.Event | None):  # noqa: ANN001
         def generate(convo: list[dict]) -> str:
@@ -287,16 +326,23 @@ class Planner:
         try:
             instruction = sanitize_instruction(instruction, self.config.max_instruction_chars)
             _check_images(rgb, depth, camera)
+            scene = self.scene(rgb, depth, camera)
         except ValueError as exc:
             return PlanResult(Outcome.FAILED, None, errors=[str(exc)], timing={"total": time.perf_counter() - t0})
         locate = self.locator(depth, camera)
 
         def build(text: str) -> PlanData:
-            return plan_from_model_output(text, instruction=instruction, locate=locate, plan_id=plan_id,
+            _refusal(text, scene)
+            plan = plan_from_model_output(text, instruction=instruction, locate=locate, plan_id=plan_id,
                                           stamp_ns=stamp_ns, limits=self.config.limits)
+            self._ground(plan, scene)
+            return plan
 
-        messages = self.plan_messages(instruction, camera.width, camera.height, ee_position)
-        outcome = self._run(messages, rgb, build, cancel)
+        if self.reads_scene:
+            outcome = self._run_scene(instruction, scene or [], camera, build, cancel)
+        else:
+            messages = self.plan_messages(instruction, camera.width, camera.height, ee_position)
+            outcome = self._run(messages, rgb, build, cancel)
         return _result(outcome, Outcome.PLANNED, [], t0)
 
     def correct(self, plan: PlanData, failure: FailureInfo, rgb: np.ndarray, depth: np.ndarray,
@@ -315,13 +361,16 @@ class Planner:
         findings = run_checks(plan, failure.subtask_index, depth, camera, self.config.checks,
                               failure.measured_position, mask, rgb)
         locate = self.locator(depth, camera)
+        scene = self.scene(rgb, depth, camera)
         revision = plan.revision + 1
         replan = self.correction_mode == "replan"
 
         def build(text: str) -> PlanData:
+            _refusal(text, scene)
             new = plan_from_model_output(text, instruction=plan.instruction, locate=locate, plan_id=plan.plan_id,
                                          revision=revision, stamp_ns=stamp_ns, limits=self.config.limits,
                                          frame_id=plan.frame_id)
+            self._ground(new, scene)
             reasoning = new.reasoning
             if replan:
                 new.subtasks, note = resume_subtasks(plan, failure, new.subtasks)
@@ -329,11 +378,14 @@ class Planner:
             new.reasoning = _revision_reasoning(plan, failure, findings, revision, reasoning)
             return new
 
-        if replan:
+        if self.reads_scene:
+            outcome = self._run_scene(plan.instruction, scene or [], camera, build, cancel)
+        elif replan:
             messages = self.plan_messages(plan.instruction, camera.width, camera.height, ee_position)
+            outcome = self._run(messages, rgb, build, cancel)
         else:
             messages = self.correction_messages(plan, failure, findings, camera.width, camera.height, ee_position)
-        outcome = self._run(messages, rgb, build, cancel)
+            outcome = self._run(messages, rgb, build, cancel)
         return _result(outcome, Outcome.CORRECTED, [f.line() for f in findings], t0)
 
 
@@ -395,6 +447,15 @@ def resume_subtasks(plan: PlanData, failure: FailureInfo,
     note = (f"finished steps kept out: {'; '.join(skipped) or 'none'}"
             f"{' (the object left the gripper: grasp it again)' if regrasp else ''}; resume at {todo[0].code}.")
     return todo, note
+
+
+def _refusal(text: str, scene: list[SeenObject] | None) -> None:
+    """Raise the refusal of a scene-reading model (``cannot(reason=...)``) as a parse error that names why."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    if line.startswith("cannot("):
+        reason = line.split('"')[1] if line.count('"') >= 2 else "refused"
+        seen = listing_text(scene) if scene is not None else "unknown"
+        raise PlanParseError(1, f"the brain cannot ground this instruction: {reason} (it sees: {seen})", line)
 
 
 def _check_images(rgb: np.ndarray, depth: np.ndarray, camera: CameraModel) -> None:

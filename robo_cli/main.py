@@ -27,6 +27,7 @@ REGISTRATIONS: tuple[str, ...] = (
     "robo_sim.cli:register",
     "robo_brain.cli:register",
     "robo_system.cli:register_brain",
+    "robo_system.cli:register_brain_lm",
     "robo_cerebellum.cli:register_train",
     "robo_system.cli:register_closed_loop",
     "robo_cerebellum.cli:register_node",

@@ -1,4 +1,5 @@
-"""``robo-stack demo``, ``train brain``, ``eval brain``, ``eval closed-loop``, ``eval correction`` and
+"""``robo-stack demo``, ``train brain``, ``train brain-lm``, ``eval brain``, ``eval grounding``,
+``eval closed-loop``, ``eval correction`` and
 ``bench cerebellum``: the commands that compose brain, cerebellum and simulator (in one process or
 as nodes over DDS)."""
 
@@ -48,6 +49,33 @@ def register_brain(sub: argparse._SubParsersAction) -> None:
         "brain", help="plan simulator scenes with the brain and compare with the expert plan")
     add_eval_arguments(ev)
     ev.set_defaults(func=_eval_brain)
+
+
+def register_brain_lm(sub: argparse._SubParsersAction) -> None:
+    """Add ``train brain-lm`` (the brain v2's LoRA adapter) and ``eval grounding`` (refusals, ungrounded names)."""
+    t = command_group(sub, "train", "train a model").add_parser(
+        "brain-lm", help="LoRA-tune the pretrained LM of the brain v2 on scene listings + reworded instructions")
+    t.add_argument("--out", default="models/brain_lm",
+                   help="checkpoint folder (resumed when it holds trainer_state.pt)")
+    t.add_argument("--records", default="data/brain_lm/records_seen.jsonl",
+                   help="scene records (rendered from the seen split where missing)")
+    t.add_argument("--scenes", type=int, default=1600, help="seen-split seeds 0..N-1 (eval seeds start at 1e6)")
+    t.add_argument("--steps", type=int, default=200)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--rank", type=int, default=16, help="LoRA rank (alpha = 2 x rank)")
+    t.add_argument("--base", default="smollm2-135m-instruct", help="converted base (make setup)")
+    t.add_argument("--max-minutes", type=float, default=0.0, help="stop (resumable) after this wall time")
+    t.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    t.set_defaults(func=_train_brain_lm)
+    g = command_group(sub, "eval", "evaluate a model").add_parser(
+        "grounding", help="plan instructions that must be refused or grounded; count plans naming absent objects")
+    g.add_argument("files", nargs="+", help="instruction files (one per line, '#' comments)")
+    g.add_argument("--model", default=str(resource_path("models", "brain_lm")), help="brain checkpoint folder")
+    g.add_argument("--split", choices=["seen", "unseen"], default="seen")
+    g.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    g.add_argument("--json", type=Path, default=None, help="write the report (with every row) here")
+    g.set_defaults(func=_eval_grounding)
 
 
 def register_faults(sub: argparse._SubParsersAction) -> None:
@@ -293,6 +321,36 @@ def _train_brain(args: argparse.Namespace) -> int:
     from robo_system.datasets.brain import SIM_EXAMPLES
 
     return run_train(args, SIM_EXAMPLES)
+
+
+def _train_brain_lm(args: argparse.Namespace) -> int:
+    from robo_brain.lm.train import LMTrainConfig, train
+    from robo_system.datasets.brain_lm import build_records
+
+    records = build_records(args.records, range(args.scenes), "seen")
+    cfg = LMTrainConfig(out=args.out, base=args.base, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                        rank=args.rank, max_minutes=args.max_minutes, threads=args.threads)
+    print(json.dumps(train(cfg, records)))
+    return 0
+
+
+def _eval_grounding(args: argparse.Namespace) -> int:
+    import torch
+
+    from robo_brain.backends import BackendConfig, make_backend
+    from robo_brain.planner import Planner
+    from robo_system.datasets.refusals import evaluate_grounding
+
+    torch.set_num_threads(args.threads)
+    planner = Planner(make_backend(BackendConfig(backend="transformers", model_path=args.model)))
+    report = evaluate_grounding(planner, args.files, args.split)
+    for path, r in report["files"].items():
+        print(f"{path}: {r['instructions']} instructions, {r['refused']} refused, {r['planned']} planned, "
+              f"{r['plans_with_ungrounded_names']} plans naming an object the scene does not have")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    return 0 if all(r["plans_with_ungrounded_names"] == 0 for r in report["files"].values()) else 1
 
 
 def _eval_brain(args: argparse.Namespace) -> int:

@@ -196,3 +196,58 @@ def test_a_missing_base_names_the_fix(tmp_path: Path, monkeypatch: pytest.Monkey
     (tmp_path / "ckpt" / "brain_lm.json").write_text('{"base": "smollm2-135m-instruct"}')
     with pytest.raises(BackendError, match="make setup"):
         LMPlannerBackend(tmp_path / "ckpt")
+
+
+# ---------------------------------------------------------------- grounding in the planner
+def _scene_and_pixels(renderer: SceneRenderer):  # noqa: ANN202
+    task, rgb, depth, plan = renderer.scene(1_000_000, "seen", "pick_place")
+    return task, rgb, depth, _camera(renderer), plan
+
+
+def test_a_plan_naming_an_object_the_brain_does_not_see_is_refused_with_the_name(renderer: SceneRenderer,
+                                                                                 tmp_path: Path) -> None:
+    from robo_brain.backends.scripted import ScriptedBackend
+    from robo_brain.planner import Outcome, Planner, PlannerConfig
+
+    task, rgb, depth, camera, plan = _scene_and_pixels(renderer)
+    pick = plan.subtasks[0]
+    u, v = round(pick.keypoints[0].u), round(pick.keypoints[0].v)
+    answers = tmp_path / "answers.txt"
+    answers.write_text(f'Reasoning: x\nPlan:\npick(object="robon block") @ grasp=({u}, {v})\ndone()\n')
+    result = Planner(ScriptedBackend(str(answers)), PlannerConfig(parse_retries=0)).plan(
+        "put the robon block away", rgb, depth, camera)
+    assert result.outcome == Outcome.FAILED and "robon block" in result.reason and "does not see" in result.reason
+    assert all(o.name in result.reason for o in task.scene.objects)  # the listing is named too
+    good = tmp_path / "good.txt"
+    good.write_text(f'Reasoning: x\nPlan:\n{pick.code} @ grasp=({u}, {v})\ndone()\n')
+    ok = Planner(ScriptedBackend(str(good)), PlannerConfig(parse_retries=0)).plan("pick it", rgb, depth, camera)
+    assert ok.outcome == Outcome.PLANNED
+    off = Planner(ScriptedBackend(str(answers)), PlannerConfig(parse_retries=0, ground=False)).plan(
+        "put the robon block away", rgb, depth, camera)
+    assert off.outcome == Outcome.PLANNED  # grounding can be switched off (parameter ground_names)
+
+
+def test_the_lm_planner_plans_only_seen_names_with_perception_keypoints(renderer: SceneRenderer, tiny_base: str,
+                                                                        tmp_path: Path) -> None:
+    from robo_brain.lm.backend import LMPlannerBackend
+    from robo_brain.lm.train import LMTrainConfig, train
+    from robo_brain.planner import Outcome, Planner
+
+    task, rgb, depth, camera, plan = _scene_and_pixels(renderer)
+    names = [o.name for o in perceive(rgb, depth, camera)]
+    rec = TaskRecord(0, "seen", "pick_place", "", task.instruction, names,
+                     [o.name for o in task.scene.objects if o.is_block], [s.code for s in plan.subtasks],
+                     **task_words(task))
+    out = tmp_path / "lm"
+    train(LMTrainConfig(out=str(out), base=tiny_base, steps=1, batch_size=1, rank=2, threads=1), [rec],
+          progress=False)
+    planner = Planner(LMPlannerBackend(out))
+    assert planner.reads_scene and planner.correction_mode == "replan"
+    result = planner.plan(task.instruction, rgb, depth, camera)
+    if result.outcome == Outcome.FAILED:  # an untrained model may refuse: the reason names the listing
+        assert "cannot ground" in result.reason and names[0] in result.reason
+    else:
+        for sub in result.plan.subtasks:
+            assert all(n in names for n in re.findall(r'"([^"]+)"', sub.code) if n not in
+                       ("left", "right", "forward", "backward"))
+            assert all(0 <= k.u < camera.width and 0 <= k.v < camera.height for k in sub.keypoints)

@@ -1,7 +1,9 @@
 """Model back-ends of the brain behind one interface, selected by name.
 
 * ``transformers``: a local vision-language checkpoint through the Auto classes (chat VLMs
-  such as LLaVA / Idefics3 / Qwen2-VL, or a ``VisionEncoderDecoderModel``): :mod:`.transformers_backend`.
+  such as LLaVA / Idefics3 / Qwen2-VL, or a ``VisionEncoderDecoderModel``): :mod:`.transformers_backend`;
+  or a brain v2 folder (a LoRA adapter on an installed causal LM, planning from the scene listing):
+  :mod:`robo_brain.lm.backend`.
 * ``openai``: any OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM, SGLang, Ollama,
   a cloud model, or ``robo-stack serve brain``): :mod:`.openai_backend`.
 * ``scripted``: replays model answers from a text file, for offline runs and debugging of the
@@ -151,6 +153,10 @@ def make_backend(config: BackendConfig) -> BrainBackend:
         BackendError: the model or file could not be loaded.
     """
     if config.backend == "transformers":
+        from robo_brain.lm.backend import LMPlannerBackend, is_lm_checkpoint
+
+        if is_lm_checkpoint(config.model_path):
+            return LMPlannerBackend(config.model_path)
         from robo_brain.backends.transformers_backend import TransformersBackend
 
         return TransformersBackend(config.model_path, device=config.device, dtype=config.dtype,

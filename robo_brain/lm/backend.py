@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from robo_brain.backends import BackendError, BrainBackend, Cancelled, GenerationSettings
-from robo_brain.lm.decode import DecodeCancelled, Decision, decode_lines
+from robo_brain.lm.decode import Decision, DecodeCancelled, decode_lines
 from robo_brain.lm.prompt import REFUSALS, prompt_parts, step_lines
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,83 @@
+"""Plans grounded in what the brain sees: every name a plan uses must be in the scene listing.
+
+:func:`check_grounded` is applied to every back-end's plan (a plan naming anything else is refused
+with the name and the listing, and is never published); :func:`answer_text_with_keypoints` turns
+the brain v2's code lines into the planner's text format with keypoint pixels from perception.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from robo_brain.perception import CONTAINER_FLOOR_M, SeenObject, push_pixels
+from robo_common.camera import CameraModel
+from robo_common.plan_language import PlanParseError, format_step, parse_call
+from robo_common.plan_types import PlanData
+
+NAME_ARGS = ("object", "target")
+SLOTS_M = ((-0.033, 0.0), (0.033, 0.0), (0.0, 0.04))
+"""Where successive blocks go in one container (base-frame offsets from its centre), so a second block
+is not put down on the first."""
+
+
+def check_grounded(plan: PlanData, scene: Sequence[SeenObject]) -> None:
+    """Raise :class:`PlanParseError` naming the first object or target of ``plan`` that ``scene`` does not have
+    (and the first ``pick``/``push`` of something that is not a block)."""
+    names = {o.name: o for o in scene}
+    seen = ", ".join(names) or "nothing"
+    for i, sub in enumerate(plan.subtasks):
+        call = parse_call(sub.code, i + 1)
+        for arg in NAME_ARGS:
+            name = call.args.get(arg)
+            if name is None:
+                continue
+            if name not in names:
+                raise PlanParseError(i + 1, f"the plan names {name!r}, which the brain does not see on the table "
+                                     f"(it sees: {seen})", sub.code)
+            if arg == "object" and not names[name].is_block:
+                raise PlanParseError(i + 1, f"the plan would {call.skill} the {name}, which is a {names[name].kind}, "
+                                     "not a block", sub.code)
+
+
+def answer_text_with_keypoints(lines: Sequence[str], scene: Sequence[SeenObject], camera: CameraModel,
+                               reasoning: str) -> str:
+    """The planner's text of ``lines`` with keypoint pixels from ``scene`` (grasp: the block's top-face
+    centre; place: a block's top or a container's floor, with :data:`SLOTS_M` when a container gets
+    more than one block; push: behind the object and past it along the direction)."""
+    names = {o.name: o for o in scene}
+    calls = [parse_call(line, i + 1) for i, line in enumerate(lines)]
+    places = Counter(str(c.args["target"]) for c in calls if c.skill == "place")
+    used: Counter[str] = Counter()
+    out = [f"Reasoning: {reasoning}", "Plan:"]
+    for line, call in zip(lines, calls, strict=True):
+        if call.skill == "pick":
+            o = names[str(call.args["object"])]
+            out.append(format_step(line, {"grasp": _round((o.u, o.v))}))
+        elif call.skill == "place":
+            target = names[str(call.args["target"])]
+            slot = SLOTS_M[min(used[target.name], len(SLOTS_M) - 1)] if places[target.name] > 1 else (0.0, 0.0)
+            used[target.name] += 1
+            out.append(format_step(line, {"place": _place_pixel(target, slot, camera)}))
+        elif call.skill == "push":
+            start, end = push_pixels(names[str(call.args["object"])], str(call.args["direction"]), camera)
+            out.append(format_step(line, {"push_start": _round(start), "push_end": _round(end)}))
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _round(px: tuple[float, float]) -> tuple[int, int]:
+    return round(px[0]), round(px[1])
+
+
+def _place_pixel(target: SeenObject, slot: tuple[float, float], camera: CameraModel) -> tuple[int, int]:
+    if target.is_block:
+        return _round((target.u, target.v))
+    x, y, _ = target.centre
+    return _round(camera.project(np.array([x + slot[0], y + slot[1], CONTAINER_FLOOR_M])))
+
+
+__all__ = ["check_grounded", "answer_text_with_keypoints"]
