@@ -13,7 +13,8 @@ text) and ``/robo/brain_status`` (std_msgs/String, JSON, latched)::
 Planning runs in a worker thread; a new instruction preempts the running job. A plan request
 that fails (unusable model output, bad keypoints, back-end down) publishes an empty plan (no
 subtasks, ``reasoning`` says why) under a new ``plan_id`` when ``publish_empty_plan_on_failure``
-is set, so the cerebellum stops following the previous instruction's plan. Bad inputs (wrong
+is set, so the cerebellum stops following the previous instruction's plan; a request refused because
+its plan names something the brain does not see (``ground_names``) keeps the running plan. Bad inputs (wrong
 image encoding, oversized or malformed instruction, NaN poses) are logged and reported on the
 status topic; the node keeps running, also when the model fails to load.
 
@@ -277,7 +278,7 @@ class BrainNode(Node):
             return
         self.get_logger().error(f"{job.kind} failed: {result.reason}")
         plan = job.plan if job.kind == "correct" else None
-        if job.kind == "plan" and self.par["publish_empty_plan_on_failure"]:
+        if job.kind == "plan" and self.par["publish_empty_plan_on_failure"] and not result.ungrounded:
             plan = PlanData(job.plan_id, 0, job.instruction[:500], f"planning failed: {result.reason}"[:4000], [],
                             stamp_ns=job.observation.stamp_ns)
             self._publish_plan(plan)

@@ -54,6 +54,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
                                 "pixels (depth only) before lifting them to 3D; 0: use the model's pixels."),
     "camera_pose": ([0.0], "Fallback camera extrinsics [x, y, z, qx, qy, qz, qw] of the optical frame in the "
                     "base frame, used until /camera/color/pose arrives; [0.0] for none."),
+    "ground_names": (True, "Refuse a plan that names an object or target the brain does not see in the camera image "
+                     "(scene listing of robo_brain/perception.py); the refusal names it on brain_status."),
     "publish_empty_plan_on_failure": (True, "Publish an empty plan when planning fails, so the old plan stops."),
 }
 
@@ -76,7 +78,8 @@ def configs_from_parameters(p: Mapping[str, object]) -> tuple[PlannerConfig, Bac
     planner = PlannerConfig(max_instruction_chars=int(p["max_instruction_chars"]),
                             parse_retries=int(p["parse_retries"]), max_corrections=int(p["max_corrections"]),
                             generation=gen, checks=CheckConfig(keypoints=keypoints),
-                            correction=str(p["correction"]), snap_radius=int(p["keypoint_snap_radius"]))
+                            correction=str(p["correction"]), snap_radius=int(p["keypoint_snap_radius"]),
+                            ground=bool(p["ground_names"]))
     return planner, backend
 
 

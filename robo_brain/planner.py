@@ -156,6 +156,8 @@ class PlanResult:
         errors: Why answers were rejected, and the final reason when failed.
         findings: Expert-check lines (corrections).
         timing: Seconds: ``generate`` (per attempt), ``total``.
+        ungrounded: The request failed because the plan named something the brain does not see (or the
+            model refused the instruction): the running plan should be kept.
     """
 
     outcome: Outcome
@@ -164,6 +166,7 @@ class PlanResult:
     errors: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     timing: dict[str, float | list[float]] = field(default_factory=dict)
+    ungrounded: bool = False
 
     @property
     def ok(self) -> bool:
@@ -287,9 +290,13 @@ class Planner:
             return None
         return perceive(rgb, depth, camera, self.config.perception)
 
-    def _ground(self, plan: PlanData, scene: list[SeenObject] | None) -> None:
+    def _ground(self, plan: PlanData, scene: list[SeenObject] | None, errors: list[str]) -> None:
         if self.config.ground and scene is not None:
-            check_grounded(plan, scene)
+            try:
+                check_grounded(plan, scene)
+            except PlanParseError as exc:
+                errors.append(str(exc))
+                raise
 
     def _run_scene(self, instruction: str, scene: list[SeenObject], camera: CameraModel, build,  # noqa: ANN001
                    cancel: threading.Event | None):  # noqa: ANN202 - RetryOutcome
@@ -331,11 +338,13 @@ class Planner:
             return PlanResult(Outcome.FAILED, None, errors=[str(exc)], timing={"total": time.perf_counter() - t0})
         locate = self.locator(depth, camera)
 
+        grounding: list[str] = []
+
         def build(text: str) -> PlanData:
-            _refusal(text, scene)
+            _refusal(text, scene, grounding)
             plan = plan_from_model_output(text, instruction=instruction, locate=locate, plan_id=plan_id,
                                           stamp_ns=stamp_ns, limits=self.config.limits)
-            self._ground(plan, scene)
+            self._ground(plan, scene, grounding)
             return plan
 
         if self.reads_scene:
@@ -343,7 +352,7 @@ class Planner:
         else:
             messages = self.plan_messages(instruction, camera.width, camera.height, ee_position)
             outcome = self._run(messages, rgb, build, cancel)
-        return _result(outcome, Outcome.PLANNED, [], t0)
+        return _result(outcome, Outcome.PLANNED, [], t0, grounding)
 
     def correct(self, plan: PlanData, failure: FailureInfo, rgb: np.ndarray, depth: np.ndarray,
                 camera: CameraModel, ee_position: np.ndarray | None = None, *, mask: np.ndarray | None = None,
@@ -365,12 +374,14 @@ class Planner:
         revision = plan.revision + 1
         replan = self.correction_mode == "replan"
 
+        grounding: list[str] = []
+
         def build(text: str) -> PlanData:
-            _refusal(text, scene)
+            _refusal(text, scene, grounding)
             new = plan_from_model_output(text, instruction=plan.instruction, locate=locate, plan_id=plan.plan_id,
                                          revision=revision, stamp_ns=stamp_ns, limits=self.config.limits,
                                          frame_id=plan.frame_id)
-            self._ground(new, scene)
+            self._ground(new, scene, grounding)
             reasoning = new.reasoning
             if replan:
                 new.subtasks, note = resume_subtasks(plan, failure, new.subtasks)
@@ -386,7 +397,7 @@ class Planner:
         else:
             messages = self.correction_messages(plan, failure, findings, camera.width, camera.height, ee_position)
             outcome = self._run(messages, rgb, build, cancel)
-        return _result(outcome, Outcome.CORRECTED, [f.line() for f in findings], t0)
+        return _result(outcome, Outcome.CORRECTED, [f.line() for f in findings], t0, grounding)
 
 
     def _resume_if_goal_holds(self, plan: PlanData, failure: FailureInfo, rgb: np.ndarray, depth: np.ndarray,
@@ -449,13 +460,15 @@ def resume_subtasks(plan: PlanData, failure: FailureInfo,
     return todo, note
 
 
-def _refusal(text: str, scene: list[SeenObject] | None) -> None:
+def _refusal(text: str, scene: list[SeenObject] | None, errors: list[str]) -> None:
     """Raise the refusal of a scene-reading model (``cannot(reason=...)``) as a parse error that names why."""
     line = text.strip().splitlines()[0] if text.strip() else ""
     if line.startswith("cannot("):
         reason = line.split('"')[1] if line.count('"') >= 2 else "refused"
         seen = listing_text(scene) if scene is not None else "unknown"
-        raise PlanParseError(1, f"the brain cannot ground this instruction: {reason} (it sees: {seen})", line)
+        exc = PlanParseError(1, f"the brain cannot ground this instruction: {reason} (it sees: {seen})", line)
+        errors.append(str(exc))
+        raise exc
 
 
 def _check_images(rgb: np.ndarray, depth: np.ndarray, camera: CameraModel) -> None:
@@ -487,12 +500,14 @@ def _revision_reasoning(plan: PlanData, failure: FailureInfo, findings: list[Fin
     return "\n".join(line for line in lines if line is not None).strip()
 
 
-def _result(outcome, kind: Outcome, findings: list[str], t0: float) -> PlanResult:  # noqa: ANN001
+def _result(outcome, kind: Outcome, findings: list[str], t0: float,  # noqa: ANN001
+            grounding: list[str] | None = None) -> PlanResult:
     timing: dict[str, float | list[float]] = {"generate": outcome.generate_s, "total": time.perf_counter() - t0}
     if outcome.ok:
         return PlanResult(kind, outcome.value, outcome.outputs, outcome.errors, findings, timing)
     errors = [*outcome.errors, f"no usable plan after {len(outcome.outputs)} attempts: {outcome.errors[-1]}"]
-    return PlanResult(Outcome.FAILED, None, outcome.outputs, errors, findings, timing)
+    ungrounded = bool(grounding) and outcome.errors[-1] in grounding
+    return PlanResult(Outcome.FAILED, None, outcome.outputs, errors, findings, timing, ungrounded)
 
 
 __all__ = ["CORRECTION_MODES", "GOAL_CHECK_KINDS", "FailureInfo", "GoalVerdict", "Outcome", "PlanParseError",

@@ -152,7 +152,7 @@ def test_constrained_decoding_writes_only_allowed_lines(tiny_base: str) -> None:
     def step(ids: list[int]) -> torch.Tensor:  # a random "model"
         return torch.randn(len(tok), generator=gen)
 
-    def options(i: int):  # noqa: ANN202
+    def options(i: int, lines: list[str]):  # noqa: ANN202
         return (list(REFUSALS.values()) if i == 0 else []) + sorted(allowed), [*REFUSALS.values(), "done()"]
 
     for _ in range(20):
@@ -251,3 +251,68 @@ def test_the_lm_planner_plans_only_seen_names_with_perception_keypoints(renderer
             assert all(n in names for n in re.findall(r'"([^"]+)"', sub.code) if n not in
                        ("left", "right", "forward", "backward"))
             assert all(0 <= k.u < camera.width and 0 <= k.v < camera.height for k in sub.keypoints)
+
+
+def test_a_grounding_refusal_is_marked_so_the_node_keeps_the_running_plan(renderer: SceneRenderer,
+                                                                          tmp_path: Path) -> None:
+    from robo_brain.backends.scripted import ScriptedBackend
+    from robo_brain.planner import Planner, PlannerConfig
+
+    _, rgb, depth, camera, plan = _scene_and_pixels(renderer)
+    answers = tmp_path / "a.txt"
+    answers.write_text('Reasoning: x\nPlan:\npick(object="robon block") @ grasp=(60, 60)\ndone()\n')
+    result = Planner(ScriptedBackend(str(answers)), PlannerConfig(parse_retries=1)).plan("x", rgb, depth, camera)
+    assert result.ungrounded and len(result.raw_outputs) == 2
+    answers.write_text("not a plan at all")
+    other = Planner(ScriptedBackend(str(answers)), PlannerConfig(parse_retries=0)).plan("x", rgb, depth, camera)
+    assert other.reason and not other.ungrounded
+
+
+@pytest.mark.slow
+def test_the_shipped_brain_lm_plans_on_the_installed_base(renderer: SceneRenderer) -> None:
+    """The real weights: the base converted by make setup, the committed adapter, a scene it never saw."""
+    from robo_brain.lm.backend import LMPlannerBackend
+    from robo_brain.planner import Outcome, Planner
+    from robo_common.resources import resource_path
+
+    planner = Planner(LMPlannerBackend(resource_path("models", "brain_lm")))
+    task, rgb, depth, plan = renderer.scene(1_000_004, "unseen", "pick_place")
+    camera = _camera(renderer)
+    obj, dest = task_words(task)["obj"], task_words(task)["dest"]
+    for text in (task.instruction, f"could you please grab the {obj} and drop it into the {dest}"):
+        result = planner.plan(text, rgb, depth, camera)
+        assert result.outcome == Outcome.PLANNED, result.reason
+        assert result.plan.code_lines() == [s.code for s in plan.subtasks]
+    refused = planner.plan("cuéntame un chiste", rgb, depth, camera)
+    assert refused.outcome == Outcome.FAILED and refused.ungrounded
+
+
+def test_the_skill_grammar_places_only_what_is_held_and_refuses_only_first() -> None:
+    from robo_brain.lm.backend import skill_grammar
+
+    options = skill_grammar(["red block"], ["red block", "blue bowl"])
+    first, final = options(0, [])
+    assert REFUSALS["not understood"] in first and not any(x.startswith("place(") for x in first)
+    after_pick, _ = options(1, ['pick(object="red block")'])
+    assert after_pick and all(x.startswith("place(") for x in after_pick)
+    later, _ = options(2, ['pick(object="red block")', 'place(target="blue bowl")'])
+    assert "done()" in later and not any(x.startswith(("place(", "cannot(")) for x in later)
+    assert final == [*REFUSALS.values(), "done()"]
+
+
+def test_renaming_a_colour_keeps_the_task_and_never_uses_held_out_colours() -> None:
+    from robo_brain.lm.data import HELDOUT_COLOURS, renamed
+
+    rec = TaskRecord(0, "seen", "pick_place", "", "put the red block in the blue bowl", ["red block", "blue bowl"],
+                     ["red block"], ['pick(object="red block")', 'place(target="blue bowl")', "done()"],
+                     obj="red block", dest="blue bowl")
+    rng = random.Random(3)
+    for _ in range(50):
+        r = renamed(rec, rng)
+        new = next(w for w in r.names[0].split() + r.names[1].split() if w not in ("red", "blue", "block", "bowl"))
+        assert new not in HELDOUT_COLOURS
+        assert r.lines[0] == f'pick(object="{r.obj}")' and r.lines[1] == f'place(target="{r.dest}")'
+        assert r.obj in r.instruction and r.dest in r.instruction
+    for _ in range(200):
+        fake = __import__("robo_brain.lm.data", fromlist=["absent_object"]).absent_object(rec, rng)
+        assert fake is None or not any(c in fake.split() for c in HELDOUT_COLOURS)

@@ -117,11 +117,7 @@ class LMPlannerBackend(BrainBackend):
 
         t0 = time.perf_counter()
         blocks = [b for b in names if b in set(blocks)]
-        lines_any = step_lines(blocks, list(names))
-        refusals = list(REFUSALS.values())
-
-        def options(i: int) -> tuple[list[str], list[str]]:
-            return (refusals + lines_any if i == 0 else lines_any), [*refusals, "done()"]
+        options = skill_grammar(blocks, list(names))
 
         with self._lock, torch.inference_mode():
             cache = self._prefix_cache
@@ -148,6 +144,23 @@ class LMPlannerBackend(BrainBackend):
         raise BackendError(f"{self.name} plans from a scene listing (Planner uses plan_lines), not from a chat")
 
 
+def skill_grammar(blocks: list[str], names: list[str]):  # noqa: ANN201 - decode.LineOptions
+    """The lines allowed next: a refusal only first; after a ``pick`` only a ``place`` (the object is held);
+    otherwise a ``pick``, a ``push`` or ``done()`` (nothing is held, so nothing to place)."""
+    every = step_lines(blocks, names)
+    places = [line for line in every if line.startswith("place(")]
+    free = [line for line in every if not line.startswith("place(")]
+    refusals = list(REFUSALS.values())
+    final = [*refusals, "done()"]
+
+    def options(i: int, lines: list[str]) -> tuple[list[str], list[str]]:
+        if lines and lines[-1].startswith("pick("):
+            return places, final
+        return (refusals + free if i == 0 else free), final
+
+    return options
+
+
 def load_model(path: Path, base: str):  # noqa: ANN201 - (model, tokenizer)
     """The base named ``base`` with the adapter at ``path`` merged in, and the base's tokenizer."""
     import torch
@@ -164,4 +177,4 @@ def load_model(path: Path, base: str):  # noqa: ANN201 - (model, tokenizer)
     return model.eval(), tokenizer
 
 
-__all__ = ["CONFIG_FILE", "LMAnswer", "LMPlannerBackend", "is_lm_checkpoint", "load_model"]
+__all__ = ["CONFIG_FILE", "LMAnswer", "LMPlannerBackend", "is_lm_checkpoint", "load_model", "skill_grammar"]

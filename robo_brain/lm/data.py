@@ -16,12 +16,20 @@ that no sentence of it can come out of this generator (the forms and verbs that 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from robo_brain.lm.prompt import REFUSALS
 
 COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "pink", "cyan", "white")
+HELDOUT_COLOURS = ("purple", "cyan", "orange")
+"""Colours held out of the seen split for blocks or containers: never used as a stand-in or as the colour of
+an absent object in training (the unseen split tests them), like the first brain's rule."""
+STAND_INS = ("magenta", "violet", "teal", "brown", "grey", "black", "lime", "navy", "gold", "silver", "beige",
+             "maroon", "olive", "turquoise", "lavender", "crimson")
+"""Colour words of neither split: a scene's colour is renamed to one of these (listing, instruction and answer
+alike), so the model copies names from the listing instead of learning which colours exist."""
 
 
 @dataclass
@@ -120,7 +128,7 @@ def _refer(name: str, names: Sequence[str], rng: random.Random) -> str:
     options = [name]
     if words[-1] == "block":
         options.append(" ".join([*words[:-1], rng.choice(("cube", "brick", "block"))]))
-    colour = next((w for w in words if w in COLOURS), "")
+    colour = next((w for w in words if w in COLOURS or w in STAND_INS), "")
     same_colour = [n for n in names if colour and colour in n.split()]
     if colour and len(same_colour) == 1:
         options.append(f"{colour} one")
@@ -201,11 +209,12 @@ def absent_object(r: TaskRecord, rng: random.Random) -> str | None:
     which = rng.choice(("obj", "dest")) if r.family != "push" else "obj"
     name = getattr(r, which)
     words = name.split()
-    colour = next((w for w in words if w in COLOURS), None)
+    colour = next((w for w in words if w in COLOURS or w in STAND_INS), None)
     if colour is None:
         return None
     kind = words[-1]
-    absent = [c for c in COLOURS if not any(n.split()[-1] == kind and c in n.split() for n in r.names)]
+    pool = [c for c in COLOURS if c not in HELDOUT_COLOURS] + list(STAND_INS)
+    absent = [c for c in pool if not any(n.split()[-1] == kind and c in n.split() for n in r.names)]
     if not absent:
         return None
     fake = " ".join(rng.choice(absent) if w == colour else w for w in words if w not in ("small", "large"))
@@ -213,11 +222,32 @@ def absent_object(r: TaskRecord, rng: random.Random) -> str | None:
     return reworded(swapped, rng, typo_prob=0.0)
 
 
+def renamed(r: TaskRecord, rng: random.Random) -> TaskRecord:
+    """``r`` with one of its colours replaced by a stand-in word everywhere (names, instruction, lines, words)."""
+    present = [c for c in COLOURS if any(c in n.split() for n in r.names)]
+    if not present:
+        return r
+    old = rng.choice(present)
+    new = rng.choice([c for c in STAND_INS if not any(c in n.split() for n in r.names)])
+
+    def sub(text: str) -> str:
+        return re.sub(rf"\b{old}\b", new, text)
+
+    return TaskRecord(r.seed, r.split, r.family, r.variant, sub(r.instruction), [sub(n) for n in r.names],
+                      [sub(b) for b in r.blocks], [sub(line) for line in r.lines], sub(r.obj), sub(r.dest),
+                      r.direction, sub(r.colour), dict(r.extra))
+
+
 def examples_for(r: TaskRecord, rng: random.Random, n: int, template_prob: float = 0.25,
-                 refusal_prob: float = 0.1) -> list[tuple[str, list[str]]]:
-    """``n`` (instruction, answer lines) pairs for ``r``: the simulator's wording, rewordings and refusals."""
+                 refusal_prob: float = 0.1, rename_prob: float = 0.0) -> list[tuple[str, list[str]]]:
+    """``n`` (instruction, answer lines) pairs for ``r``: the simulator's wording, rewordings and refusals,
+    a share ``rename_prob`` of them with a colour renamed (:func:`renamed`; the answer's names follow)."""
     out = []
     for _ in range(n):
+        if rename_prob and rng.random() < rename_prob:
+            (text, lines), = examples_for(renamed(r, rng), rng, 1, template_prob, refusal_prob)
+            out.append((text, lines))
+            continue
         u = rng.random()
         if u < refusal_prob / 2:
             text = absent_object(r, rng)
@@ -233,4 +263,5 @@ def examples_for(r: TaskRecord, rng: random.Random, n: int, template_prob: float
     return out
 
 
-__all__ = ["NOT_UNDERSTOOD", "TaskRecord", "WORDINGS", "absent_object", "examples_for", "reworded"]
+__all__ = ["HELDOUT_COLOURS", "NOT_UNDERSTOOD", "STAND_INS", "TaskRecord", "WORDINGS", "absent_object", "examples_for",
+           "renamed", "reworded"]

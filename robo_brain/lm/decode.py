@@ -67,12 +67,16 @@ StepFn = Callable[[list[int]], torch.Tensor]
 """Feeds token ids to the model (with its cache) and returns the logits after the last one."""
 
 
-def decode_lines(step: StepFn, first_logits: torch.Tensor, line_options: Callable[[int], tuple[list[str], list[str]]],
+LineOptions = Callable[[int, list[str]], tuple[list[str], list[str]]]
+"""``(line index, lines so far) -> (allowed next lines, the allowed lines that end the answer)``."""
+
+
+def decode_lines(step: StepFn, first_logits: torch.Tensor, line_options: LineOptions,
                  tokenizer, max_lines: int, cancel: threading.Event | None = None,  # noqa: ANN001
                  ) -> tuple[list[str], list[Decision]]:
     """Greedy constrained decoding of up to ``max_lines`` lines.
 
-    ``line_options(i)`` gives the allowed lines at line ``i`` and which of them end the answer. Returns
+    ``line_options(i, lines)`` gives the allowed lines at line ``i`` and which of them end the answer. Returns
     the lines written and every decision with its probability. The last line is always a final one
     (at ``max_lines - 1`` only final lines are allowed).
     """
@@ -81,7 +85,7 @@ def decode_lines(step: StepFn, first_logits: torch.Tensor, line_options: Callabl
     lines: list[str] = []
     decisions: list[Decision] = []
     for i in range(max_lines):
-        allowed, final = line_options(i)
+        allowed, final = line_options(i, lines)
         if i == max_lines - 1:
             allowed = [line for line in allowed if line in final]
         node = build_trie(tokenizer, allowed, final)

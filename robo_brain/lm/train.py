@@ -50,6 +50,7 @@ class LMTrainConfig:
         dropout: LoRA dropout.
         template_prob: Share of examples with the simulator's own instruction.
         refusal_prob: Share of refusal examples.
+        rename_prob: Share of examples with a colour renamed to a stand-in word (:func:`~robo_brain.lm.data.renamed`).
         seed: Random seed.
         save_every: Steps between checkpoints.
         max_minutes: Stop (resumable) after this wall time; 0: no limit.
@@ -67,6 +68,7 @@ class LMTrainConfig:
     dropout: float = 0.05
     template_prob: float = 0.25
     refusal_prob: float = 0.1
+    rename_prob: float = 0.3
     seed: int = 0
     save_every: int = 20
     max_minutes: float = 0.0
@@ -79,7 +81,7 @@ class LMTrainConfig:
                 raise ValueError(f"LMTrainConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if not self.lr > 0:
             raise ValueError(f"LMTrainConfig.lr must be > 0, got {self.lr!r}")
-        for name in ("template_prob", "refusal_prob", "dropout"):
+        for name in ("template_prob", "refusal_prob", "rename_prob", "dropout"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"LMTrainConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
 
@@ -177,7 +179,7 @@ def train(cfg: LMTrainConfig, records: Sequence[TaskRecord], progress: bool = Tr
         while step < cfg.steps:
             pairs = []
             for r in rng.sample(list(records), min(cfg.batch_size, len(records))):
-                (text, lines), = examples_for(r, rng, 1, cfg.template_prob, cfg.refusal_prob)
+                (text, lines), = examples_for(r, rng, 1, cfg.template_prob, cfg.refusal_prob, cfg.rename_prob)
                 pairs.append((r.names, text, lines))
             ids, mask, labels = batch_tensors(tokenizer, pairs, pad_id)
             for g in optim.param_groups:
@@ -209,6 +211,8 @@ def train(cfg: LMTrainConfig, records: Sequence[TaskRecord], progress: bool = Tr
 def _save(model, optim, rng: random.Random, step: int, cfg: LMTrainConfig, out: Path) -> None:  # noqa: ANN001
     import torch
 
+    for peft_cfg in model.peft_config.values():  # the base by its name, not this machine's path
+        peft_cfg.base_model_name_or_path = cfg.base
     model.save_pretrained(out)
     (out / CONFIG_FILE).write_text(json.dumps({"base": cfg.base, "max_lines": cfg.max_lines,
                                                "train": asdict(cfg), "step": step}, indent=1) + "\n")
