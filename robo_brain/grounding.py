@@ -7,6 +7,7 @@ the brain v2's code lines into the planner's text format with keypoint pixels fr
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from robo_brain.perception import CONTAINER_FLOOR_M, SeenObject, push_pixels
 from robo_common.camera import CameraModel
+from robo_common.colours import ACHROMATIC, CHROMATIC, SYNONYMS
 from robo_common.plan_language import PlanParseError, format_step, parse_call
 from robo_common.plan_types import PlanData
 
@@ -40,6 +42,31 @@ def check_grounded(plan: PlanData, scene: Sequence[SeenObject]) -> None:
             if arg == "object" and not names[name].is_block:
                 raise PlanParseError(i + 1, f"the plan would {call.skill} the {name}, which is a {names[name].kind}, "
                                      "not a block", sub.code)
+
+
+NOUN_KINDS = {"block": ("block",), "blocks": ("block",), "cube": ("block",), "cubes": ("block",),
+              "brick": ("block",), "bowl": ("bowl",), "bowls": ("bowl",), "tray": ("tray",), "trays": ("tray",),
+              "container": ("bowl", "tray"), "containers": ("bowl", "tray")}
+"""Nouns an instruction may put after a colour, and the kinds of object they mean."""
+
+
+def check_instruction_colours(instruction: str, scene: Sequence[SeenObject]) -> None:
+    """Raise :class:`PlanParseError` when the instruction names a basic colour that no listed object has
+    ("the blue block" on a table without anything blue), or a colour and a kind no object has together
+    ("the red block" beside a red bowl only): a plan for it could only be about something else."""
+    words = [SYNONYMS.get(w, w) for w in re.findall(r"[a-z]+", instruction.lower())]
+    missing = []
+    for i, w in enumerate(words):
+        if w not in CHROMATIC and w not in ACHROMATIC:
+            continue
+        after = [x for x in words[i + 1:i + 3] if x not in ("small", "large", "big", "little")]
+        kinds = NOUN_KINDS.get(after[0], ()) if after else ()
+        if not any(o.colour == w and (not kinds or o.kind in kinds) for o in scene):
+            missing.append(f"{w} {after[0]}" if kinds else w)
+    if missing:
+        listing = ", ".join(o.name for o in scene) or "nothing"
+        raise PlanParseError(1, f"the instruction names {' and '.join(dict.fromkeys(missing))}, which the brain "
+                             f"does not see on the table (it sees: {listing})", instruction)
 
 
 def answer_text_with_keypoints(lines: Sequence[str], scene: Sequence[SeenObject], camera: CameraModel,
@@ -80,4 +107,4 @@ def _place_pixel(target: SeenObject, slot: tuple[float, float], camera: CameraMo
     return _round(camera.project(np.array([x + slot[0], y + slot[1], CONTAINER_FLOOR_M])))
 
 
-__all__ = ["check_grounded", "answer_text_with_keypoints"]
+__all__ = ["answer_text_with_keypoints", "check_grounded", "check_instruction_colours"]

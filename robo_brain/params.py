@@ -21,13 +21,16 @@ from robo_brain.planner import PlannerConfig, sanitize_instruction
 from robo_common.geometry import pose_to_matrix
 from robo_common.resources import resource_path
 
+DEFAULT_MODEL = "brain_lm"
+"""The shipped brain under ``models/`` that an empty ``model_path`` loads (brain v2; ``brain_embedded`` is v1)."""
 MAX_INSTRUCTION_BYTES = 4096
 """Longest instruction message read at all (longer ones are rejected before sanitising)."""
 
 PARAMETERS: dict[str, tuple[object, str]] = {
     "backend": ("transformers", "Model back-end: transformers, openai or scripted."),
     "model_path": ("", "Checkpoint folder (transformers), model name (openai) or answers file (scripted); empty with "
-                   "the transformers back-end: the shipped embedded model (models/brain_embedded)."),
+                   "the transformers back-end: the shipped brain v2 (models/brain_lm: SmolLM2-135M + LoRA on the "
+                   "scene listing); models/brain_embedded is the first embedded model (ViT + GPT-2)."),
     "device": ("cpu", "Torch device of the transformers back-end (cpu, cuda, cuda:1...)."),
     "dtype": ("auto", "Torch dtype of the transformers back-end: auto, float32, float16, bfloat16."),
     "base_url": ("http://127.0.0.1:8000/v1", "Endpoint root of the openai back-end."),
@@ -63,11 +66,11 @@ PARAMETERS: dict[str, tuple[object, str]] = {
 def configs_from_parameters(p: Mapping[str, object]) -> tuple[PlannerConfig, BackendConfig]:
     """The planner and back-end configs of ``brain_node``'s parameter values (``ValueError`` naming a bad one).
 
-    An empty ``model_path`` with the transformers back-end is the shipped embedded model.
+    An empty ``model_path`` with the transformers back-end is the shipped default, :data:`DEFAULT_MODEL`.
     """
     model_path = str(p["model_path"])
     if not model_path and p["backend"] == "transformers":
-        model_path = str(resource_path("models", "brain_embedded"))
+        model_path = str(resource_path("models", DEFAULT_MODEL))
     backend = BackendConfig(backend=str(p["backend"]), model_path=model_path, device=str(p["device"]),
                             dtype=str(p["dtype"]), base_url=str(p["base_url"]), api_key_env=str(p["api_key_env"]),
                             timeout_s=float(p["request_timeout_s"]), retries=int(p["request_retries"]))

@@ -48,7 +48,7 @@ import numpy as np
 from robo_brain.backends import BrainBackend, GenerationSettings
 from robo_brain.checks import CheckConfig, Finding, run_checks
 from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, step_goal
-from robo_brain.grounding import answer_text_with_keypoints, check_grounded
+from robo_brain.grounding import answer_text_with_keypoints, check_grounded, check_instruction_colours
 from robo_brain.keypoints import KeypointConfig, make_locator
 from robo_brain.perception import PerceptionConfig, SeenObject, listing_text, perceive
 from robo_common.camera import CameraModel
@@ -290,9 +290,11 @@ class Planner:
             return None
         return perceive(rgb, depth, camera, self.config.perception)
 
-    def _ground(self, plan: PlanData, scene: list[SeenObject] | None, errors: list[str]) -> None:
+    def _ground(self, plan: PlanData, scene: list[SeenObject] | None, errors: list[str],
+                instruction: str = "") -> None:
         if self.config.ground and scene is not None:
             try:
+                check_instruction_colours(instruction, scene)
                 check_grounded(plan, scene)
             except PlanParseError as exc:
                 errors.append(str(exc))
@@ -344,7 +346,7 @@ class Planner:
             _refusal(text, scene, grounding)
             plan = plan_from_model_output(text, instruction=instruction, locate=locate, plan_id=plan_id,
                                           stamp_ns=stamp_ns, limits=self.config.limits)
-            self._ground(plan, scene, grounding)
+            self._ground(plan, scene, grounding, instruction)
             return plan
 
         if self.reads_scene:

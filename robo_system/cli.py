@@ -86,6 +86,8 @@ def register_faults(sub: argparse._SubParsersAction) -> None:
         "faults", help="attack the stack over DDS, one fault per scenario; a table of expected vs measured")
     p.add_argument("--scenario", nargs="+", default=None, choices=list(SCENARIOS), help="scenarios (default: all)")
     p.add_argument("--trials", type=int, default=5, help="state_freeze trials (the hold latency's sample)")
+    p.add_argument("--brain", default="embedded",
+                   help="brain_node's model in the scenarios that start one (embedded: its default)")
     p.add_argument("--use-sim-time", default="both", choices=("both", "true", "false"),
                    help="state_freeze with simulated time, wall time or both")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
@@ -96,7 +98,7 @@ def register_faults(sub: argparse._SubParsersAction) -> None:
 def _faults(args: argparse.Namespace) -> int:
     from robo_system.faults import rows_json, run_faults, table
 
-    rows = run_faults(args.scenario, args.trials, args.use_sim_time, args.log_dir)
+    rows = run_faults(args.scenario, args.trials, args.use_sim_time, args.log_dir, brain=args.brain)
     sys.stdout.write(table(rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -168,8 +170,8 @@ def register_closed_loop(sub: argparse._SubParsersAction) -> None:
 
 def _closed_loop_arguments(p: argparse.ArgumentParser, episodes: int = 100) -> None:
     p.add_argument("--brain", default="embedded",
-                   help="oracle (the scripted expert's plans), embedded (the shipped models/brain_embedded) or a "
-                        "transformers checkpoint folder")
+                   help="oracle (the scripted expert's plans), embedded (brain_node's default, models/brain_lm) or "
+                        "a checkpoint folder (models/brain_embedded: the first embedded brain)")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="cerebellum checkpoint folder")
     p.add_argument("--episodes", type=int, default=episodes, help="clean episodes (and per perturbation mode)")
     p.add_argument("--split", choices=["seen", "unseen"], default="seen")

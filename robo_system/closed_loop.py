@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robo_brain.lm.backend import is_lm_checkpoint
+from robo_brain.params import DEFAULT_MODEL
 from robo_brain.planner import FailureInfo, Planner, PlannerConfig, resume_subtasks
 from robo_cerebellum.executor import PlanExecutor, State
 from robo_cerebellum.monitor import MonitorConfig
@@ -52,7 +54,8 @@ LOG = logging.getLogger(__name__)
 class BrainSpec:
     """Which brain plans: ``oracle`` (the scripted expert) or a transformers checkpoint folder.
 
-    ``embedded`` names the shipped default (``models/brain_embedded``). ``snap_radius``: the
+    ``embedded`` names brain_node's default (``models/brain_lm``, the brain v2; ``models/brain_embedded`` is
+    v1). ``snap_radius``: the
     planner's grasp-pixel snapping (the brain node's ``keypoint_snap_radius``, default 6).
     """
 
@@ -66,8 +69,8 @@ class BrainSpec:
         """``oracle``, ``embedded`` or a checkpoint folder."""
         if text == "oracle":
             return cls("oracle")
-        path = resource_path("models", "brain_embedded") if text == "embedded" else Path(text)
-        if not (Path(path) / "config.json").is_file():
+        path = resource_path("models", DEFAULT_MODEL) if text == "embedded" else Path(text)
+        if not ((Path(path) / "config.json").is_file() or is_lm_checkpoint(path)):
             raise ValueError(f"brain {text!r}: no config.json in {str(path)!r} (oracle, embedded, or a "
                              "transformers checkpoint folder)")
         return cls("model", str(path))

@@ -316,3 +316,73 @@ def test_renaming_a_colour_keeps_the_task_and_never_uses_held_out_colours() -> N
     for _ in range(200):
         fake = __import__("robo_brain.lm.data", fromlist=["absent_object"]).absent_object(rec, rng)
         assert fake is None or not any(c in fake.split() for c in HELDOUT_COLOURS)
+
+
+def test_an_instruction_naming_a_colour_the_brain_does_not_see_is_refused(renderer: SceneRenderer,
+                                                                          tmp_path: Path) -> None:
+    from robo_brain.backends.scripted import ScriptedBackend
+    from robo_brain.grounding import check_instruction_colours
+    from robo_brain.planner import Planner, PlannerConfig
+
+    task, rgb, depth, camera, plan = _scene_and_pixels(renderer)
+    seen = perceive(rgb, depth, camera)
+    absent = next(c for c in ("cyan", "purple", "green", "red", "blue") if c not in {o.colour for o in seen})
+    check_instruction_colours(task.instruction, seen)  # the task's own words pass
+    with pytest.raises(ValueError, match=f"names {absent}"):
+        check_instruction_colours(f"put the {absent} block in the bowl", seen)
+    pick = plan.subtasks[0]
+    answers = tmp_path / "a.txt"
+    answers.write_text(f"Reasoning: x\nPlan:\n{pick.code} @ grasp=({round(pick.keypoints[0].u)}, "
+                       f"{round(pick.keypoints[0].v)})\ndone()\n")
+    result = Planner(ScriptedBackend(str(answers)), PlannerConfig(parse_retries=0)).plan(
+        f"nudge the {absent} block away from the robot", rgb, depth, camera)
+    assert result.ungrounded and absent in result.reason
+
+
+def test_the_grammar_never_places_a_block_on_itself() -> None:
+    from robo_brain.lm.backend import skill_grammar
+
+    options = skill_grammar(["red block", "blue block"], ["red block", "blue block"])
+    after, _ = options(1, ['pick(object="red block")'])
+    assert after == ['place(target="blue block")']
+
+
+def test_the_grammar_with_one_block_alone_pushes_or_ends() -> None:
+    from robo_brain.lm.backend import skill_grammar
+
+    options = skill_grammar(["red block"], ["red block"])
+    first, _ = options(0, [])
+    assert not any(x.startswith("pick(") for x in first) and "done()" in first
+    assert any(x.startswith("push(") for x in first)
+
+
+def test_a_colour_with_the_wrong_kind_is_refused_too() -> None:
+    from robo_brain.grounding import check_instruction_colours
+    from robo_brain.perception import SeenObject
+
+    scene = [SeenObject("red bowl", "bowl", "red", "", (0.5, 0.0, 0.02), 0.04, 0.15, 60, 60, 200),
+             SeenObject("green block", "block", "green", "large", (0.5, 0.1, 0.025), 0.05, 0.06, 40, 60, 40)]
+    check_instruction_colours("put the green cube in the red container", scene)
+    check_instruction_colours("stack the green one on the red one", scene)  # no noun: the colour alone
+    with pytest.raises(ValueError, match="red block"):
+        check_instruction_colours("nudge the red block toward the robot", scene)
+    with pytest.raises(ValueError, match="green bowl"):
+        check_instruction_colours("put it in the green bowl", scene)
+
+
+@pytest.mark.parametrize("split", ["seen", "unseen"])
+def test_the_colour_check_refuses_no_paraphrase_or_template_on_its_own_scene(split: str) -> None:
+    from robo_brain.grounding import check_instruction_colours
+    from robo_brain.perception import SeenObject
+
+    def listing(task) -> list[SeenObject]:  # noqa: ANN001 - the simulator's truth as a listing
+        return [SeenObject(o.name, o.kind, o.color, "", (0.0, 0.0, 0.0), 0.0, 0.0, 0.0, 0.0, 1)
+                for o in task.scene.objects]
+
+    for a in assign_scenes(load_paraphrases(DATA), split, 1_000_000):
+        task = make_task(a.seed, split, a.entry.family)
+        check_instruction_colours(a.instruction, listing(task))
+        check_instruction_colours(task.instruction, listing(task))
+    for seed in range(1_000_000, 1_000_200):
+        task = make_task(seed, split, ("pick_place", "stack", "rearrange", "push")[seed % 4])
+        check_instruction_colours(task.instruction, listing(task))

@@ -20,9 +20,9 @@ def test_every_parameter_has_a_description() -> None:
     assert all(isinstance(text, str) and text for _, text in PARAMETERS.values())
 
 
-def test_defaults_configure_the_embedded_model() -> None:
+def test_defaults_configure_the_shipped_brain_v2() -> None:
     planner, backend = configs_from_parameters(DEFAULTS)
-    assert backend.backend == "transformers" and backend.model_path.endswith("brain_embedded")
+    assert backend.backend == "transformers" and backend.model_path.endswith("brain_lm")
     assert planner.snap_radius == 6 and planner.max_corrections == 3 and planner.correction == "auto"
     assert planner.checks.keypoints.workspace.x == (0.15, 0.85)
     assert planner.generation.max_new_tokens == 256 and not planner.generation.do_sample

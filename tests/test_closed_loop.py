@@ -14,6 +14,8 @@ from robo_system.closed_loop import (
 )
 
 CEREBELLUM = resource_path("models", "cerebellum")
+V1 = resource_path("models", "brain_embedded")
+"""The first embedded brain (small, loads in a second); the default brain v2 is tested in test_brain_lm.py."""
 
 
 def test_correction_value_on_a_slip_with_the_oracle_brain() -> None:
@@ -31,7 +33,7 @@ def test_correction_value_on_a_slip_with_the_oracle_brain() -> None:
 
 def test_embedded_brain_closed_loop_report_fields() -> None:
     report = evaluate(CEREBELLUM, 1, "seen", workers=1, cfg=ClosedLoopConfig(timeout_s=5.0, max_corrections=1),
-                      progress=False, brain=BrainSpec.parse("embedded"))
+                      progress=False, brain=BrainSpec.parse(str(V1)))
     assert report["brain"] == "brain_embedded" and report["episodes"] == 1
     for key in ("overall_success", "success_rate", "corrections", "first_command_s_p50", "time_to_success_s_median"):
         assert key in report

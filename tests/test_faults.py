@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from robo_common import constants as C
+from robo_common.resources import resource_path
 from robo_system.faults import SCENARIOS, envelope_violations, invalid_utf8_string_cdr, run_faults, table
 from robo_system.faults.relay import RELAYED, DropCounter, relay_remaps
 from robo_system.faults.scenarios import bogus_named
@@ -80,5 +81,7 @@ def test_issue_21_dds_scenarios_pass(tmp_path, name: str) -> None:
 @pytest.mark.ros
 def test_every_instruction_of_a_burst_at_discovery_is_rejected_by_name(tmp_path) -> None:
     # ~10 s alone: brain_node's subscription matches before its model loads
-    rows = run_faults(["instruction_burst_first"], log_dir=tmp_path, progress=False)
+    # the small first embedded brain: the scenario tests brain_node's input handling, not a model
+    v1 = str(resource_path("models", "brain_embedded"))
+    rows = run_faults(["instruction_burst_first"], log_dir=tmp_path, progress=False, brain=v1)
     assert rows[0].passed, table(rows)

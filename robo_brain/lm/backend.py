@@ -126,7 +126,7 @@ class LMPlannerBackend(BrainBackend):
                 cache.crop(-extra)  # back to the system prompt (transformers 5: a negative count removes)
 
             def step(ids: list[int]) -> torch.Tensor:
-                out = self.model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True)
+                out = self.model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True, logits_to_keep=1)
                 return out.logits[0, -1]
 
             try:
@@ -145,17 +145,20 @@ class LMPlannerBackend(BrainBackend):
 
 
 def skill_grammar(blocks: list[str], names: list[str]):  # noqa: ANN201 - decode.LineOptions
-    """The lines allowed next: a refusal only first; after a ``pick`` only a ``place`` (the object is held);
-    otherwise a ``pick``, a ``push`` or ``done()`` (nothing is held, so nothing to place)."""
+    """The lines allowed next: a refusal only first; after a ``pick`` only a ``place`` on something else
+    (the object is held); otherwise a ``pick``, a ``push`` or ``done()`` (nothing is held, nothing to place)."""
     every = step_lines(blocks, names)
     places = [line for line in every if line.startswith("place(")]
-    free = [line for line in every if not line.startswith("place(")]
+    # a block can be picked only if there is something else to put it on or in
+    free = [line for line in every if not line.startswith("place(")
+            and not (line.startswith("pick(") and len(names) < 2)]
     refusals = list(REFUSALS.values())
     final = [*refusals, "done()"]
 
     def options(i: int, lines: list[str]) -> tuple[list[str], list[str]]:
         if lines and lines[-1].startswith("pick("):
-            return places, final
+            held = lines[-1].split('"')[1]
+            return [p for p in places if p != f'place(target="{held}")'], final
         return (refusals + free if i == 0 else free), final
 
     return options

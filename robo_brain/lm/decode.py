@@ -88,6 +88,8 @@ def decode_lines(step: StepFn, first_logits: torch.Tensor, line_options: LineOpt
         allowed, final = line_options(i, lines)
         if i == max_lines - 1:
             allowed = [line for line in allowed if line in final]
+        if not allowed:
+            raise ValueError(f"no line is allowed at line {i + 1} after {lines}")
         node = build_trie(tokenizer, allowed, final)
         while node.line is None:
             if len(node.children) == 1:

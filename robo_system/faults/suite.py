@@ -29,8 +29,9 @@ STACK_OPTIONS: dict[str, dict] = {"sensor_drop": {"remaps": {"sim_node": relay_r
 
 
 def run_faults(names: list[str] | None = None, trials: int = 5, sim_time: str = "both",
-               log_dir: Path = Path("runs/faults"), progress: bool = True) -> list[Row]:
-    """Run the scenarios (a fresh stack each) and return their rows."""
+               log_dir: Path = Path("runs/faults"), progress: bool = True, brain: str = "embedded") -> list[Row]:
+    """Run the scenarios (a fresh stack each) and return their rows; ``brain`` is the brain_node model of the
+    scenarios that start one (``embedded``: its default)."""
     import rclpy
     from tqdm import tqdm
 
@@ -45,8 +46,9 @@ def run_faults(names: list[str] | None = None, trials: int = 5, sim_time: str = 
     rows = []
     with rclpy.init():
         for name, use_sim in tqdm(runs, desc="fault scenarios", unit="scenario", disable=not progress):
-            brain, fn = SCENARIOS[name]
-            cfg = StackConfig(brain=brain, use_sim_time=use_sim, log_dir=log_dir / f"{name}-{use_sim}",
+            needs, fn = SCENARIOS[name]
+            cfg = StackConfig(brain=brain if needs == "embedded" else needs, use_sim_time=use_sim,
+                              log_dir=log_dir / f"{name}-{use_sim}",
                               lockstep_period_s=0.0, **STACK_OPTIONS.get(name, {}))
             h = Harness(cfg)
             try:
