@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,13 +170,17 @@ def load_model(path: Path, base: str):  # noqa: ANN201 - (model, tokenizer)
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     from robo_brain.lm.weights import base_path
 
     base_dir = base_path(base)
+    hf_logging.disable_progress_bar()  # a node's log is not a terminal
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, local_files_only=True)
     if (path / "adapter_config.json").is_file():
-        model = PeftModel.from_pretrained(model, path, local_files_only=True).merge_and_unload()
+        with warnings.catch_warnings():  # peft calls a transformers method deprecated for v6: not ours to fix
+            warnings.simplefilter("ignore", FutureWarning)
+            model = PeftModel.from_pretrained(model, path, local_files_only=True).merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(base_dir, local_files_only=True)
     return model.eval(), tokenizer
 
