@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from robo_common.camera import CameraModel
-from robo_common.colours import ACHROMATIC, CHROMATIC, PROTO_HUE, srgb_to_lab
+from robo_common.colours import CHROMATIC, TERMS, achromatic_term, pixel_terms, srgb_to_lab
 
 KINDS = ("block", "bowl", "tray")
 PUSH_GAP_M = 0.025
@@ -129,22 +129,6 @@ class SeenObject:
         return (x, y, self.top_z) if self.is_block else (x, y, CONTAINER_FLOOR_M)
 
 
-def colour_terms(rgb: np.ndarray, min_chroma: float = 15.0) -> np.ndarray:
-    """Per pixel of ``rgb`` (``H x W x 3`` uint8), the index of its colour term in :func:`term_names`."""
-    lab = srgb_to_lab(rgb.reshape(-1, 3))
-    chroma = np.hypot(lab[:, 1], lab[:, 2])
-    hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1]))
-    dist = np.stack([np.abs((hue - PROTO_HUE[n] + 180.0) % 360.0 - 180.0) for n in CHROMATIC], axis=1)
-    idx = np.argmin(dist, axis=1)
-    achro = np.where(lab[:, 0] >= 70, 0, np.where(lab[:, 0] < 25, 2, 1)) + len(CHROMATIC)
-    return np.where(chroma >= min_chroma, idx, achro).reshape(rgb.shape[:2])
-
-
-def term_names() -> list[str]:
-    """The colour terms in the order of :func:`colour_terms`'s indices."""
-    return [*CHROMATIC, *ACHROMATIC]
-
-
 def perceive(rgb: np.ndarray, depth: np.ndarray, camera: CameraModel,
              config: PerceptionConfig | None = None) -> list[SeenObject]:
     """The objects on the table, named and ordered left to right (see the module docstring).
@@ -166,7 +150,7 @@ def perceive(rgb: np.ndarray, depth: np.ndarray, camera: CameraModel,
     x, y, z = pts[..., 0], pts[..., 1], pts[..., 2]
     mask = (valid.reshape(h, w) & (x >= cfg.region_x[0]) & (x <= cfg.region_x[1]) & (y >= cfg.region_y[0])
             & (y <= cfg.region_y[1]) & (z >= cfg.min_height) & (z <= cfg.max_height))
-    terms = colour_terms(rgb, cfg.min_chroma)
+    terms = pixel_terms(rgb, cfg.min_chroma).reshape(rgb.shape[:2])
     n_chromatic = len(CHROMATIC)
     objects = []
     # Chromatic terms segment one by one; the achromatic ones as one class (a white object's shaded
@@ -179,15 +163,14 @@ def perceive(rgb: np.ndarray, depth: np.ndarray, camera: CameraModel,
         for k in range(1, n):
             comp = labels == k
             if comp.sum() >= cfg.min_pixels:
-                term = term_names()[t] if t >= 0 else _achromatic_term(rgb[comp])
+                term = TERMS[t] if t >= 0 else _achromatic_term(rgb[comp])
                 objects.append(_describe(term, pts[comp], int(comp.sum()), camera, cfg))
     return _name(sorted(objects, key=lambda o: o.u))
 
 
 def _achromatic_term(pixels: np.ndarray) -> str:
     """White, grey or black by the lightness of the lit (upper quartile) pixels of an achromatic object."""
-    lightness = float(np.percentile(srgb_to_lab(pixels.reshape(-1, 3))[:, 0], 75))
-    return "white" if lightness >= 70 else "black" if lightness < 25 else "grey"
+    return achromatic_term(float(np.percentile(srgb_to_lab(pixels.reshape(-1, 3))[:, 0], 75)))
 
 
 def _describe(term: str, points: np.ndarray, pixels: int, camera: CameraModel, cfg: PerceptionConfig) -> SeenObject:
@@ -242,5 +225,5 @@ def push_pixels(obj: SeenObject, direction: str,
     return camera.project(start), camera.project(end)
 
 
-__all__ = ["DIRECTION_VECTORS", "KINDS", "PerceptionConfig", "SeenObject", "colour_terms", "listing_text",
-           "perceive", "push_pixels", "term_names"]
+__all__ = ["DIRECTION_VECTORS", "KINDS", "PerceptionConfig", "SeenObject", "listing_text", "perceive",
+           "push_pixels"]

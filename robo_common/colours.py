@@ -50,7 +50,7 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 
 
-PROTO_HUE = {name: math.degrees(math.atan2(lab[2], lab[1]))
+_PROTO_HUE = {name: math.degrees(math.atan2(lab[2], lab[1]))
               for name, lab in ((n, srgb_to_lab(np.array(v))) for n, v in CHROMATIC.items())}
 
 
@@ -95,7 +95,7 @@ class ColourReading:
         """Hue distance (degrees) to a chromatic ``term``'s prototype (inf if either is achromatic)."""
         if not self.chromatic or term not in CHROMATIC:
             return math.inf
-        return hue_distance(self.hue_deg, PROTO_HUE[term])
+        return hue_distance(self.hue_deg, _PROTO_HUE[term])
 
     def describe(self) -> str:
         """E.g. ``blue (hue -63 deg, chroma 70)``."""
@@ -118,9 +118,9 @@ def read_colour(pixels: np.ndarray, min_chroma: float = 15.0) -> ColourReading:
     chroma = math.hypot(a, b)
     hue = math.degrees(math.atan2(b, a))
     if chroma < min_chroma:
-        term = "white" if lightness >= 70 else "black" if lightness < 25 else "grey"
+        term = achromatic_term(lightness)
     else:
-        term = min(CHROMATIC, key=lambda t: hue_distance(hue, PROTO_HUE[t]))
+        term = min(CHROMATIC, key=lambda t: hue_distance(hue, _PROTO_HUE[t]))
     return ColourReading(term, lightness, chroma, hue, len(px))
 
 
@@ -141,6 +141,26 @@ def contradicts(reading: ColourReading, term: str, margin_deg: float = 5.0) -> b
     return reading.chromatic != (term in CHROMATIC)
 
 
+def achromatic_term(lightness: float) -> str:
+    """``white``, ``grey`` or ``black`` for an achromatic patch of median L* ``lightness``."""
+    return "white" if lightness >= 70 else "black" if lightness < 25 else "grey"
+
+
+TERMS = (*CHROMATIC, *ACHROMATIC)
+"""Every colour term, in the order of :func:`pixel_terms`'s indices."""
+
+
+def pixel_terms(pixels: np.ndarray, min_chroma: float = 15.0) -> np.ndarray:
+    """Per pixel (``(N, 3)`` sRGB, 0..255), the index in :data:`TERMS` of its term: the nearest chromatic hue
+    when the chroma is at least ``min_chroma``, else white / grey / black by lightness (:func:`achromatic_term`)."""
+    lab = srgb_to_lab(np.asarray(pixels, float).reshape(-1, 3))
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1]))
+    dist = np.stack([np.abs((hue - _PROTO_HUE[n] + 180.0) % 360.0 - 180.0) for n in CHROMATIC], axis=1)
+    achromatic = np.where(lab[:, 0] >= 70, 0, np.where(lab[:, 0] < 25, 2, 1)) + len(CHROMATIC)
+    return np.where(chroma >= min_chroma, np.argmin(dist, axis=1), achromatic)
+
+
 def term_mask(pixels: np.ndarray, term: str, min_chroma: float = 15.0) -> np.ndarray:
     """Per pixel (``(N, 3)`` sRGB, 0..255): does it read as the chromatic ``term`` (nearest hue, chroma above
     ``min_chroma``)? All False for an achromatic or unknown term (shading makes single pixels unreliable there).
@@ -148,9 +168,4 @@ def term_mask(pixels: np.ndarray, term: str, min_chroma: float = 15.0) -> np.nda
     px = np.asarray(pixels, float).reshape(-1, 3)
     if term not in CHROMATIC or len(px) == 0:
         return np.zeros(len(px), bool)
-    lab = srgb_to_lab(px)
-    chroma = np.hypot(lab[:, 1], lab[:, 2])
-    hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1]))
-    names = list(CHROMATIC)
-    dist = np.stack([np.abs((hue - PROTO_HUE[n] + 180.0) % 360.0 - 180.0) for n in names], axis=1)
-    return (chroma >= min_chroma) & (np.argmin(dist, axis=1) == names.index(term))
+    return pixel_terms(px, min_chroma) == TERMS.index(term)

@@ -36,7 +36,6 @@ from robo_cerebellum.executor import PlanExecutor, State
 from robo_cerebellum.monitor import MonitorConfig
 from robo_cerebellum.policy import CerebellumPolicy, Observation
 from robo_cerebellum.safety import SafetyConfig
-from robo_common.camera import CameraModel
 from robo_common.parallel import run_jobs
 from robo_common.plan_language import PlanParseError
 from robo_common.plan_types import PlanData
@@ -47,6 +46,7 @@ from robo_sim.judge import world_failure
 from robo_sim.scene import build_scene
 from robo_sim.tasks import FAMILIES, Task, make_task
 from robo_sim.world import SimWorld, WorldConfig
+from robo_system.datasets.brain import camera_model
 
 LOG = logging.getLogger(__name__)
 
@@ -106,12 +106,6 @@ class BrainAnswer:
     plan: PlanData | None
     error: str
     seconds: float
-
-
-def camera_model(world: SimWorld) -> CameraModel:
-    """The brain's camera model of the simulator's camera."""
-    info = world.camera_info()
-    return CameraModel(info.K, info.T_base_camera, info.width, info.height)
 
 
 class OracleBrain:

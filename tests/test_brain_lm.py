@@ -17,7 +17,7 @@ from robo_brain.lm.prompt import REFUSALS, prompt_parts, step_lines
 from robo_brain.perception import PerceptionConfig, listing_text, perceive, push_pixels
 from robo_common.camera import CameraModel
 from robo_sim.tasks import make_task
-from robo_system.datasets.brain import SceneRenderer
+from robo_system.datasets.brain import SceneRenderer, camera_model
 from robo_system.datasets.brain_lm import task_words
 from robo_system.datasets.paraphrases import assign_scenes, load_paraphrases
 
@@ -33,8 +33,7 @@ def renderer():
 
 
 def _camera(renderer: SceneRenderer) -> CameraModel:
-    info = renderer.world.camera_info()
-    return CameraModel(info.K, info.T_base_camera, info.width, info.height)
+    return camera_model(renderer.world)
 
 
 @pytest.mark.parametrize("split", ["seen", "unseen"])

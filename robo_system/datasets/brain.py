@@ -36,6 +36,12 @@ from robo_sim.world import SimWorld, WorldConfig
 logger = logging.getLogger(__name__)
 
 
+def camera_model(world: SimWorld) -> CameraModel:
+    """The brain's camera model of the simulator's camera."""
+    info = world.camera_info()
+    return CameraModel(info.K, info.T_base_camera, info.width, info.height)
+
+
 def _top_centre_keypoint(world: SimWorld, name: str, kp: KeypointData) -> KeypointData:
     info = world.object_by_name(name)
     pos, _ = world.object_pose(info.body_id)
@@ -85,8 +91,7 @@ class SceneRenderer:
         """The scene of ``seed`` as the evaluation plans it: images, camera, target and expert plans
         (``instruction`` instead of the task's own when given)."""
         task, rgb, depth, target = self.scene(seed, split)
-        info = self.world.camera_info()
-        camera = CameraModel(info.K, info.T_base_camera, info.width, info.height)
+        camera = camera_model(self.world)
         return EvalScene(seed, task.family, task.instruction if instruction is None else instruction, rgb, depth,
                          camera, target, expert_plan(task, self.world))
 

@@ -18,9 +18,8 @@ from tqdm import tqdm
 from robo_brain.embedded.dataset import family_for_seed
 from robo_brain.lm.data import TaskRecord
 from robo_brain.perception import perceive
-from robo_common.camera import CameraModel
 from robo_sim.tasks import Task
-from robo_system.datasets.brain import SceneRenderer
+from robo_system.datasets.brain import SceneRenderer, camera_model
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +41,7 @@ def task_words(task: Task) -> dict[str, str]:
 def scene_record(renderer: SceneRenderer, seed: int, split: str, family: str | None = None) -> TaskRecord | None:
     """The record of one scene, or None when perception's listing differs from the simulator's names."""
     task, rgb, depth, plan = renderer.scene(seed, split, family or family_for_seed(seed))
-    info = renderer.world.camera_info()
-    camera = CameraModel(info.K, info.T_base_camera, info.width, info.height)
-    seen = perceive(rgb, depth, camera)
+    seen = perceive(rgb, depth, camera_model(renderer.world))
     if sorted(o.name for o in seen) != sorted(o.name for o in task.scene.objects):
         logger.debug("seed %d: perceived %s, simulator %s", seed, [o.name for o in seen],
                      [o.name for o in task.scene.objects])

@@ -16,9 +16,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from robo_brain.embedded.dataset import EVAL_SEED_OFFSET
-from robo_common.camera import CameraModel
 from robo_common.plan_language import parse_call
-from robo_system.datasets.brain import SceneRenderer
+from robo_system.datasets.brain import SceneRenderer, camera_model
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +51,8 @@ def evaluate_grounding(planner, files: list[str], split: str = "seen", seed_offs
             rows = []
             for text in tqdm(read_lines(path), desc=Path(path).name, unit="instr", disable=not progress):
                 task, rgb, depth, _ = renderer.scene(seed, split)
-                info = renderer.world.camera_info()
-                camera = CameraModel(info.K, info.T_base_camera, info.width, info.height)
                 seed += 1
-                result = planner.plan(text, rgb, depth, camera)
+                result = planner.plan(text, rgb, depth, camera_model(renderer.world))
                 truth = {o.name for o in task.scene.objects}
                 named = plan_names(result.plan) if result.plan else []
                 rows.append({"instruction": text, "seed": seed - 1, "outcome": result.outcome.value,
