@@ -11,6 +11,7 @@ direction) instead of one per token.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -33,9 +34,15 @@ class _Node:
 
 def encode_line(tokenizer, line: str, last: bool) -> list[int]:  # noqa: ANN001 - a transformers tokenizer
     """Token ids of one answer line: followed by a newline, or by the end-of-turn marker when ``last``."""
+    return list(_encoded(tokenizer, line, last))
+
+
+@functools.lru_cache(maxsize=8192)
+def _encoded(tokenizer, line: str, last: bool) -> tuple[int, ...]:  # noqa: ANN001
+    """:func:`encode_line`, kept: the decoder's trie holds the same candidate lines at every step of a plan."""
     if last:
-        return tokenizer(line, add_special_tokens=False)["input_ids"] + [tokenizer.convert_tokens_to_ids(END)]
-    return tokenizer(line + "\n", add_special_tokens=False)["input_ids"]
+        return (*tokenizer(line, add_special_tokens=False)["input_ids"], tokenizer.convert_tokens_to_ids(END))
+    return tuple(tokenizer(line + "\n", add_special_tokens=False)["input_ids"])
 
 
 def encode_answer(tokenizer, lines: Sequence[str]) -> list[int]:  # noqa: ANN001
