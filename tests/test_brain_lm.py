@@ -385,3 +385,12 @@ def test_the_colour_check_refuses_no_paraphrase_or_template_on_its_own_scene(spl
     for seed in range(1_000_000, 1_000_200):
         task = make_task(seed, split, ("pick_place", "stack", "rearrange", "push")[seed % 4])
         check_instruction_colours(task.instruction, listing(task))
+
+
+def test_the_grammar_picks_only_while_the_place_and_done_still_fit() -> None:
+    from robo_brain.lm.backend import skill_grammar
+
+    options = skill_grammar(["red block"], ["red block", "blue bowl"], max_lines=5)
+    assert any(x.startswith("pick(") for x in options(2, ["push(...)"] * 2)[0])
+    late, _ = options(3, ["push(...)"] * 3)  # a pick here would leave no room for its place and done()
+    assert late and not any(x.startswith("pick(") for x in late)

@@ -118,7 +118,7 @@ class LMPlannerBackend(BrainBackend):
 
         t0 = time.perf_counter()
         blocks = [b for b in names if b in set(blocks)]
-        options = skill_grammar(blocks, list(names))
+        options = skill_grammar(blocks, list(names), self.max_lines)
 
         with self._lock, torch.inference_mode():
             cache = self._prefix_cache
@@ -145,9 +145,10 @@ class LMPlannerBackend(BrainBackend):
         raise BackendError(f"{self.name} plans from a scene listing (Planner uses plan_lines), not from a chat")
 
 
-def skill_grammar(blocks: list[str], names: list[str]):  # noqa: ANN201 - decode.LineOptions
+def skill_grammar(blocks: list[str], names: list[str], max_lines: int = 9):  # noqa: ANN201 - decode.LineOptions
     """The lines allowed next: a refusal only first; after a ``pick`` only a ``place`` on something else
-    (the object is held); otherwise a ``pick``, a ``push`` or ``done()`` (nothing is held, nothing to place)."""
+    (the object is held); otherwise a ``pick`` (while a ``place`` and ``done()`` still fit in ``max_lines``),
+    a ``push`` or ``done()`` (nothing is held, nothing to place)."""
     every = step_lines(blocks, names)
     places = [line for line in every if line.startswith("place(")]
     # a block can be picked only if there is something else to put it on or in
@@ -160,7 +161,8 @@ def skill_grammar(blocks: list[str], names: list[str]):  # noqa: ANN201 - decode
         if lines and lines[-1].startswith("pick("):
             held = lines[-1].split('"')[1]
             return [p for p in places if p != f'place(target="{held}")'], final
-        return (refusals + free if i == 0 else free), final
+        allowed = free if i + 2 < max_lines else [x for x in free if not x.startswith("pick(")]
+        return (refusals + allowed if i == 0 else allowed), final
 
     return options
 
