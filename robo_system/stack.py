@@ -24,7 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -368,9 +368,17 @@ def make_client(cfg: StackConfig, on_event: Callable[[str], None] | None = None)
 
         def stop_robot(self) -> None:
             """Publish an empty plan: the cerebellum drops its plan and holds."""
+            self.send_plan(PlanData(f"stop-{uuid.uuid4().hex[:8]}", 0, "", "stop", []))
+
+        def send_plan(self, plan: PlanData) -> None:
+            """Publish ``plan`` on the plan topic stamped now on this node's clock.
+
+            Every plan this client publishes carries one clock (a late-joining cerebellum takes the newest
+            latched plan by stamp): the expert's plan from sim_node is stamped in simulated time, which is
+            not this node's clock without ``use_sim_time``.
+            """
             now = self.get_clock().now().nanoseconds
-            stop = PlanData(f"stop-{uuid.uuid4().hex[:8]}", 0, "", "stop", [], stamp_ns=now)
-            self.pub_plan.publish(self._plan_to_msg(stop))  # stamped: a late-joining cerebellum takes the newest
+            self.pub_plan.publish(self._plan_to_msg(replace(plan, stamp_ns=now)))
 
         def reset(self, seed: int, split: str, family: str, procs: StackProcesses | None = None,
                   timeout: float = 60.0, perturb: str = "") -> dict:
@@ -428,7 +436,7 @@ def make_client(cfg: StackConfig, on_event: Callable[[str], None] | None = None)
             if cfg.brain == "oracle":
                 if not self.spin_until(lambda: self.expert is not None, 10.0, procs):
                     raise RuntimeError("no expert plan from sim_node")
-                self.pub_plan.publish(self._plan_to_msg(self.expert))
+                self.send_plan(self.expert)
             else:
                 self.pub_instruction.publish(self._string(data=instruction))
             self.say(f"instruction sent: {instruction!r}")

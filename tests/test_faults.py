@@ -63,6 +63,15 @@ def test_cancel_scenario_over_dds(tmp_path) -> None:
     assert all(r.passed for r in rows), table(rows)
 
 
+@pytest.mark.ros
+def test_state_freeze_on_the_wall_clock_over_dds(tmp_path) -> None:
+    # the expert's plan (stamped in simulated time by sim_node) used to lose to the client's stop plan (stamped
+    # on the wall clock) in the cerebellum's latched-plan filter: "the plan did not start"
+    rows = run_faults(["state_freeze"], trials=2, sim_time="false", log_dir=tmp_path, progress=False)
+    assert rows[0].passed, table(rows)
+    assert len(rows[0].details["latency_ms"]) == len(rows[0].details["status_arrival_ms"]) == 2
+
+
 @pytest.mark.slow
 @pytest.mark.ros
 def test_every_fault_scenario_passes(tmp_path) -> None:

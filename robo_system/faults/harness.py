@@ -78,7 +78,7 @@ class Harness:
         plan = self.client.expert
         if plan is None:
             raise RuntimeError(f"no expert plan for task {task.get('instruction')!r}")
-        self.client.pub_plan.publish(self.client._plan_to_msg(plan))
+        self.client.send_plan(plan)
         if not self.spin(10.0, lambda: any(s.plan_id == plan.plan_id and s.state in started
                                            for _, s in self.rec["status"])):
             raise RuntimeError(f"the plan did not start:\n{self.procs.log_tail('cerebellum_node')}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -13,15 +14,25 @@ from robo_common import constants as C
 from robo_system.faults.harness import Harness, judge
 from robo_system.faults.judging import HOLD_GOAL_S, Row, envelope_violations, invalid_utf8_string_cdr, percentile
 
-
 # ---------------------------------------------------------------- scenarios
+HOLD_AGE = re.compile(r"robot state is (\d+) ms old")
+"""The state age the cerebellum states in a stale-hold status (measured at the tick of the hold command)."""
+
+
 def state_freeze(h: Harness, trials: int, sim_time: bool) -> Row:
-    """SIGSTOP sim_node for 1.5 s, ``trials`` times: HOLDING from the last state, arm and gripper frozen, no failure."""
+    """SIGSTOP sim_node for 1.5 s, ``trials`` times: HOLDING from the last state, arm and gripper frozen, no failure.
+
+    The hold latency (the target) is the state age at the first hold command, as the cerebellum measures it
+    from the last state's arrival and says it in that tick's HOLDING status. From outside, every target and
+    gripper command received later than ``HOLD_GOAL_S`` after the last state must be one and the same (the
+    arm holds in time), and the HOLDING status's own arrival here is reported beside it: a reliable status
+    is now and then repaired by DDS ~1 s late, which delays the report, not the hold.
+    """
     row = Row(f"state_freeze (use_sim_time {str(sim_time).lower()})",
-              "HOLDING within state_timeout_s (80 ms) of the last state (goal <= 100 ms); arm and "
-              "gripper frozen; no failure from frozen state; RUNNING again after")
+              "hold command within state_timeout_s (80 ms) of the last state (goal <= 100 ms); arm and gripper "
+              "frozen from then on; HOLDING reported; no failure from frozen state; RUNNING again after")
     mark = h.mark()
-    latencies, frozen_ok, resumed, failures0 = [], 0, 0, len(h.rec["failure"])
+    latencies, arrivals, frozen_ok, resumed, failures0 = [], [], 0, 0, len(h.rec["failure"])
     sim = h.procs.procs["sim_node"]
     for _ in range(trials):
         h.start_task()  # a fresh task per trial: each freeze hits a running plan
@@ -31,24 +42,27 @@ def state_freeze(h: Harness, trials: int, sim_time: bool) -> Row:
         h.spin(1.5)
         os.kill(sim.pid, signal.SIGCONT)
         last_state = max((t for t, _ in h.rec["pose"] if t <= t_stop), default=t_stop)
-        holds = [t for t, s in h.rec["status"] if t > last_state and s.state == 4 and "robot state is" in s.detail]
-        first_hold = min(holds) if holds else None
-        if first_hold is not None:
-            latencies.append(first_hold - last_state)
-            targets = [p for t, (p, _) in h.rec["target"] if first_hold < t < t_stop + 1.4]
-            grips = [g for t, g in h.rec["gripper"] if first_hold < t < t_stop + 1.4]
-            frozen_ok += int(len(targets) > 10 and np.ptp(np.array(targets), axis=0).max() < 1e-9
-                             and len(set(grips)) <= 1)
+        holds = [(t, s) for t, s in h.rec["status"] if t > last_state and s.state == 4 and HOLD_AGE.search(s.detail)]
+        if holds:
+            arrivals.append(min(t for t, _ in holds) - last_state)
+            latencies.append(min(int(HOLD_AGE.search(s.detail).group(1)) for _, s in holds) / 1e3)
+        t_held = last_state + HOLD_GOAL_S
+        targets = [p for t, (p, _) in h.rec["target"] if t_held < t < t_stop + 1.4]
+        grips = [g for t, g in h.rec["gripper"] if t_held < t < t_stop + 1.4]
+        frozen_ok += int(len(targets) > 10 and np.ptp(np.array(targets), axis=0).max() < 1e-9 and len(set(grips)) <= 1)
         t_back = time.monotonic()
         resumed += int(h.spin(5.0, lambda t=t_back: any(t2 > t and s.state in (1, 2) for t2, s in h.rec["status"])))
     new_failures = len(h.rec["failure"]) - failures0
     p99 = percentile(latencies, 99)
     ok = (len(latencies) == trials and frozen_ok == trials and resumed == trials and new_failures == 0
           and p99 is not None and p99 <= HOLD_GOAL_S)
-    measured = (f"hold after p50 {percentile(latencies, 50) * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms over "
-                f"{len(latencies)}/{trials} trials; frozen {frozen_ok}/{trials}; resumed {resumed}/{trials}; "
+    measured = (f"hold command after p50 {percentile(latencies, 50) * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms over "
+                f"{len(latencies)}/{trials} trials (HOLDING received here after p50 "
+                f"{percentile(arrivals, 50) * 1e3:.0f} ms, max {max(arrivals) * 1e3:.0f} ms); arm and gripper "
+                f"frozen from {HOLD_GOAL_S * 1e3:.0f} ms on {frozen_ok}/{trials}; resumed {resumed}/{trials}; "
                 f"failures {new_failures}") if latencies else f"no HOLDING in {trials} trials"
-    return judge(row, ok, measured, h, mark, {"latency_ms": [round(x * 1e3, 1) for x in latencies]})
+    return judge(row, ok, measured, h, mark, {"latency_ms": [round(x * 1e3, 1) for x in latencies],
+                                              "status_arrival_ms": [round(x * 1e3, 1) for x in arrivals]})
 
 
 BOGUS_POSES = [((1e9, 1e9, 1e9), C.BASE_FRAME, 100), ((float("nan"), 0.0, 0.3), C.BASE_FRAME, 100),
