@@ -52,6 +52,10 @@ ARGUMENTS = [
     ("on_node_exit", "shutdown", "When a node exits: shutdown (end the launch), respawn (restart that node) or "
                                  "continue (keep the others running)."),
     ("start_brain", "true", "Start brain_node (false: plans come from elsewhere)."),
+    ("dds_transports", "UDPv4", "Fast DDS built-in transports of the nodes (FASTDDS_BUILTIN_TRANSPORTS). "
+                                "UDPv4 by default: with the shared-memory transport a publisher stalls for ~1 s when a "
+                                "subscriber's process freezes (docs/robot.md); empty: Fast DDS's own "
+                                "default (SHM + UDPv4); other RMWs ignore it."),
     ("enclave", "", "SROS2 security enclave of both nodes, e.g. /robo_stack (needs ROS_SECURITY_KEYSTORE and "
                     "ROS_SECURITY_ENABLE=true; see docs/security.md); empty: no --enclave."),
     ("color_topic", "camera/color/image_raw", "The robot's colour image topic (sensor_msgs/Image, rgb8)."),
@@ -83,6 +87,12 @@ def exit_policy(node: Node, on_node_exit: LaunchConfiguration) -> RegisterEventH
     ``respawn=EqualsSubstitution(on_node_exit, "respawn")``)."""
     return RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_shutdown_reason),
                                 condition=IfCondition(EqualsSubstitution(on_node_exit, "shutdown")))
+
+
+def transport_env(context) -> dict[str, str]:  # noqa: ANN001 - launch LaunchContext
+    """``{"FASTDDS_BUILTIN_TRANSPORTS": <dds_transports>}`` when the argument is set, else nothing."""
+    transports = LaunchConfiguration("dds_transports").perform(context).strip()
+    return {"FASTDDS_BUILTIN_TRANSPORTS": transports} if transports else {}
 
 
 def enclave_arguments(context) -> list[str]:  # noqa: ANN001 - launch LaunchContext
@@ -125,6 +135,7 @@ def launch_nodes(context) -> list:  # noqa: ANN001 - launch LaunchContext
         }],
         remappings=sensors,
         ros_arguments=ros_arguments,
+        additional_env=transport_env(context),
     )
     cerebellum = Node(
         package=PACKAGE, executable="cerebellum_node", name="cerebellum_node", namespace=cfg["namespace"],
@@ -137,6 +148,7 @@ def launch_nodes(context) -> list:  # noqa: ANN001 - launch LaunchContext
         remappings=[*sensors, ("robo/ee_target", cfg["ee_target_topic"]),
                     ("robo/gripper_command", cfg["gripper_command_topic"])],
         ros_arguments=ros_arguments,
+        additional_env=transport_env(context),
     )
     policies = [exit_policy(node, cfg["on_node_exit"]) for node in (brain, cerebellum)]
     return [brain, cerebellum, *policies]

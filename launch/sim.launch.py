@@ -44,10 +44,14 @@ ARGUMENTS = [
     ("namespace", "", "Namespace of all nodes and topics."),
     ("on_node_exit", "shutdown", "When a node exits: shutdown (end the launch), respawn (restart that node) or "
                                  "continue (keep the others running)."),
+    ("dds_transports", "UDPv4", "Fast DDS built-in transports of the nodes (FASTDDS_BUILTIN_TRANSPORTS). "
+                                "UDPv4 by default: with the shared-memory transport a publisher stalls for ~1 s when a "
+                                "subscriber's process freezes (docs/robot.md); empty: Fast DDS's own "
+                                "default (SHM + UDPv4); other RMWs ignore it."),
     ("enclave", "", "SROS2 security enclave of all nodes, e.g. /robo_stack (needs ROS_SECURITY_KEYSTORE and "
                     "ROS_SECURITY_ENABLE=true; see docs/security.md); empty: no --enclave."),
 ]
-FORWARDED = ("use_sim_time", "log_level", "namespace", "on_node_exit", "enclave")
+FORWARDED = ("use_sim_time", "log_level", "namespace", "on_node_exit", "enclave", "dds_transports")
 """Arguments passed on to bringup.launch.py explicitly (sim's own defaults win over bringup's). Its other
 arguments (brain_model, brain_backend, ...) are listed by ``--show-args`` and reach it from the command line
 too: an included launch file sees every launch configuration set so far."""
@@ -65,6 +69,12 @@ def _shutdown_reason(event, context) -> list | None:  # noqa: ANN001 - launch Pr
         return None
     reason = f"{event.action.name} exited with code {event.returncode} (on_node_exit:=shutdown)"
     return [LogInfo(msg=f"robo_stack: {reason}; ending the launch"), Shutdown(reason=reason)]
+
+
+def transport_env(context) -> dict[str, str]:  # noqa: ANN001 - launch LaunchContext
+    """``{"FASTDDS_BUILTIN_TRANSPORTS": <dds_transports>}`` when the argument is set, else nothing."""
+    transports = LaunchConfiguration("dds_transports").perform(context).strip()
+    return {"FASTDDS_BUILTIN_TRANSPORTS": transports} if transports else {}
 
 
 def enclave_arguments(context) -> list[str]:  # noqa: ANN001 - launch LaunchContext
@@ -102,6 +112,7 @@ def launch_sim(context) -> list:  # noqa: ANN001 - launch LaunchContext
             "use_sim_time": False,
         }],
         ros_arguments=["--log-level", cfg["log_level"], *enclave_arguments(context)],
+        additional_env=transport_env(context),
     )
     on_exit = RegisterEventHandler(OnProcessExit(target_action=sim, on_exit=_shutdown_reason),
                                    condition=IfCondition(EqualsSubstitution(cfg["on_node_exit"], "shutdown")))

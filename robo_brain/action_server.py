@@ -7,7 +7,8 @@ task (as nav2's ``NavigateToPose``), beside the ``/robo/instruction`` topic:
   goal at a time: a new goal aborts the running one (nav2's behaviour);
 * feedback (at most every ``FEEDBACK_PERIOD_S``, when it changed): plan id, revision, subtask index,
   progress and phase, from ``/robo/execution_status`` and the brain's own status;
-* result: success once the cerebellum reports SUCCEEDED; else the reason (planning failed, the brain
+* result: success once the cerebellum reports SUCCEEDED (with ``verify_goals``: once the brain's goal
+  check then reports ``succeeded``); else the reason (planning failed, the brain
   gave up correcting, a newer instruction took over, cancelled by whom) and the corrections made;
 * cancel: the same path as an operator's ``/robo/cancel``, published with who = "action client"
   (the cerebellum holds, the brain drops the plan); the goal ends CANCELED when the brain or the
@@ -53,9 +54,13 @@ class _Goal:
 class ExecuteInstructionServer:
     """Serves the action on ``node``; the node calls :meth:`on_brain_status` with each of its statuses."""
 
-    def __init__(self, node: Node, submit: Submit) -> None:
-        """Create the action server, the cancel publisher, the execution status subscription and the poll timer."""
-        self._node, self._submit = node, submit
+    def __init__(self, node: Node, submit: Submit, verify: bool = False) -> None:
+        """Create the action server, the cancel publisher, the execution status subscription and the poll timer.
+
+        ``verify``: brain_node checks the goals after the cerebellum's SUCCEEDED (``verify_goals``), and a goal
+        succeeds on the brain's ``succeeded``.
+        """
+        self._node, self._submit, self._verify = node, submit, bool(verify)
         self._goals: list[_Goal] = []
         self._issued: frozenset[str] = frozenset()  # plan ids of earlier goals (their late plans are not newer)
         self._cancel_pub = node.create_publisher(String, C.relative(C.TOPIC_CANCEL), qos_for_topic(C.TOPIC_CANCEL))
@@ -98,7 +103,7 @@ class ExecuteInstructionServer:
         for old in self._goals:
             old.tracker.end(Outcome.ABORTED, "preempted by a newer ExecuteInstruction goal")
         self._issued = (self._issued | {old.tracker.plan_id for old in self._goals})  # ids of earlier goals
-        goal = _Goal(handle, TaskTracker(uuid.uuid4().hex, self._issued), Future())
+        goal = _Goal(handle, TaskTracker(uuid.uuid4().hex, self._issued, self._verify), Future())
         self._goals.append(goal)
         instruction = handle.request.instruction
         self._node.get_logger().info(f"ExecuteInstruction goal (plan {goal.tracker.plan_id}): {instruction[:200]!r}")

@@ -6,7 +6,8 @@ the camera extrinsics ``/camera/color/pose`` (PoseStamped in the base frame, lat
 ``/robo/plan`` (robo_stack/Plan, latched), ``/robo/markers`` (keypoint spheres and the plan as
 text) and ``/robo/brain_status`` (std_msgs/String, JSON, latched)::
 
-    {"state": "loading|ready|waiting|planning|correcting|planned|corrected|failed|preempted|cancelled|error",
+    {"state": "loading|ready|waiting|planning|correcting|planned|corrected|verifying|succeeded|failed|preempted|"
+              "cancelled|error",
      "detail": "...", "plan_id": "...", "revision": 0, "backend": "...", "latency_s": 0.0,
      "errors": [...], "recent_errors": [...], "stamp_ns": 0}   # recent_errors: the last 5 rejections
 
@@ -17,6 +18,11 @@ is set, so the cerebellum stops following the previous instruction's plan; a req
 its plan names something the brain does not see (``ground_names``) keeps the running plan. Bad inputs (wrong
 image encoding, oversized or malformed instruction, NaN poses) are logged and reported on the
 status topic; the node keeps running, also when the model fails to load.
+
+When the cerebellum reports the current plan SUCCEEDED on ``/robo/execution_status`` and ``verify_goals``
+is set, the brain looks at the goals of its place and push steps in a frame taken ``correction_settle_s``
+later (:mod:`robo_brain.verify`): ``succeeded`` when none is seen unmet, else a revision that redoes the
+unmet steps (``corrected``), or ``failed`` past ``max_corrections``. The task is done only then.
 
 ``/robo/cancel`` (std_msgs/String naming who; empty: "operator") stops the planning job and drops the
 plan: no corrections for it afterwards, and its empty next revision goes out (a cerebellum that starts
@@ -34,7 +40,7 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from robo_stack.msg import FailureReport, Plan
+from robo_stack.msg import ExecutionStatus, FailureReport, Plan
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
@@ -42,7 +48,8 @@ from visualization_msgs.msg import MarkerArray
 from robo_brain.action_server import ExecuteInstructionServer
 from robo_brain.backends import make_backend
 from robo_brain.params import PARAMETERS, camera_pose_from_parameter, checked_instruction, configs_from_parameters
-from robo_brain.planner import FailureInfo, PlanResult
+from robo_brain.planner import FailureInfo, Outcome, PlanResult
+from robo_brain.task_tracker import SUCCEEDED
 from robo_brain.worker import BrainWorker, Job, Observation
 from robo_common import constants as C
 from robo_common.camera import CameraModel
@@ -75,7 +82,9 @@ class BrainNode(Node):
         self._ee: np.ndarray | None = None
         self._waiting: tuple[str, str | None] | None = None
         self._recent_errors: deque[str] = deque(maxlen=5)  # in every status: a burst's rejections are not lost
-        self._correction: tuple[PlanData, FailureInfo, tuple[int, float]] | None = None  # waits for a later frame
+        # a correction (with its failure) or a goal check (failure None) waiting for a frame from after its due time
+        self._correction: tuple[PlanData, FailureInfo | None, tuple[int, float]] | None = None
+        self._verified: set[tuple[str, int]] = set()  # (plan_id, revision) whose completion was checked
         self._arrival: dict[str, float] = {}  # monotonic arrival time of the latest frame of each kind
         self.current: PlanData | None = None
         self.backend_name = f"{self.par['backend']}:{self.par['model_path']}"
@@ -113,7 +122,9 @@ class BrainNode(Node):
         self.create_subscription(FailureReport, C.relative(C.TOPIC_FAILURE), self._on_failure,
                                  qos_for_topic(C.TOPIC_FAILURE))
         self.create_subscription(String, C.relative(C.TOPIC_CANCEL), self._on_cancel, qos_for_topic(C.TOPIC_CANCEL))
-        self.actions = ExecuteInstructionServer(self, self.submit_instruction)
+        self.create_subscription(ExecutionStatus, C.relative(C.TOPIC_EXECUTION_STATUS), self._on_execution,
+                                 qos_for_topic(C.TOPIC_EXECUTION_STATUS))
+        self.actions = ExecuteInstructionServer(self, self.submit_instruction, bool(self.par["verify_goals"]))
 
     def _set_fallback_camera_pose(self) -> None:
         try:
@@ -243,6 +254,20 @@ class BrainNode(Node):
                                    f"{self.par['correction_settle_s']} s after the failure", cur)
         self._submit_correction()
 
+    def _on_execution(self, msg: ExecutionStatus) -> None:
+        """The cerebellum finished the current plan: check its goals in a frame from ``correction_settle_s`` later."""
+        cur = self.current
+        if (msg.state != SUCCEEDED or not self.par["verify_goals"] or cur is None or msg.plan_id != cur.plan_id
+                or int(msg.revision) != cur.revision or (cur.plan_id, cur.revision) in self._verified
+                or self.worker is None or not self.worker.ready.is_set()):
+            return
+        self._verified.add((cur.plan_id, cur.revision))
+        settle = float(self.par["correction_settle_s"])
+        self._correction = (cur, None, (stamp_to_ns(msg.header.stamp) + int(settle * 1e9), time.monotonic() + settle))
+        self._status("verifying", f"plan {cur.plan_id} rev {cur.revision} complete: waiting for a frame "
+                                  f"{settle} s later to check its goals", cur)
+        self._submit_correction()
+
     def _submit_correction(self) -> None:
         """Submit the pending correction once a colour and a depth frame from after its due time are in: stamped
         ``correction_settle_s`` after the failure's stamp, or (for a camera that does not stamp its frames)
@@ -262,13 +287,20 @@ class BrainNode(Node):
         except (ValueError, KeyError, TypeError) as exc:
             self._reject("cannot correct", str(exc))
             return
-        self.worker.submit(Job("correct", obs, plan=plan, failure=failure, plan_id=plan.plan_id))
+        kind = "correct" if failure is not None else "verify"
+        self.worker.submit(Job(kind, obs, plan=plan, failure=failure, plan_id=plan.plan_id))
 
     # ------------------------------------------------------------------ outputs (worker thread)
     def _on_result(self, job: Job, result: PlanResult) -> None:
         if job.cancel.is_set():  # cancelled or preempted after the worker's own check
             return
         latency = float(result.timing.get("total", 0.0))
+        if result.outcome == Outcome.VERIFIED:
+            self.get_logger().info(f"plan {job.plan_id} rev {job.plan.revision} succeeded: "
+                                   f"{'; '.join(result.findings)}")
+            self._status("succeeded", "; ".join(result.findings) or "plan complete (no goal to check in the image)",
+                         job.plan, latency_s=latency, findings=result.findings)
+            return
         if result.ok:
             self._publish_plan(result.plan)
             self.get_logger().info(f"{result.outcome} plan {result.plan.plan_id} rev {result.plan.revision}: "
@@ -277,7 +309,7 @@ class BrainNode(Node):
                          latency_s=latency, errors=result.errors, findings=result.findings)
             return
         self.get_logger().error(f"{job.kind} failed: {result.reason}")
-        plan = job.plan if job.kind == "correct" else None
+        plan = job.plan if job.kind in ("correct", "verify") else None
         if job.kind == "plan" and self.par["publish_empty_plan_on_failure"] and not result.ungrounded:
             plan = PlanData(job.plan_id, 0, job.instruction[:500], f"planning failed: {result.reason}"[:4000], [],
                             stamp_ns=job.observation.stamp_ns)

@@ -59,6 +59,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
                     "base frame, used until /camera/color/pose arrives; [0.0] for none."),
     "ground_names": (True, "Refuse a plan that names an object or target the brain does not see in the camera image "
                      "(scene listing of robo_brain/perception.py); the refusal names it on brain_status."),
+    "verify_goals": (True, "When the cerebellum reports the current plan SUCCEEDED, look at every place and push "
+                     "goal in a frame taken correction_settle_s later: steps whose goals do not hold are redone as a "
+                     "revision (it counts as a correction), else the task is reported succeeded (or failed past "
+                     "max_corrections) on brain_status and the action; false: the cerebellum's SUCCEEDED ends it."),
     "publish_empty_plan_on_failure": (True, "Publish an empty plan when planning fails, so the old plan stops."),
 }
 

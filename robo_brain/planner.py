@@ -32,6 +32,12 @@ Corrections
       after a lost object also re-does its ``pick``). Keypoints all come from the new image.
     * ``auto`` (default): ``replan`` when the back-end says it only plans
       (``BrainBackend.plans_only``), else ``prompt``.
+
+Verification
+    When the cerebellum reports a plan complete, :meth:`Planner.verify` checks the goal of every
+    ``place`` and ``push`` step in the current image (:mod:`robo_brain.verify`): ``VERIFIED`` when
+    none is seen unmet, else a revision (a correction) that redoes only the unmet steps from where
+    their objects are now, or ``FAILED`` past ``max_corrections``. The model is not asked.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, step_goal
 from robo_brain.grounding import answer_text_with_keypoints, check_grounded, check_instruction_colours
 from robo_brain.keypoints import KeypointConfig, make_locator
 from robo_brain.perception import PerceptionConfig, SeenObject, listing_text, perceive
+from robo_brain.verify import verify_plan
 from robo_common.camera import CameraModel
 from robo_common.plan_language import (
     PlanParseError,
@@ -77,6 +84,7 @@ class Outcome(StrEnum):
 
     PLANNED = "planned"
     CORRECTED = "corrected"
+    VERIFIED = "verified"
     FAILED = "failed"
 
 
@@ -401,6 +409,30 @@ class Planner:
             outcome = self._run(messages, rgb, build, cancel)
         return _result(outcome, Outcome.CORRECTED, [f.line() for f in findings], t0, grounding)
 
+
+    def verify(self, plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel, *,
+               stamp_ns: int = 0) -> PlanResult:
+        """The cerebellum ran ``plan`` to its end: check its goals in the current image (:mod:`robo_brain.verify`).
+
+        ``VERIFIED`` (no plan) when no goal is seen unmet; ``CORRECTED`` with a revision that redoes the unmet
+        steps; ``FAILED`` when corrections are used up or those steps cannot be redone. Without a goal check
+        (``goal`` None) every completed plan is ``VERIFIED``.
+        """
+        t0 = time.perf_counter()
+        if self.config.goal is None:
+            return PlanResult(Outcome.VERIFIED, None, timing={"total": 0.0})
+        try:
+            _check_images(rgb, depth, camera)
+        except ValueError as exc:
+            return PlanResult(Outcome.FAILED, None, errors=[f"cannot check the goals: {exc}"],
+                              timing={"total": time.perf_counter() - t0})
+        outcome, new, findings, reason = verify_plan(
+            plan, rgb, depth, camera, goal=self.config.goal, perception=self.config.perception,
+            limits=self.config.limits, locate=self.locator(depth, camera),
+            max_corrections=self.config.max_corrections, stamp_ns=stamp_ns)
+        logger.info("goals of plan %s rev %d: %s", plan.plan_id, plan.revision, outcome)
+        timing: dict[str, float | list[float]] = {"total": time.perf_counter() - t0}
+        return PlanResult(Outcome(outcome), new, findings=findings, errors=[reason] if reason else [], timing=timing)
 
     def _resume_if_goal_holds(self, plan: PlanData, failure: FailureInfo, rgb: np.ndarray, depth: np.ndarray,
                               camera: CameraModel, stamp_ns: int, t0: float) -> PlanResult | None:

@@ -5,7 +5,8 @@ The ``ExecuteInstruction`` action server (:mod:`robo_brain.action_server`) keeps
 turns that into the action's feedback (:class:`TaskFeedback`) and, once, its result
 (:class:`TaskResult`):
 
-* success: the cerebellum reports SUCCEEDED for the goal's plan;
+* success: the cerebellum reports SUCCEEDED for the goal's plan (with ``verify``: and the brain then
+  reports ``succeeded``, its goal check in the image);
 * aborted: planning failed, the brain gave up correcting, a newer instruction or goal took over, or a
   ``/robo/cancel`` from someone else stopped it;
 * cancelled: the cancel the action client asked for went through (the brain dropped the plan or the
@@ -65,15 +66,18 @@ class TaskResult:
 class TaskTracker:
     """One instruction's progress, from submission to its result (see the module docstring)."""
 
-    def __init__(self, plan_id: str, earlier: set[str] | frozenset[str] = frozenset()) -> None:
+    def __init__(self, plan_id: str, earlier: set[str] | frozenset[str] = frozenset(), verify: bool = False) -> None:
         """Track the plan the brain makes under ``plan_id`` (the id the instruction was submitted with).
 
         ``earlier``: plan ids of instructions submitted before this one; a plan of theirs that the brain
         finishes late (it was already done when this goal preempted it) does not supersede this goal.
+        ``verify``: the brain checks the goals after the cerebellum's SUCCEEDED (``verify_goals``); the task
+        succeeds on the brain's ``succeeded``.
         """
         if not plan_id:
             raise ValueError("TaskTracker needs the plan_id the instruction was submitted with, got ''")
         self.plan_id = plan_id
+        self.verify = bool(verify)
         self.earlier = frozenset(earlier)
         self._lock = threading.Lock()
         self._feedback = TaskFeedback(plan_id, phase="accepted")
@@ -117,7 +121,9 @@ class TaskTracker:
                 self._end(Outcome.ABORTED, "preempted by a newer instruction")
             elif state == "error" and detail.startswith(ERRORS_THAT_END_A_TASK):
                 self._end(Outcome.ABORTED, detail)
-            elif state in ("waiting", "planning", "correcting"):
+            elif state == "succeeded" and ours:
+                self._end(Outcome.SUCCEEDED, detail or "plan complete")
+            elif state in ("waiting", "planning", "correcting", "verifying"):
                 self._update(phase=state)
 
     def on_execution_status(self, plan_id: str, revision: int, subtask_index: int, state: int, progress: float,
@@ -135,7 +141,7 @@ class TaskTracker:
             phase = EXECUTION_STATES[state] if 0 <= state < len(EXECUTION_STATES) else f"state {state}"
             self._update(revision=int(revision), subtask_index=int(subtask_index), progress=float(progress),
                          phase=phase)
-            if state == SUCCEEDED:
+            if state == SUCCEEDED and not self.verify:
                 self._end(Outcome.SUCCEEDED, detail or "plan complete")
             elif state == CANCELLED:
                 self._cancelled(detail or "cancelled")

@@ -40,7 +40,8 @@ class Observation:
 
 @dataclass
 class Job:
-    """A plan request (``instruction``) or a correction request (``plan`` + ``failure``)."""
+    """A plan request (``instruction``), a correction request (``plan`` + ``failure``) or a goal check of a
+    completed plan (``verify``: ``plan``)."""
 
     kind: str
     observation: Observation
@@ -53,15 +54,17 @@ class Job:
     """Who cancelled the job (:meth:`BrainWorker.cancel`); empty when it was preempted or ran."""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("plan", "correct"):
-            raise ValueError(f"Job.kind must be 'plan' or 'correct', got {self.kind!r}")
+        if self.kind not in ("plan", "correct", "verify"):
+            raise ValueError(f"Job.kind must be 'plan', 'correct' or 'verify', got {self.kind!r}")
         if self.kind == "correct" and (self.plan is None or self.failure is None):
             raise ValueError("a correct job needs a plan and a failure")
+        if self.kind == "verify" and self.plan is None:
+            raise ValueError("a verify job needs the completed plan")
 
 
 ResultCallback = Callable[[Job, PlanResult], None]
 StatusCallback = Callable[[str, str], None]
-"""``status(state, detail)`` with state in loading, ready, planning, correcting, preempted, error."""
+"""``status(state, detail)`` with state in loading, ready, planning, correcting, verifying, preempted, error."""
 
 
 class BrainWorker:
@@ -155,6 +158,9 @@ class BrainWorker:
     def _run(self, job: Job) -> None:
         if job.kind == "plan":
             self._on_status("planning", job.instruction[:200])
+        elif job.kind == "verify":
+            self._on_status("verifying", f"plan {job.plan_id} rev {job.plan.revision} complete: checking its goals "
+                                         "in the image")
         else:
             self._on_status("correcting", f"{job.failure.kind} at subtask {job.failure.subtask_index}")
         try:
@@ -177,5 +183,7 @@ class BrainWorker:
         if job.kind == "plan":
             return planner.plan(job.instruction, obs.rgb, obs.depth, obs.camera, obs.ee_position,
                                 plan_id=job.plan_id, stamp_ns=obs.stamp_ns, cancel=job.cancel)
+        if job.kind == "verify":
+            return planner.verify(job.plan, obs.rgb, obs.depth, obs.camera, stamp_ns=obs.stamp_ns)
         return planner.correct(job.plan, job.failure, obs.rgb, obs.depth, obs.camera, obs.ee_position,
                                stamp_ns=obs.stamp_ns, cancel=job.cancel)

@@ -106,7 +106,8 @@ class PlanExecutor:
 
         A plan with no subtasks stops execution (hold). A new plan resets the policy's recurrent
         state; a new revision of the running plan resumes from its first subtask and keeps it,
-        except after a failure (a correction): the state then describes the failed attempt (e.g.
+        except after a failure or after the plan succeeded (a correction: the brain's look at the scene
+        found a goal unmet): the state then describes the failed attempt (e.g.
         "carrying" after the object fell), so the revision starts from a fresh state, and the arm
         first retreats (through the safety envelope) to the pose the plan started from, the
         situation the policy was trained to start in; the gripper opens on the way unless the
@@ -130,7 +131,7 @@ class PlanExecutor:
                              f"{self.plan.revision}: ignored")
         if same and self.state == State.CANCELLED:  # e.g. a correction the brain finished before it heard the cancel
             return f"ignored plan {plan.plan_id} revision {plan.revision}: the plan was {self.detail}"
-        correction = same and self.state == State.FAILED
+        correction = same and self.state in (State.FAILED, State.SUCCEEDED)  # after a failure or a goal check
         if not same or correction:
             self.policy.reset()
         if not same:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,7 @@ class SimSession:
         self._physics_dt = 1.0 / wcfg.physics_hz
         self._pending = 0.0
         self._next_frame = 0.0
+        self._reset_at = -math.inf  # simulated time of the last reset (frames from before it are dropped)
 
     @property
     def sim_time(self) -> float:
@@ -92,7 +94,7 @@ class SimSession:
         self._policy_steps, self._force_open = 0, False
         if self.renderer is not None:
             self.renderer.load_scene(task.scene)
-        self._next_frame = self.sim_time
+        self._next_frame = self._reset_at = self.sim_time
         return task
 
     def command_pose(self, pos: np.ndarray, quat_xyzw: np.ndarray) -> bool:
@@ -133,8 +135,16 @@ class SimSession:
         return steps
 
     def poll_camera(self) -> tuple[float, np.ndarray, np.ndarray] | None:
-        """Return ``(sim stamp, rgb, depth)`` of a finished frame, or None."""
-        return self.renderer.poll() if self.renderer is not None else None
+        """Return ``(sim stamp, rgb, depth)`` of a finished frame, or None.
+
+        A frame of the world before the last reset (requested before it, finished after) is dropped: it shows
+        a scene that is gone, and a plan of the new task that looked at it would check its keypoints against
+        the old objects (seen: a false ``grasp_missed`` right after a reset, in ``check faults``).
+        """
+        frame = self.renderer.poll() if self.renderer is not None else None
+        if frame is not None and frame[0] <= self._reset_at:  # requested at or before the reset's time
+            return None
+        return frame
 
     def task_dict(self) -> dict[str, Any]:
         """The loaded task as JSON-friendly data."""

@@ -35,7 +35,8 @@ def node_loop(checkpoint: Path, seconds: float) -> dict:
     from robo_common.ros.qos import qos_for_topic
     from robo_common.ros.run import events_executor
 
-    env = {**os.environ, "ROS_DOMAIN_ID": str(random.randint(150, 200)), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    env = {**os.environ, "ROS_DOMAIN_ID": str(random.randint(150, 200)), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+           "FASTDDS_BUILTIN_TRANSPORTS": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")}  # as StackProcesses
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
     procs = [subprocess.Popen([sys.executable, "-m", mod, "--ros-args", *args], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

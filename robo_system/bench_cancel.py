@@ -39,7 +39,8 @@ def cancel_latency(checkpoint: Path, trials: int = 20, hold_check_s: float = 0.2
     from robo_common.ros.qos import qos_for_topic
     from robo_common.ros.run import events_executor
 
-    env = {**os.environ, "ROS_DOMAIN_ID": str(random.randint(150, 200)), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    env = {**os.environ, "ROS_DOMAIN_ID": str(random.randint(150, 200)), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+           "FASTDDS_BUILTIN_TRANSPORTS": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")}  # as StackProcesses
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
     procs = [subprocess.Popen([sys.executable, "-m", mod, "--ros-args", *args], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

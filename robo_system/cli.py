@@ -181,6 +181,8 @@ def _closed_loop_arguments(p: argparse.ArgumentParser, episodes: int = 100) -> N
     p.add_argument("--timeout", type=float, default=60.0, help="simulated seconds per episode")
     p.add_argument("--failure-threshold", type=float, default=1.0,
                    help="learned failure probability that, held 3 steps, counts as a failure (1.0: head off)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="take the cerebellum's SUCCEEDED as the stack's verdict (no look at the goals in the image)")
 
 
 def _closed_loop_setup(args: argparse.Namespace):  # noqa: ANN202 - (BrainSpec, ClosedLoopConfig)
@@ -191,7 +193,7 @@ def _closed_loop_setup(args: argparse.Namespace):  # noqa: ANN202 - (BrainSpec, 
     brain = BrainSpec.parse(args.brain)
     cfg = ClosedLoopConfig(failure_threshold=args.failure_threshold, timeout_s=args.timeout,
                            max_corrections=args.max_corrections,
-                           correction=not getattr(args, "no_correction", False))
+                           correction=not getattr(args, "no_correction", False), verify=not args.no_verify)
     return brain, cfg
 
 

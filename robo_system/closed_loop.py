@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +93,9 @@ class ClosedLoopConfig:
     max_corrections: int = 3
     correction_settle_s: float = 0.5
     """Simulated time the arm holds after a failure before the brain looks (as brain_node's parameter)."""
+    verify: bool = True
+    """A model brain checks the goals in the image when the cerebellum reports the plan complete, and redoes
+    the steps whose goals do not hold (brain_node's ``verify_goals``)."""
 
     def __post_init__(self) -> None:
         if self.camera_every < 1 or self.timeout_s <= 0 or self.max_corrections < 0:
@@ -106,6 +109,7 @@ class BrainAnswer:
     plan: PlanData | None
     error: str
     seconds: float
+    findings: list[str] = field(default_factory=list)
 
 
 class OracleBrain:
@@ -130,6 +134,10 @@ class OracleBrain:
                        frame_id=plan.frame_id)
         return BrainAnswer(new, "", time.perf_counter() - t0)
 
+    def verify(self, plan: PlanData, task: Task, world: SimWorld) -> BrainAnswer:
+        """No look at the scene (over DDS the oracle's plans come from the client, with no brain_node)."""
+        return BrainAnswer(None, "", 0.0)
+
 
 class ModelBrain:
     """A :class:`~robo_brain.planner.Planner` over a transformers checkpoint, on rendered RGB-D images."""
@@ -153,6 +161,13 @@ class ModelBrain:
         rgb, depth = world.render()
         result = self.planner.correct(plan, failure, rgb, depth, camera_model(world), world.ee_pose()[0])
         return BrainAnswer(result.plan, result.reason, float(result.timing["total"]))
+
+    def verify(self, plan: PlanData, task: Task, world: SimWorld) -> BrainAnswer:
+        """Check the completed plan's goals in the current image: a revision that redoes unmet steps, or
+        ``error`` when the task failed (no plan and no error: verified)."""
+        rgb, depth = world.render()
+        result = self.planner.verify(plan, rgb, depth, camera_model(world))
+        return BrainAnswer(result.plan, result.reason, float(result.timing["total"]), result.findings)
 
 
 def make_brain(spec: BrainSpec, cfg: ClosedLoopConfig) -> OracleBrain | ModelBrain:
@@ -181,7 +196,8 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
     injector = Perturber(perturb, task, world, np.random.default_rng([seed, 7])) if perturb else None
     row = {"seed": seed, "family": task.family, "perturb": perturb, "instruction": task.instruction,
            "success": False, "steps": 0, "corrections": 0, "brain_s": 0.0, "first_command_s": None,
-           "detected": None, "confirmed": "", "detections": [], "brain_error": "", "plans": []}
+           "detected": None, "confirmed": "", "detections": [], "brain_error": "", "plans": [],
+           "verifications": [], "verify_error": ""}
     answer = brain.plan(task, world)
     row["brain_s"] += answer.seconds
     executor = PlanExecutor(policy, SafetyConfig(), MonitorConfig(failure_threshold=cfg.failure_threshold))
@@ -198,7 +214,28 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
     hz = policy.cfg.policy_hz
     camera = camera_model(world)
     step = 0
-    while step < int(cfg.timeout_s * hz) and executor.state == State.RUNNING:
+    while step < int(cfg.timeout_s * hz):
+        if executor.state != State.RUNNING:
+            if not (cfg.verify and executor.state == State.SUCCEEDED and not row["verify_error"]):
+                break
+            world.settle(cfg.correction_settle_s)  # as brain_node: a frame taken after the arm let go
+            checked = brain.verify(executor.plan, task, world)
+            row["brain_s"] += checked.seconds + cfg.correction_settle_s
+            row["verifications"].append(checked.findings)
+            if checked.plan is not None and not cfg.correction:
+                row["verify_error"] = "goal not reached: " + "; ".join(checked.findings)
+            if checked.plan is None or not cfg.correction:
+                row["verify_error"] = row["verify_error"] or checked.error or ""
+                break  # verified (the stack's SUCCEEDED stands) or failed (it becomes FAILED)
+            row["corrections"] += 1
+            row["plans"].append(checked.plan.code_lines())
+            pos, quat = world.ee_pose()
+            try:
+                executor.set_plan(checked.plan, pos, quat)
+            except ValueError as exc:
+                row["brain_error"] = row["verify_error"] = str(exc)
+                break
+            continue
         if step % cfg.camera_every == 0:
             rgb, depth = world.render()
             policy.update_image(rgb, depth)
@@ -243,7 +280,8 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
     row["success"] = bool(task.check_success(world))
     row["steps"], row["sim_s"] = step, step / hz
     row["state"] = executor.state.name
-    row["stack_success"] = executor.state == State.SUCCEEDED  # the stack's own verdict, beside the world's
+    # the stack's own verdict, beside the world's: the cerebellum's SUCCEEDED unless the brain saw a goal unmet
+    row["stack_success"] = executor.state == State.SUCCEEDED and not row["verify_error"]
     row["perturbation"] = (injector.event.kind, injector.event.step) if injector and injector.event else None
     row["time_to_success_s"] = row["sim_s"] + row["brain_s"] if row["success"] else None
     row["wall_s"] = time.perf_counter() - t0

@@ -122,7 +122,9 @@ def run_demo(cfg: DemoConfig, say=print) -> int:  # noqa: ANN001 - print-like
     gif = out / "episode.gif"
     n = write_gif(client.frames, gif)
     custom = bool(cfg.instruction) and cfg.instruction != task["instruction"]
-    success = (trace.statuses and trace.statuses[-1][4] == 2) if custom else bool(trace.success)
+    stack_ok = bool(trace.stack_success) if trace.stack_success is not None else bool(
+        trace.statuses and trace.statuses[-1][4] == 2)  # the cerebellum's SUCCEEDED and the brain's goal check
+    success = stack_ok if custom else bool(trace.success)
     summary = {
         "instruction": instruction, "task_instruction": task["instruction"], "success": bool(success),
         "simulator_success_check": trace.success, "end": trace.end_reason,
@@ -131,7 +133,7 @@ def run_demo(cfg: DemoConfig, say=print) -> int:  # noqa: ANN001 - print-like
         "failures": [f"{k} at subtask {i}: {d}" for _, k, i, d in trace.failures],
         "instruction_to_plan_s": trace.plan_s, "instruction_to_first_command_s": trace.first_command_s,
         "time_to_success_s": (trace.statuses[-1][0] - trace.sent_at) if success and trace.statuses else None,
-        "stack_final": ("SUCCEEDED" if trace.statuses and trace.statuses[-1][4] == 2 else "not SUCCEEDED"),
+        "stack_final": "SUCCEEDED" if stack_ok else "not SUCCEEDED",
         "early_releases": sum(k == "object_dropped" for _, k, _, _ in trace.failures),
         "failure_verdicts": [{"kind": f.get("kind"), "subtask": f.get("subtask"), "confirmed": f.get("confirmed")}
                              for f in trace.episode.get("failures", [])],
@@ -141,7 +143,8 @@ def run_demo(cfg: DemoConfig, say=print) -> int:  # noqa: ANN001 - print-like
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     say(f"[demo] episode over: {trace.end_reason}; corrections: {summary['corrections']}")
     if custom:
-        say("[demo] custom instruction: success means the plan ran to completion (the simulator's check "
+        say("[demo] custom instruction: success is the stack's own verdict (the plan ran to completion and the "
+            "brain saw its goals hold; the simulator's check "
             f"belongs to the task's own instruction; it says {trace.success})")
     say(f"[demo] recorded {summary['bag_messages']} messages into {out / 'bag'}; {n} frames drawn into {gif}")
     say(f"[demo] instruction -> first command {trace.first_command_s}; total {summary['wall_s']:.0f} s; "

@@ -135,12 +135,25 @@ def localhost_discovery_by_default(env: MutableMapping[str, str] = os.environ) -
     return env.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "")
 
 
+def udp_transport_by_default(env: MutableMapping[str, str] = os.environ) -> str:
+    """Make Fast DDS use its UDPv4 transport only in ``env`` unless ``FASTDDS_BUILTIN_TRANSPORTS`` is set; returns it.
+
+    With the shared-memory transport, a publisher whose subscriber's process is frozen (SIGSTOP, a hung driver)
+    now and then blocks for Fast DDS's port health check, ~1 s: measured, the cerebellum's control loop stalled
+    1000-1002 ms in 3 of 100 freezes of sim_node (0 of 100 over UDPv4); see bench/README.md. The launch files'
+    ``dds_transports`` argument does the same.
+    """
+    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
+    return env["FASTDDS_BUILTIN_TRANSPORTS"]
+
+
 class StackProcesses:
     """Starts the nodes of a :class:`StackConfig` as child processes; logs go to ``log_dir/<node>.log``.
 
     :meth:`start` makes discovery localhost-only in this process's environment unless it is set
-    (:func:`localhost_discovery_by_default`): the nodes inherit it, and so does a client that
-    initialises rclpy after the start (the demo, ``eval --ros``, ``check faults``, the benchmarks).
+    (:func:`localhost_discovery_by_default`), and Fast DDS's transport UDPv4 (:func:`udp_transport_by_default`):
+    the nodes inherit both, and so does a client that initialises rclpy after the start (the demo,
+    ``eval --ros``, ``check faults``, the benchmarks).
     """
 
     def __init__(self, cfg: StackConfig) -> None:
@@ -151,8 +164,9 @@ class StackProcesses:
         self.exit_codes: dict[str, int] = {}
 
     def start(self) -> None:
-        """Start every node (localhost-only discovery unless the environment says otherwise)."""
+        """Start every node (localhost-only discovery and UDPv4 unless the environment says otherwise)."""
         localhost_discovery_by_default()
+        udp_transport_by_default()
         self.cfg.log_dir.mkdir(parents=True, exist_ok=True)
         for exe in self.cfg.executables():
             log = open(self.cfg.log_dir / f"{exe}.log", "w")  # noqa: SIM115 - closed in stop()
@@ -213,6 +227,9 @@ class EpisodeTrace:
     plan_s: float | None = None
     end_reason: str = ""
     success: bool | None = None
+    stack_success: bool | None = None
+    """The stack's own verdict: the cerebellum's SUCCEEDED, and (when brain_node checks goals) the brain's
+    ``succeeded`` after it."""
     episode: dict = field(default_factory=dict)
 
     @property
@@ -440,7 +457,8 @@ def make_client(cfg: StackConfig, on_event: Callable[[str], None] | None = None)
             else:
                 self.pub_instruction.publish(self._string(data=instruction))
             self.say(f"instruction sent: {instruction!r}")
-            self.spin_until(lambda: episode_over(tr, correction_wait, cfg.brain != "oracle"), timeout, procs)
+            verify = cfg.brain != "oracle" and bool(cfg.params.get("brain_node", {}).get("verify_goals", True))
+            self.spin_until(lambda: episode_over(tr, correction_wait, cfg.brain != "oracle", verify), timeout, procs)
             if not tr.end_reason:
                 tr.end_reason = f"timeout after {timeout:.0f} s"
             sim_t0 = self.episode.get("sim_time", 0.0)
@@ -453,16 +471,26 @@ def make_client(cfg: StackConfig, on_event: Callable[[str], None] | None = None)
     return StackClient()
 
 
-def episode_over(tr: EpisodeTrace, correction_wait: float, corrections: bool) -> bool:
-    """True when the episode has ended: plan complete, brain gave up, or a failure not corrected in time."""
+def episode_over(tr: EpisodeTrace, correction_wait: float, corrections: bool, verify: bool = False) -> bool:
+    """True when the episode has ended: plan complete (with ``verify``: and the brain's goal check said
+    ``succeeded``, or nothing within ``correction_wait``), brain gave up, or a failure not corrected in time;
+    sets ``tr.end_reason`` and ``tr.stack_success``."""
     now = time.monotonic()
     last = tr.statuses[-1] if tr.statuses else None
-    if last is not None and last[4] == SUCCEEDED:
-        tr.end_reason = "plan complete"
-        return True
     brain_failed = [b for b in tr.brain_states if b[1] in ("failed", "error")]
+    if last is not None and last[4] == SUCCEEDED and not brain_failed:
+        done_at = next((s[0] for s in reversed(tr.statuses) if s[4] != SUCCEEDED or s[1] != last[1]), None)
+        done_at = tr.statuses[0][0] if done_at is None else done_at
+        checked = [b for b in tr.brain_states if b[0] >= done_at and b[1] == "succeeded"]
+        if not verify or checked or now - done_at > correction_wait:
+            tr.end_reason = "plan complete" + ("" if not verify else "; goals hold in the image" if checked
+                                               else " (no goal check from the brain)")
+            tr.stack_success = True
+            return True
+        return False
     if brain_failed:
         tr.end_reason = f"brain {brain_failed[-1][1]}: {brain_failed[-1][2]}"
+        tr.stack_success = False
         return True
     if last is not None and last[4] == FAILED:
         failed_at = next((s[0] for s in reversed(tr.statuses) if s[4] != FAILED), last[0])
@@ -498,7 +526,8 @@ def trace_row(tr: EpisodeTrace, task: dict, wall_s: float) -> dict:
             "detected": detections[0] if detections else None, "detections": detections,
             "brain_error": "" if tr.plans else tr.end_reason, "plans": [p.code_lines() for p in tr.plans],
             "sim_s": sim_s, "state": tr.end_reason, "perturbation": tuple(event[:2]) if event else None,
-            "stack_success": last is not None and last[4] == SUCCEEDED,
+            "stack_success": bool(tr.stack_success) if tr.stack_success is not None else (
+                last is not None and last[4] == SUCCEEDED),
             "confirmed": first_failure_verdict(tr),
             "time_to_success_s": (tr.statuses[-1][0] - tr.sent_at) if tr.success and tr.statuses else None,
             "wall_s": wall_s}
@@ -546,7 +575,7 @@ def ros_rows(checkpoint: Path, brain, specs: list[tuple], cfg, timeout_s: float 
                                 log_dir=log_dir if stacks == 1 else log_dir / f"stack-{k}",
                                 params={"cerebellum_node": {"failure_threshold": cfg.failure_threshold},
                                         "brain_node": {"max_corrections": cfg.max_corrections if cfg.correction
-                                                       else 0}})
+                                                       else 0, "verify_goals": cfg.verify}})
         domain = None if stacks == 1 else 1 + (base + 17 * (k + 1)) % 101  # distinct domains in 1..101
         jobs.append((stack_cfg, brain.kind, specs[k::stacks], timeout_s or cfg.timeout_s + 30.0, domain))
     rows = [row for part in run_jobs(_ros_episodes, jobs, stacks, len(specs), "closed loop (ROS)",

@@ -187,3 +187,31 @@ def test_model_that_fails_to_load_leaves_the_node_up(client, tmp_path) -> None:
         assert proc.alive() and "model failed to load" in proc.log()
     finally:
         assert proc.stop() in (0, -2), proc.log()
+
+
+def test_a_plan_reported_complete_is_checked_in_the_image_and_an_unmet_goal_redone(client, scene, tmp_path) -> None:
+    from robo_stack.msg import ExecutionStatus
+
+    answers = tmp_path / "answers.txt"
+    answers.write_text(scene[3])
+    proc = NodeProcess("robo_brain.node", {"backend": "scripted", "model_path": str(answers)}, log_dir=tmp_path)
+    try:
+        cam, out = Camera(client, scene), Listener(client)
+        status = client.create_publisher(ExecutionStatus, C.TOPIC_EXECUTION_STATUS,
+                                         qos_for_topic(C.TOPIC_EXECUTION_STATUS))
+        assert _wait(client, cam, lambda: "ready" in out.states(), 30), proc.log()
+        out.instruction.publish(String(data="put the red block in the blue bowl"))
+        assert _wait(client, cam, lambda: out.plans, 20), proc.log()
+        plan = out.plans[-1]
+        # the cerebellum says the plan is done, but the frames still show the red block beside the bowl
+        status.publish(ExecutionStatus(plan_id=plan.plan_id, revision=0, subtask_index=2, state=2, progress=1.0,
+                                       detail="plan complete"))
+        assert _wait(client, cam, lambda: len(out.plans) > 1, 20), proc.log()
+        revised = out.plans[-1]
+        assert (revised.plan_id, revised.revision) == (plan.plan_id, 1)
+        assert [s.code for s in revised.subtasks] == ['pick(object="red block")', 'place(target="blue bowl")', "done()"]
+        assert "goal_not_reached" in revised.reasoning
+        assert _wait(client, None, lambda: out.states()[-1] == "corrected", 5), out.states()
+        assert "verifying" in out.states() and proc.alive()
+    finally:
+        assert proc.stop() in (0, -2), proc.log()

@@ -177,6 +177,25 @@ def test_tracker_follows_a_plan_to_success_with_a_correction() -> None:
     assert t.result == res
 
 
+def test_tracker_with_the_goal_check_succeeds_on_the_brains_verdict_not_the_cerebellums() -> None:
+    t = TaskTracker("p1", verify=True)
+    t.on_brain_status({"state": "planned", "plan_id": "p1", "revision": 0})
+    t.on_execution_status("p1", 0, 2, SUCCEEDED, 1.0, "plan complete")
+    assert t.result is None and t.feedback.phase == "succeeded"
+    t.on_brain_status({"state": "verifying", "plan_id": "p1", "revision": 0})
+    assert t.feedback.phase == "verifying"
+    t.on_brain_status({"state": "corrected", "plan_id": "p1", "revision": 1})  # an unmet goal is redone
+    t.on_execution_status("p1", 1, 1, SUCCEEDED, 1.0, "plan complete")
+    assert t.result is None
+    t.on_brain_status({"state": "succeeded", "plan_id": "p1", "revision": 1, "detail": "[goal holds] ..."})
+    assert t.result.success and t.result.corrections == 1 and "goal holds" in t.result.reason
+    failed = TaskTracker("p2", verify=True)
+    failed.on_brain_status({"state": "planned", "plan_id": "p2", "revision": 3})
+    failed.on_execution_status("p2", 3, 1, SUCCEEDED, 1.0, "plan complete")
+    failed.on_brain_status({"state": "failed", "plan_id": "p2", "detail": "goal not reached after 3 corrections"})
+    assert failed.result.outcome == Outcome.ABORTED and "goal not reached" in failed.result.reason
+
+
 @pytest.mark.parametrize(("status", "reason"), [
     ({"state": "failed", "plan_id": "p1", "detail": "gave up after 3 corrections"}, "gave up after 3 corrections"),
     ({"state": "failed", "plan_id": "", "detail": "unusable model output"}, "unusable model output"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from robo_common.resources import resource_path
@@ -157,4 +159,63 @@ def test_sim_session_injects_perturbations_for_an_episode_over_dds() -> None:
         assert np.allclose(again, after)
         assert session.episode_dict()["perturb"] == "grasp_offset"
     finally:
+        session.close()
+
+
+def test_a_dds_episode_with_the_goal_check_ends_on_the_brains_verdict() -> None:
+    from robo_system.stack import EpisodeTrace, episode_over
+
+    t0 = time.monotonic()
+    tr = EpisodeTrace("put the red block in the blue bowl", t0)
+    tr.statuses = [(t0 + 1.0, 0, "p", 1, 1, 0.5, "running"), (t0 + 2.0, 0, "p", 1, 2, 1.0, "plan complete")]
+    assert not episode_over(tr, 15.0, True, verify=True)  # the brain has not looked yet
+    tr.brain_states.append((t0 + 2.5, "verifying", "plan p rev 0 complete"))
+    tr.brain_states.append((t0 + 2.7, "corrected", "pick; place"))  # a goal unmet: redone
+    assert not episode_over(tr, 15.0, True, verify=True)
+    tr.statuses += [(t0 + 3.0, 1, "p", 0, 1, 0.0, "recovering"), (t0 + 9.0, 1, "p", 1, 2, 1.0, "plan complete")]
+    tr.brain_states.append((t0 + 9.6, "succeeded", "[goal holds] ..."))
+    assert episode_over(tr, 15.0, True, verify=True)
+    assert tr.stack_success is True and "goals hold" in tr.end_reason
+    # without the goal check the cerebellum's SUCCEEDED ends it; a brain that gives up ends it FAILED
+    plain = EpisodeTrace("x", t0)
+    plain.statuses = [(t0 + 2.0, 0, "p", 1, 2, 1.0, "plan complete")]
+    assert episode_over(plain, 15.0, True) and plain.stack_success is True
+    plain.stack_success = None
+    plain.brain_states.append((t0 + 2.6, "failed", "goal not reached after 3 corrections"))
+    assert episode_over(plain, 15.0, True, verify=True) and plain.stack_success is False
+    assert "goal not reached" in plain.end_reason
+
+
+def test_a_frame_of_the_world_before_a_reset_is_not_published_after_it() -> None:
+    import numpy as np
+
+    from robo_sim.sim_session import SimSession, SimSessionConfig
+
+    class SlowRenderer:  # finishes the frame it was asked for before the reset only after it
+        busy = True  # no new requests
+
+        def __init__(self) -> None:
+            self.frames: list = []
+
+        def poll(self):  # noqa: ANN202
+            return self.frames.pop(0) if self.frames else None
+
+        def load_scene(self, scene) -> None:  # noqa: ANN001
+            pass
+
+    session = SimSession(SimSessionConfig(render=False))
+    try:
+        session.reset(100_001, "seen", "pick_place")
+        session.advance(0.2)
+        before = session.sim_time
+        session.renderer = renderer = SlowRenderer()
+        session.reset(100_002, "seen", "stack")  # simulated time goes on across a reset
+        image = np.zeros((2, 2, 3), np.uint8)
+        renderer.frames = [(before, image, np.zeros((2, 2), np.float32))]
+        assert session.poll_camera() is None
+        session.advance(0.1)
+        renderer.frames = [(session.sim_time, image, np.zeros((2, 2), np.float32))]
+        assert session.poll_camera()[0] > before
+    finally:
+        session.renderer = None
         session.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from robo_system import stack
-from robo_system.stack import StackConfig, StackProcesses, localhost_discovery_by_default
+from robo_system.stack import StackConfig, StackProcesses, localhost_discovery_by_default, udp_transport_by_default
 
 
 def test_localhost_unless_the_environment_says_how_far() -> None:
@@ -22,9 +22,16 @@ def test_localhost_unless_the_environment_says_how_far() -> None:
     assert "ROS_AUTOMATIC_DISCOVERY_RANGE" not in peers
 
 
+def test_fast_dds_over_udp_unless_the_environment_names_its_transports() -> None:
+    env: dict[str, str] = {}
+    assert udp_transport_by_default(env) == "UDPv4" and env["FASTDDS_BUILTIN_TRANSPORTS"] == "UDPv4"
+    assert udp_transport_by_default({"FASTDDS_BUILTIN_TRANSPORTS": "DEFAULT"}) == "DEFAULT"
+
+
 def test_stack_processes_start_their_nodes_with_localhost_discovery(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ROS_AUTOMATIC_DISCOVERY_RANGE", raising=False)
+    monkeypatch.delenv("FASTDDS_BUILTIN_TRANSPORTS", raising=False)
     monkeypatch.delenv("ROS_STATIC_PEERS", raising=False)
     monkeypatch.delenv("ROS_LOCALHOST_ONLY", raising=False)
     started: list[dict] = []
@@ -41,4 +48,5 @@ def test_stack_processes_start_their_nodes_with_localhost_discovery(tmp_path: Pa
     for log in procs._logs.values():
         log.close()
     assert len(started) == 2 and all(env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST" for env in started)
+    assert all(env["FASTDDS_BUILTIN_TRANSPORTS"] == "UDPv4" for env in started)
     assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"  # a client started after them matches

@@ -184,3 +184,31 @@ def test_enclave_is_passed_only_when_set(repo_root: Path, launch_file: str) -> N
     if launch_file == "sim.launch.py":
         forwarded = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "FORWARDED")
         assert "enclave" in ast.literal_eval(forwarded)
+
+
+@pytest.mark.parametrize("launch_file", LAUNCH_FILES)
+def test_every_node_runs_fast_dds_over_udp_by_default(repo_root: Path, launch_file: str) -> None:
+    """``dds_transports`` (FASTDDS_BUILTIN_TRANSPORTS) is declared with UDPv4 by default and reaches every node's
+    environment through ``transport_env``; empty leaves Fast DDS's own default."""
+    tree = _tree(repo_root, launch_file)
+    table = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS")
+    default = next(ast.literal_eval(t.elts[1]) for t in table.elts if ast.literal_eval(t.elts[0]) == "dds_transports")
+    assert default == "UDPv4"
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "transport_env")
+
+    class FakeConfiguration:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def perform(self, context: dict) -> str:
+            return context[self.name]
+
+    namespace = {"LaunchConfiguration": FakeConfiguration}
+    exec(compile(ast.Module(body=[func], type_ignores=[]), launch_file, "exec"), namespace)  # noqa: S102
+    assert namespace["transport_env"]({"dds_transports": "UDPv4"}) == {"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4"}
+    assert namespace["transport_env"]({"dds_transports": " "}) == {}
+    for call in _calls(tree, "Node"):
+        assert ast.unparse(_kw(call, "additional_env")) == "transport_env(context)"
+    if launch_file == "sim.launch.py":
+        forwarded = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "FORWARDED")
+        assert "dds_transports" in ast.literal_eval(forwarded)

@@ -1,0 +1,108 @@
+"""Did the task get done? The brain's look at the scene after the cerebellum reports a plan complete (ROS-free).
+
+The cerebellum says SUCCEEDED when it has run every step: the fingers opened at the place point, the
+push reached its end. That is what it did, not what became of the scene: a block released over its
+bowl may have bounced out, a push may have slid the block aside or not far enough. Before the stack
+calls a task done, the brain therefore checks the goal of every ``place`` and ``push`` step in the
+current colour and depth images (:func:`robo_brain.goal_check.step_goal`, not simulator truth):
+
+* every goal holds, or the image cannot tell: the task is done (``verified``);
+* a goal does not hold and the plan has corrections left: a revision redoes only those steps (a
+  failed ``place`` with the ``pick`` before it, a failed ``push``), in the plan's order. Their objects
+  are found again in the scene listing of the current image (:func:`robo_brain.perception.perceive`):
+  the grasp and push keypoints come from where the objects are now; a place keeps its keypoint (its
+  target, a container or a block, stays where it was). Steps whose goals hold are never redone.
+* otherwise the task failed, with what the image showed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, step_goal
+from robo_brain.grounding import answer_text_with_keypoints
+from robo_brain.perception import PerceptionConfig, perceive
+from robo_common.camera import CameraModel
+from robo_common.plan_language import Locate, PlanParseError, TextLimits, plan_from_model_output
+from robo_common.plan_types import PlanData, SubtaskData
+
+VERIFY_KIND = "goal_not_reached"
+"""The failure kind a revision after the final check names in its reasoning."""
+
+
+def step_verdicts(plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel,
+                  cfg: GoalCheckConfig) -> list[tuple[int, GoalVerdict]]:
+    """The goal verdict of every ``place`` and ``push`` step of ``plan`` in the current image."""
+    return [(i, step_goal(plan, i, rgb, depth, camera, cfg)) for i, s in enumerate(plan.subtasks)
+            if s.skill in ("place", "push")]
+
+
+def steps_to_redo(plan: PlanData, verdicts: list[tuple[int, GoalVerdict]]) -> list[int]:
+    """Indexes of the steps a revision redoes: each failed push, each failed place with the pick before it."""
+    redo: set[int] = set()
+    for i, verdict in verdicts:
+        if verdict.holds is not False:
+            continue
+        redo.add(i)
+        if plan.subtasks[i].skill == "place" and i > 0 and plan.subtasks[i - 1].skill == "pick":
+            redo.add(i - 1)
+    return sorted(redo)
+
+
+def redo_plan(plan: PlanData, redo: list[int], rgb: np.ndarray, depth: np.ndarray, camera: CameraModel,
+              locate: Locate, perception: PerceptionConfig, limits: TextLimits, stamp_ns: int = 0) -> PlanData:
+    """The revision of ``plan`` that redoes the steps ``redo`` (then ``done()``), grounded in the current image.
+
+    Raises:
+        PlanParseError: an object of those steps is not in the current scene listing, or a keypoint
+            cannot be lifted to 3D.
+    """
+    scene = perceive(rgb, depth, camera, perception)
+    lines = [plan.subtasks[i].code for i in redo]
+    try:
+        text = answer_text_with_keypoints(lines, scene, camera, "redo the steps whose goals do not hold")
+    except KeyError as exc:
+        seen = ", ".join(o.name for o in scene) or "nothing"
+        raise PlanParseError(0, f"cannot redo the steps: {exc.args[0]!r} is not in the current image (seen: "
+                                f"{seen})") from None
+    new = plan_from_model_output(f"{text}\ndone()", instruction=plan.instruction, locate=locate,
+                                 plan_id=plan.plan_id, revision=plan.revision + 1, stamp_ns=stamp_ns,
+                                 limits=limits, frame_id=plan.frame_id)
+    subtasks = []
+    for sub, old in zip(new.subtasks, [*(plan.subtasks[i] for i in redo), None], strict=True):
+        keypoints = list(old.keypoints) if old is not None and old.skill == "place" else list(sub.keypoints)
+        subtasks.append(SubtaskData(sub.index, sub.code, sub.skill, keypoints))
+    new.subtasks = subtasks
+    return new
+
+
+def verify_plan(plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel, *,
+                goal: GoalCheckConfig, perception: PerceptionConfig, limits: TextLimits, locate: Locate,
+                max_corrections: int, stamp_ns: int = 0) -> tuple[str, PlanData | None, list[str], str]:
+    """Check a completed plan's goals in the image: ``(outcome, revision, findings, reason)``.
+
+    ``outcome`` is ``verified`` (no goal seen unmet; no revision), ``corrected`` (the revision redoing the
+    unmet steps) or ``failed`` (``reason`` says why: corrections used up, or the steps cannot be redone).
+    """
+    verdicts = step_verdicts(plan, rgb, depth, camera, goal)
+    findings = [v.line() for _, v in verdicts]
+    redo = steps_to_redo(plan, verdicts)
+    if not redo:
+        return "verified", None, findings, ""
+    unmet = "; ".join(v.text for _, v in verdicts if v.holds is False)
+    if plan.revision >= max_corrections:
+        return "failed", None, findings, (f"goal not reached after {plan.revision} corrections (max_corrections "
+                                          f"{max_corrections}): {unmet}")
+    reasoning = "\n".join(line for line in (
+        plan.reasoning.strip(), "",
+        f"[revision {plan.revision + 1}] {VERIFY_KIND}: the plan ran to its end, but the current image shows "
+        f"{unmet}.", *(f"check: {f}" for f in findings),
+        f"Redo {'; '.join(plan.subtasks[i].code for i in redo)} from where the objects are now; the goals that "
+        "hold stay as they are.") if line is not None).strip()
+    try:
+        new = redo_plan(plan, redo, rgb, depth, camera, locate, perception, limits, stamp_ns)
+    except PlanParseError as exc:
+        return "failed", None, findings, f"goal not reached ({unmet}) and {exc}"
+    new.reasoning = reasoning
+    return "corrected", new, findings, ""
+

@@ -1,0 +1,110 @@
+"""The brain's look at the scene when the cerebellum reports a plan complete (robo_brain.verify), on simulator
+renders: goals that hold are never redone; an unmet place is redone with its pick, from where the block is now."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from robo_brain.backends import BrainBackend
+from robo_brain.planner import Outcome, Planner, PlannerConfig
+from robo_common.camera import CameraModel
+from robo_common.plan_types import KeypointData, PlanData, SubtaskData
+from robo_sim.world import SimWorld, WorldConfig
+
+RED_START = np.array([0.45, 0.10, 0.025])
+GREEN_START = np.array([0.40, -0.05, 0.025])
+BOWL = np.array([0.55, -0.12])
+TRAY = np.array([0.62, 0.12])
+
+
+class _NeverAsked(BrainBackend):
+    """The goal check and its revision need no model."""
+
+    name = "never-asked"
+
+    def generate(self, messages, image=None, settings=None, cancel=None) -> str:  # noqa: ANN001
+        raise AssertionError("the model was asked during the goal check")
+
+
+@pytest.fixture(scope="module")
+def sim():
+    world = SimWorld(WorldConfig())
+    red = world.add_block("red", 0.05, tuple(RED_START), 0.2)
+    green = world.add_block("green", 0.05, tuple(GREEN_START), 0.0)
+    world.add_container("blue", "bowl", tuple(BOWL), 0.0)
+    world.add_container("yellow", "tray", tuple(TRAY), 0.0)
+    world.settle(0.2)
+    info = world.camera_info()
+    yield world, red, green, CameraModel(info.K, info.T_base_camera, info.width, info.height)
+    world.close()
+
+
+def _kp(world: SimWorld, name: str, point) -> KeypointData:
+    u, v = world.project(np.asarray(point, float)[None, :])
+    return KeypointData(name, tuple(float(c) for c in point), float(u[0]), float(v[0]))
+
+
+def _plan(world: SimWorld, revision: int = 0) -> PlanData:
+    """Red block into the blue bowl, then green block onto the yellow tray."""
+    return PlanData("verify-plan", revision, "put red in the bowl and green on the tray", "I see four objects.", [
+        SubtaskData(0, 'pick(object="red block")', "pick", [_kp(world, "grasp", RED_START)]),
+        SubtaskData(1, 'place(target="blue bowl")', "place", [_kp(world, "place", (*BOWL, 0.01))]),
+        SubtaskData(2, 'pick(object="green block")', "pick", [_kp(world, "grasp", GREEN_START)]),
+        SubtaskData(3, 'place(target="yellow tray")', "place", [_kp(world, "place", (*TRAY, 0.01))]),
+        SubtaskData(4, "done()", "done", []),
+    ])
+
+
+def _arrange(world: SimWorld, red: int, green: int, red_pos, green_pos) -> tuple[np.ndarray, np.ndarray]:
+    world.move_object(red, np.asarray(red_pos, float))
+    world.move_object(green, np.asarray(green_pos, float))
+    world.settle(0.4)
+    rgb, depth = world.render()
+    return rgb, depth.astype(np.float32)
+
+
+def test_every_goal_holds_so_the_task_is_verified(sim) -> None:
+    world, red, green, camera = sim
+    rgb, depth = _arrange(world, red, green, (*BOWL, 0.04), (*TRAY, 0.04))
+    result = Planner(_NeverAsked(), PlannerConfig()).verify(_plan(world), rgb, depth, camera)
+    assert result.outcome == Outcome.VERIFIED and result.plan is None, result.findings
+    assert len(result.findings) == 2 and all("[goal holds]" in f for f in result.findings)
+
+
+def test_an_unmet_place_is_redone_with_its_pick_from_where_the_block_is_now(sim) -> None:
+    world, red, green, camera = sim
+    fell = np.array([0.40, -0.28, 0.025])  # the red block bounced out of the bowl
+    rgb, depth = _arrange(world, red, green, fell, (*TRAY, 0.04))
+    plan = _plan(world)
+    result = Planner(_NeverAsked(), PlannerConfig()).verify(plan, rgb, depth, camera, stamp_ns=7)
+    assert result.outcome == Outcome.CORRECTED, result.errors
+    new = result.plan
+    # the green block's goal holds: never redone
+    assert new.code_lines() == ['pick(object="red block")', 'place(target="blue bowl")', "done()"]
+    assert (new.plan_id, new.revision, new.stamp_ns) == (plan.plan_id, 1, 7)
+    grasp = np.array(new.subtasks[0].keypoint("grasp").point)
+    assert np.linalg.norm(grasp[:2] - fell[:2]) < 0.015, grasp  # grounded where the block lies now
+    assert new.subtasks[1].keypoint("place").point == plan.subtasks[1].keypoint("place").point
+    assert "goal_not_reached" in new.reasoning and "I see four objects." in new.reasoning
+    assert any("[goal not reached]" in f and "red block" in f for f in result.findings)
+
+
+def test_an_unmet_goal_past_max_corrections_fails_saying_what_the_image_shows(sim) -> None:
+    world, red, green, camera = sim
+    rgb, depth = _arrange(world, red, green, (0.40, -0.28, 0.025), (*TRAY, 0.04))
+    result = Planner(_NeverAsked(), PlannerConfig(max_corrections=2)).verify(_plan(world, 2), rgb, depth, camera)
+    assert result.outcome == Outcome.FAILED and result.plan is None
+    assert "goal not reached after 2 corrections" in result.reason and "red block" in result.reason
+
+
+def test_an_object_that_left_the_view_cannot_be_redone(sim) -> None:
+    world, red, green, camera = sim
+    rgb, depth = _arrange(world, red, green, (1.6, 0.9, 0.025), (*TRAY, 0.04))  # off the table, out of view
+    result = Planner(_NeverAsked(), PlannerConfig()).verify(_plan(world), rgb, depth, camera)
+    # the image cannot tell where the red block went: its goal is unknown, not unmet, and nothing is redone
+    assert result.outcome == Outcome.VERIFIED, result.findings
+    assert any("[goal unknown]" in f and "red block" in f for f in result.findings)
+    world.move_object(red, RED_START)
+    world.move_object(green, GREEN_START)
+    world.settle(0.2)
