@@ -53,7 +53,7 @@ ARGUMENTS = [
                                  "continue (keep the others running)."),
     ("start_brain", "true", "Start brain_node (false: plans come from elsewhere)."),
     ("dds_transports", "UDPv4", "Fast DDS built-in transports of the nodes (FASTDDS_BUILTIN_TRANSPORTS). "
-                                "UDPv4 by default: with the shared-memory transport a publisher stalls for ~1 s when a "
+                                "UDPv4 by default: with shared memory a publisher can stall for ~1 s when a "
                                 "subscriber's process freezes (docs/robot.md); empty: Fast DDS's own "
                                 "default (SHM + UDPv4); other RMWs ignore it."),
     ("enclave", "", "SROS2 security enclave of both nodes, e.g. /robo_stack (needs ROS_SECURITY_KEYSTORE and "

@@ -45,7 +45,7 @@ ARGUMENTS = [
     ("on_node_exit", "shutdown", "When a node exits: shutdown (end the launch), respawn (restart that node) or "
                                  "continue (keep the others running)."),
     ("dds_transports", "UDPv4", "Fast DDS built-in transports of the nodes (FASTDDS_BUILTIN_TRANSPORTS). "
-                                "UDPv4 by default: with the shared-memory transport a publisher stalls for ~1 s when a "
+                                "UDPv4 by default: with shared memory a publisher can stall for ~1 s when a "
                                 "subscriber's process freezes (docs/robot.md); empty: Fast DDS's own "
                                 "default (SHM + UDPv4); other RMWs ignore it."),
     ("enclave", "", "SROS2 security enclave of all nodes, e.g. /robo_stack (needs ROS_SECURITY_KEYSTORE and "

@@ -85,6 +85,7 @@ class BrainNode(Node):
         # a correction (with its failure) or a goal check (failure None) waiting for a frame from after its due time
         self._correction: tuple[PlanData, FailureInfo | None, tuple[int, float]] | None = None
         self._verified: set[tuple[str, int]] = set()  # (plan_id, revision) whose completion was checked
+        self._revisions: list[PlanData] = []  # every revision published of the current plan id, oldest first
         self._arrival: dict[str, float] = {}  # monotonic arrival time of the latest frame of each kind
         self.current: PlanData | None = None
         self.backend_name = f"{self.par['backend']}:{self.par['model_path']}"
@@ -288,7 +289,8 @@ class BrainNode(Node):
             self._reject("cannot correct", str(exc))
             return
         kind = "correct" if failure is not None else "verify"
-        self.worker.submit(Job(kind, obs, plan=plan, failure=failure, plan_id=plan.plan_id))
+        earlier = [p for p in self._revisions if p.plan_id == plan.plan_id and p.revision < plan.revision]
+        self.worker.submit(Job(kind, obs, plan=plan, failure=failure, plan_id=plan.plan_id, earlier=earlier))
 
     # ------------------------------------------------------------------ outputs (worker thread)
     def _on_result(self, job: Job, result: PlanResult) -> None:
@@ -318,6 +320,9 @@ class BrainNode(Node):
                      findings=result.findings, raw_output=(result.raw_outputs or [""])[-1][:2000])
 
     def _publish_plan(self, plan: PlanData) -> None:
+        if self.current is None or self.current.plan_id != plan.plan_id:
+            self._revisions = []
+        self._revisions.append(plan)
         self.current = plan
         self.pub_plan.publish(plan_to_msg(plan))
         self.pub_markers.publish(plan_markers(plan, self.get_clock().now().to_msg()))

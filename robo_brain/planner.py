@@ -46,6 +46,7 @@ import logging
 import threading
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -411,12 +412,13 @@ class Planner:
 
 
     def verify(self, plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel, *,
-               stamp_ns: int = 0) -> PlanResult:
+               stamp_ns: int = 0, earlier: Sequence[PlanData] = ()) -> PlanResult:
         """The cerebellum ran ``plan`` to its end: check its goals in the current image (:mod:`robo_brain.verify`).
 
         ``VERIFIED`` (no plan) when no goal is seen unmet; ``CORRECTED`` with a revision that redoes the unmet
         steps; ``FAILED`` when corrections are used up or those steps cannot be redone. Without a goal check
-        (``goal`` None) every completed plan is ``VERIFIED``.
+        (``goal`` None) every completed plan is ``VERIFIED``. ``earlier``: the plan's previous revisions, whose
+        goals are checked too (a revision holds only the steps that were left).
         """
         t0 = time.perf_counter()
         if self.config.goal is None:
@@ -429,7 +431,7 @@ class Planner:
         outcome, new, findings, reason = verify_plan(
             plan, rgb, depth, camera, goal=self.config.goal, perception=self.config.perception,
             limits=self.config.limits, locate=self.locator(depth, camera),
-            max_corrections=self.config.max_corrections, stamp_ns=stamp_ns)
+            max_corrections=self.config.max_corrections, stamp_ns=stamp_ns, earlier=earlier)
         logger.info("goals of plan %s rev %d: %s", plan.plan_id, plan.revision, outcome)
         timing: dict[str, float | list[float]] = {"total": time.perf_counter() - t0}
         return PlanResult(Outcome(outcome), new, findings=findings, errors=[reason] if reason else [], timing=timing)

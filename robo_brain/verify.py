@@ -13,9 +13,16 @@ current colour and depth images (:func:`robo_brain.goal_check.step_goal`, not si
   the grasp and push keypoints come from where the objects are now; a place keeps its keypoint (its
   target, a container or a block, stays where it was). Steps whose goals hold are never redone.
 * otherwise the task failed, with what the image showed.
+
+A revision holds only the steps still to do, so the check covers the goals of every revision of the plan
+(``earlier``): each ``place`` (with the ``pick`` before it) and ``push`` once; a place with the keypoint of
+the latest revision that has it, a push with that of the first, so that it is judged from where its
+object stood before the first push, as the task is.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -76,14 +83,36 @@ def redo_plan(plan: PlanData, redo: list[int], rgb: np.ndarray, depth: np.ndarra
     return new
 
 
+def goal_steps(plan: PlanData, earlier: Sequence[PlanData] = ()) -> PlanData:
+    """The plan whose steps carry every goal of ``earlier`` revisions and ``plan``: each place (after its pick)
+    and push once, in the order first seen, renumbered; the ``plan_id``, revision and reasoning of ``plan``."""
+    goals: dict[tuple[str, ...], list[SubtaskData]] = {}  # in the order first seen
+    for rev in [*earlier, plan]:
+        subs = rev.subtasks
+        for i, sub in enumerate(subs):
+            pick = subs[i - 1] if sub.skill == "place" and i > 0 and subs[i - 1].skill == "pick" else None
+            key = (sub.code,) if sub.skill == "push" else (pick.code if pick else "", sub.code)
+            if sub.skill == "push" and key not in goals:
+                goals[key] = [sub]  # the first push's keypoints: judged from where the object first stood
+            elif sub.skill == "place":
+                goals[key] = [s for s in (pick, sub) if s is not None]  # the latest place point (a correction's)
+    steps = [s for group in goals.values() for s in group]
+    subtasks = [SubtaskData(i, s.code, s.skill, list(s.keypoints)) for i, s in enumerate(steps)]
+    return PlanData(plan.plan_id, plan.revision, plan.instruction, plan.reasoning, subtasks, plan.frame_id,
+                    plan.stamp_ns)
+
+
 def verify_plan(plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel, *,
                 goal: GoalCheckConfig, perception: PerceptionConfig, limits: TextLimits, locate: Locate,
-                max_corrections: int, stamp_ns: int = 0) -> tuple[str, PlanData | None, list[str], str]:
-    """Check a completed plan's goals in the image: ``(outcome, revision, findings, reason)``.
+                max_corrections: int, stamp_ns: int = 0,
+                earlier: Sequence[PlanData] = ()) -> tuple[str, PlanData | None, list[str], str]:
+    """Check the goals of a completed plan (and of its ``earlier`` revisions) in the image:
+    ``(outcome, revision, findings, reason)``.
 
     ``outcome`` is ``verified`` (no goal seen unmet; no revision), ``corrected`` (the revision redoing the
     unmet steps) or ``failed`` (``reason`` says why: corrections used up, or the steps cannot be redone).
     """
+    plan = goal_steps(plan, earlier)
     verdicts = step_verdicts(plan, rgb, depth, camera, goal)
     findings = [v.line() for _, v in verdicts]
     redo = steps_to_redo(plan, verdicts)

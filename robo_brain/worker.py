@@ -50,6 +50,8 @@ class Job:
     failure: FailureInfo | None = None
     plan_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     cancel: threading.Event = field(default_factory=threading.Event)
+    earlier: list[PlanData] = field(default_factory=list)
+    """``verify``: the plan's previous revisions (their goals are checked too)."""
     cancelled_by: str = ""
     """Who cancelled the job (:meth:`BrainWorker.cancel`); empty when it was preempted or ran."""
 
@@ -184,6 +186,6 @@ class BrainWorker:
             return planner.plan(job.instruction, obs.rgb, obs.depth, obs.camera, obs.ee_position,
                                 plan_id=job.plan_id, stamp_ns=obs.stamp_ns, cancel=job.cancel)
         if job.kind == "verify":
-            return planner.verify(job.plan, obs.rgb, obs.depth, obs.camera, stamp_ns=obs.stamp_ns)
+            return planner.verify(job.plan, obs.rgb, obs.depth, obs.camera, stamp_ns=obs.stamp_ns, earlier=job.earlier)
         return planner.correct(job.plan, job.failure, obs.rgb, obs.depth, obs.camera, obs.ee_position,
                                stamp_ns=obs.stamp_ns, cancel=job.cancel)

@@ -134,7 +134,7 @@ class OracleBrain:
                        frame_id=plan.frame_id)
         return BrainAnswer(new, "", time.perf_counter() - t0)
 
-    def verify(self, plan: PlanData, task: Task, world: SimWorld) -> BrainAnswer:
+    def verify(self, plan: PlanData, task: Task, world: SimWorld, earlier: list[PlanData]) -> BrainAnswer:
         """No look at the scene (over DDS the oracle's plans come from the client, with no brain_node)."""
         return BrainAnswer(None, "", 0.0)
 
@@ -162,11 +162,11 @@ class ModelBrain:
         result = self.planner.correct(plan, failure, rgb, depth, camera_model(world), world.ee_pose()[0])
         return BrainAnswer(result.plan, result.reason, float(result.timing["total"]))
 
-    def verify(self, plan: PlanData, task: Task, world: SimWorld) -> BrainAnswer:
-        """Check the completed plan's goals in the current image: a revision that redoes unmet steps, or
-        ``error`` when the task failed (no plan and no error: verified)."""
+    def verify(self, plan: PlanData, task: Task, world: SimWorld, earlier: list[PlanData]) -> BrainAnswer:
+        """Check the completed plan's goals (and those of its ``earlier`` revisions) in the current image: a
+        revision that redoes unmet steps, or ``error`` when the task failed (no plan and no error: verified)."""
         rgb, depth = world.render()
-        result = self.planner.verify(plan, rgb, depth, camera_model(world))
+        result = self.planner.verify(plan, rgb, depth, camera_model(world), earlier=earlier)
         return BrainAnswer(result.plan, result.reason, float(result.timing["total"]), result.findings)
 
 
@@ -199,11 +199,13 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
            "detected": None, "confirmed": "", "detections": [], "brain_error": "", "plans": [],
            "verifications": [], "verify_error": ""}
     answer = brain.plan(task, world)
+    sent: list[PlanData] = []  # every revision handed to the cerebellum (the goal check covers them all)
     row["brain_s"] += answer.seconds
     executor = PlanExecutor(policy, SafetyConfig(), MonitorConfig(failure_threshold=cfg.failure_threshold))
     if answer.plan is not None:
         plan = _perturbed(injector, answer.plan)
         row["plans"].append(plan.code_lines())
+        sent.append(plan)
         pos, quat = world.ee_pose()
         try:
             executor.set_plan(plan, pos, quat)
@@ -219,7 +221,8 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
             if not (cfg.verify and executor.state == State.SUCCEEDED and not row["verify_error"]):
                 break
             world.settle(cfg.correction_settle_s)  # as brain_node: a frame taken after the arm let go
-            checked = brain.verify(executor.plan, task, world)
+            earlier = [p for p in sent if p.revision < executor.plan.revision]
+            checked = brain.verify(executor.plan, task, world, earlier)
             row["brain_s"] += checked.seconds + cfg.correction_settle_s
             row["verifications"].append(checked.findings)
             if checked.plan is not None and not cfg.correction:
@@ -229,6 +232,7 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
                 break  # verified (the stack's SUCCEEDED stands) or failed (it becomes FAILED)
             row["corrections"] += 1
             row["plans"].append(checked.plan.code_lines())
+            sent.append(checked.plan)
             pos, quat = world.ee_pose()
             try:
                 executor.set_plan(checked.plan, pos, quat)
@@ -260,6 +264,7 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
                 if revised.plan is not None:
                     row["corrections"] += 1
                     row["plans"].append(revised.plan.code_lines())
+                    sent.append(revised.plan)
                     try:
                         executor.set_plan(revised.plan, pos, quat)
                     except ValueError as exc:

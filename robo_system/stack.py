@@ -138,10 +138,9 @@ def localhost_discovery_by_default(env: MutableMapping[str, str] = os.environ) -
 def udp_transport_by_default(env: MutableMapping[str, str] = os.environ) -> str:
     """Make Fast DDS use its UDPv4 transport only in ``env`` unless ``FASTDDS_BUILTIN_TRANSPORTS`` is set; returns it.
 
-    With the shared-memory transport, a publisher whose subscriber's process is frozen (SIGSTOP, a hung driver)
-    now and then blocks for Fast DDS's port health check, ~1 s: measured, the cerebellum's control loop stalled
-    1000-1002 ms in 3 of 100 freezes of sim_node (0 of 100 over UDPv4); see bench/README.md. The launch files'
-    ``dds_transports`` argument does the same.
+    With the default transports (shared memory + UDPv4), the cerebellum's control loop stalled 1000-1002 ms in
+    3 of 100 freezes (SIGSTOP) of sim_node; with the nodes on UDPv4, in 0 of 260 in the same script and 1 of 20
+    in a fault-suite run: rarer, not gone (bench/README.md). The launch files' ``dds_transports`` does the same.
     """
     env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
     return env["FASTDDS_BUILTIN_TRANSPORTS"]

@@ -108,3 +108,24 @@ def test_an_object_that_left_the_view_cannot_be_redone(sim) -> None:
     world.move_object(red, RED_START)
     world.move_object(green, GREEN_START)
     world.settle(0.2)
+
+
+def test_the_goals_of_earlier_revisions_are_checked_too(sim) -> None:
+    world, red, green, camera = sim
+    # revision 1 resumed after the red block's goal and only placed the green one; the red block is out again
+    rgb, depth = _arrange(world, red, green, (0.40, -0.28, 0.025), (*TRAY, 0.04))
+    first = _plan(world)
+    resumed = PlanData(first.plan_id, 1, first.instruction, first.reasoning, [
+        SubtaskData(0, 'pick(object="green block")', "pick", list(first.subtasks[2].keypoints)),
+        SubtaskData(1, 'place(target="yellow tray")', "place", list(first.subtasks[3].keypoints)),
+        SubtaskData(2, "done()", "done", []),
+    ])
+    planner = Planner(_NeverAsked(), PlannerConfig())
+    assert planner.verify(resumed, rgb, depth, camera).outcome == Outcome.VERIFIED  # its own goal holds
+    result = planner.verify(resumed, rgb, depth, camera, earlier=[first])
+    assert result.outcome == Outcome.CORRECTED and result.plan.revision == 2
+    assert result.plan.code_lines() == ['pick(object="red block")', 'place(target="blue bowl")', "done()"]
+    assert len(result.findings) == 2  # the green goal once, though both revisions place it
+    world.move_object(red, RED_START)
+    world.move_object(green, GREEN_START)
+    world.settle(0.2)
