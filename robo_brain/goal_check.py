@@ -91,8 +91,9 @@ class GoalVerdict:
 
 
 def step_goal(plan: PlanData, index: int, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel,
-              cfg: GoalCheckConfig | None = None) -> GoalVerdict:
-    """Check the goal of ``plan.subtasks[index]`` in the current colour and depth images."""
+              cfg: GoalCheckConfig | None = None, first: SubtaskData | None = None) -> GoalVerdict:
+    """Check the goal of ``plan.subtasks[index]`` in the current colour and depth images (a push: measured
+    from where its object stood before ``first``, an earlier push it redoes; default: itself)."""
     cfg = cfg or GoalCheckConfig()
     if not 0 <= index < len(plan.subtasks):
         return GoalVerdict(None, f"no subtask {index} in the plan")
@@ -105,7 +106,7 @@ def step_goal(plan: PlanData, index: int, rgb: np.ndarray, depth: np.ndarray, ca
         held = _held_object(plan, index)
         return _place_goal(sub, held, str(args.get("target", "")), rgb, depth, camera, cfg)
     if sub.skill == "push":
-        return _push_goal(sub, str(args.get("object", "")), rgb, depth, camera, cfg)
+        return _push_goal(sub, str(args.get("object", "")), rgb, depth, camera, cfg, first)
     return GoalVerdict(None, f"the goal of {sub.skill} is not checked in the image")
 
 
@@ -158,18 +159,27 @@ def _place_goal(sub: SubtaskData, held: str, target: str, rgb: np.ndarray, depth
                               f"there{extra})")
 
 
+def _push_line(sub: SubtaskData) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """``(start, unit direction, length)`` of a push's keypoints (horizontal), or None."""
+    start_kp, end_kp = sub.keypoint("push_start"), sub.keypoint("push_end")
+    if start_kp is None or end_kp is None:
+        return None
+    start, end = np.asarray(start_kp.point, float), np.asarray(end_kp.point, float)
+    length = float(np.linalg.norm((end - start)[:2]))
+    return None if length < 1e-3 else (start, (end - start)[:2] / length, length)
+
+
 def _push_goal(sub: SubtaskData, obj: str, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel,
-               cfg: GoalCheckConfig) -> GoalVerdict:
-    term, start_kp, end_kp = named_colour(obj), sub.keypoint("push_start"), sub.keypoint("push_end")
-    if start_kp is None or end_kp is None or not obj:
+               cfg: GoalCheckConfig, first: SubtaskData | None = None) -> GoalVerdict:
+    """The push's goal: the object is looked for along ``sub``'s push line and measured from where it stood
+    before ``first`` (an earlier push of the same object and direction, redone since; default ``sub``)."""
+    term, line = named_colour(obj), _push_line(sub)
+    origin = _push_line(first) if first is not None else line
+    if line is None or origin is None or not obj:
         return GoalVerdict(None, f"{sub.code}: no push keypoints to check")
     if term is None:
         return GoalVerdict(None, f"{sub.code}: {obj!r} has no colour word to look for")
-    start, end = np.asarray(start_kp.point, float), np.asarray(end_kp.point, float)
-    length = float(np.linalg.norm((end - start)[:2]))
-    if length < 1e-3:
-        return GoalVerdict(None, f"{sub.code}: the push keypoints give no direction")
-    d = (end - start)[:2] / length
+    start, d, length = line
     points = _coloured_points(rgb, depth, camera, term, cfg)
     points = points[points[:, 2] - cfg.table_z <= cfg.push_max_height]
     rel = points[:, :2] - start[:2]
@@ -178,8 +188,10 @@ def _push_goal(sub: SubtaskData, obj: str, rgb: np.ndarray, depth: np.ndarray, c
     if np.count_nonzero(strip) < cfg.min_pixels:
         return GoalVerdict(None, f"{sub.code}: the {obj} is not in view along the push "
                                  f"({int(np.count_nonzero(strip))} {term} pixels)")
-    moved = float(np.median(along[strip])) - cfg.push_object_offset
-    drift = float(np.median(lateral[strip]))
+    start0, d0, _ = origin
+    rel0 = points[strip][:, :2] - start0[:2]
+    moved = float(np.median(rel0 @ d0)) - cfg.push_object_offset
+    drift = float(np.median(rel0 @ np.array([-d0[1], d0[0]])))
     text = f"{sub.code}: the {obj} moved {moved * 100:.1f} cm along the push, {abs(drift) * 100:.1f} cm sideways"
     ok = moved >= cfg.push_min_along and abs(drift) <= cfg.push_max_lateral
     return GoalVerdict(ok, text + (" (current image)" if ok else f" (needs {cfg.push_min_along * 100:.0f} cm)"))

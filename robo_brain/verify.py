@@ -15,9 +15,9 @@ current colour and depth images (:func:`robo_brain.goal_check.step_goal`, not si
 * otherwise the task failed, with what the image showed.
 
 A revision holds only the steps still to do, so the check covers the goals of every revision of the plan
-(``earlier``): each ``place`` (with the ``pick`` before it) and ``push`` once; a place with the keypoint of
-the latest revision that has it, a push with that of the first, so that it is judged from where its
-object stood before the first push, as the task is.
+(``earlier``): each ``place`` (with the ``pick`` before it) and ``push`` once, with the keypoints of the
+latest revision that has it; a push's object is looked for along the latest push line but measured from
+where it stood before the first push, as the task is.
 """
 
 from __future__ import annotations
@@ -38,10 +38,13 @@ VERIFY_KIND = "goal_not_reached"
 
 
 def step_verdicts(plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel,
-                  cfg: GoalCheckConfig) -> list[tuple[int, GoalVerdict]]:
-    """The goal verdict of every ``place`` and ``push`` step of ``plan`` in the current image."""
-    return [(i, step_goal(plan, i, rgb, depth, camera, cfg)) for i, s in enumerate(plan.subtasks)
-            if s.skill in ("place", "push")]
+                  cfg: GoalCheckConfig, first_push: dict[str, SubtaskData] | None = None,
+                  ) -> list[tuple[int, GoalVerdict]]:
+    """The goal verdict of every ``place`` and ``push`` step of ``plan`` in the current image (a push measured
+    from before the first push of its code line, ``first_push``)."""
+    first_push = first_push or {}
+    return [(i, step_goal(plan, i, rgb, depth, camera, cfg, first_push.get(s.code)))
+            for i, s in enumerate(plan.subtasks) if s.skill in ("place", "push")]
 
 
 def steps_to_redo(plan: PlanData, verdicts: list[tuple[int, GoalVerdict]]) -> list[int]:
@@ -92,8 +95,8 @@ def goal_steps(plan: PlanData, earlier: Sequence[PlanData] = ()) -> PlanData:
         for i, sub in enumerate(subs):
             pick = subs[i - 1] if sub.skill == "place" and i > 0 and subs[i - 1].skill == "pick" else None
             key = (sub.code,) if sub.skill == "push" else (pick.code if pick else "", sub.code)
-            if sub.skill == "push" and key not in goals:
-                goals[key] = [sub]  # the first push's keypoints: judged from where the object first stood
+            if sub.skill == "push":
+                goals[key] = [sub]  # the latest push line: where the object is looked for
             elif sub.skill == "place":
                 goals[key] = [s for s in (pick, sub) if s is not None]  # the latest place point (a correction's)
     steps = [s for group in goals.values() for s in group]
@@ -112,8 +115,13 @@ def verify_plan(plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: Came
     ``outcome`` is ``verified`` (no goal seen unmet; no revision), ``corrected`` (the revision redoing the
     unmet steps) or ``failed`` (``reason`` says why: corrections used up, or the steps cannot be redone).
     """
+    first_push: dict[str, SubtaskData] = {}
+    for rev in [*earlier, plan]:
+        for sub in rev.subtasks:
+            if sub.skill == "push":
+                first_push.setdefault(sub.code, sub)
     plan = goal_steps(plan, earlier)
-    verdicts = step_verdicts(plan, rgb, depth, camera, goal)
+    verdicts = step_verdicts(plan, rgb, depth, camera, goal, first_push)
     findings = [v.line() for _, v in verdicts]
     redo = steps_to_redo(plan, verdicts)
     if not redo:

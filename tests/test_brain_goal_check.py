@@ -128,3 +128,20 @@ def test_a_correction_resumes_after_a_goal_that_holds_even_past_max_corrections(
     assert given_up.outcome == Outcome.FAILED and "giving up" in given_up.reason
     world.move_object(red, RED_START)
     world.settle(0.2)
+
+
+def test_a_redone_push_is_measured_from_where_the_object_first_stood(sim) -> None:
+    world, red, _, camera = sim
+    first = _push_plan(world)
+    shift = np.array([0.0, -0.04, 0.0])  # the first push moved the block 4 cm; the redo starts from there
+    redo = PlanData("push-plan", 1, first.instruction, "", [
+        SubtaskData(0, first.subtasks[0].code, "push",
+                    [_kp(world, k.name, np.asarray(k.point) + shift) for k in first.subtasks[0].keypoints]),
+        SubtaskData(1, "done()", "done", []),
+    ])
+    rgb, depth = _view(world, red, RED_START + [0.0, -0.085, 0.0])  # 8.5 cm in all
+    assert step_goal(redo, 0, rgb, depth, camera).holds is False  # the redo alone moved it 4.5 cm
+    total = step_goal(redo, 0, rgb, depth, camera, first=first.subtasks[0])
+    assert total.holds is True, total.text
+    world.move_object(red, RED_START)
+    world.settle(0.2)
