@@ -83,6 +83,8 @@ class GoalVerdict:
 
     holds: bool | None
     text: str
+    redoable: bool = True
+    """False for a goal that doing the step again cannot reach (a push that went far enough but sideways)."""
 
     def line(self) -> str:
         """``[goal holds] ...`` / ``[goal not reached] ...`` / ``[goal unknown] ...`` for the reasoning."""
@@ -194,4 +196,8 @@ def _push_goal(sub: SubtaskData, obj: str, rgb: np.ndarray, depth: np.ndarray, c
     drift = float(np.median(rel0 @ np.array([-d0[1], d0[0]])))
     text = f"{sub.code}: the {obj} moved {moved * 100:.1f} cm along the push, {abs(drift) * 100:.1f} cm sideways"
     ok = moved >= cfg.push_min_along and abs(drift) <= cfg.push_max_lateral
-    return GoalVerdict(ok, text + (" (current image)" if ok else f" (needs {cfg.push_min_along * 100:.0f} cm)"))
+    if ok:
+        return GoalVerdict(True, text + " (current image)")
+    if moved >= cfg.push_min_along:  # far enough, but sideways: pushing again along the line only adds to it
+        return GoalVerdict(False, text + f" (at most {cfg.push_max_lateral * 100:.1f} cm sideways)", redoable=False)
+    return GoalVerdict(False, text + f" (needs {cfg.push_min_along * 100:.0f} cm)")

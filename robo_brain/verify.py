@@ -12,7 +12,8 @@ current colour and depth images (:func:`robo_brain.goal_check.step_goal`, not si
   are found again in the scene listing of the current image (:func:`robo_brain.perception.perceive`):
   the grasp and push keypoints come from where the objects are now; a place keeps its keypoint (its
   target, a container or a block, stays where it was). Steps whose goals hold are never redone.
-* otherwise the task failed, with what the image showed.
+* otherwise (corrections used up, or a goal that redoing cannot reach: a push that went far enough but
+  drifted sideways) the task failed, with what the image showed.
 
 A revision holds only the steps still to do, so the check covers the goals of every revision of the plan
 (``earlier``): each ``place`` (with the ``pick`` before it) and ``push`` once, with the keypoints of the
@@ -127,6 +128,8 @@ def verify_plan(plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: Came
     if not redo:
         return "verified", None, findings, ""
     unmet = "; ".join(v.text for _, v in verdicts if v.holds is False)
+    if any(v.holds is False and not v.redoable for _, v in verdicts):
+        return "failed", None, findings, f"goal not reached, and doing the step again cannot reach it: {unmet}"
     if plan.revision >= max_corrections:
         return "failed", None, findings, (f"goal not reached after {plan.revision} corrections (max_corrections "
                                           f"{max_corrections}): {unmet}")
