@@ -322,6 +322,7 @@ class BrainNode(Node):
     def _publish_plan(self, plan: PlanData) -> None:
         if self.current is None or self.current.plan_id != plan.plan_id:
             self._revisions = []
+            self._verified = {key for key in self._verified if key[0] == plan.plan_id}  # bounded over a long run
         self._revisions.append(plan)
         self.current = plan
         self.pub_plan.publish(plan_to_msg(plan))
