@@ -152,28 +152,48 @@ def test_a_namespace_moves_every_topic(tmp_path) -> None:
         assert proc.stop() == 0, proc.log()
 
 
+class _FakeConfiguration:
+    """A stand-in for ``LaunchConfiguration`` (launch itself is not installable): ``perform(context)`` reads
+    the argument from a plain dict."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def perform(self, context: dict) -> str:
+        return context[self.name]
+
+
+def _argument_default(tree: ast.Module, name: str) -> object:
+    """The default of launch argument ``name`` in the file's ``ARGUMENTS`` table."""
+    table = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS")
+    return next(ast.literal_eval(t.elts[1]) for t in table.elts if ast.literal_eval(t.elts[0]) == name)
+
+
+def _launch_function(tree: ast.Module, launch_file: str, name: str):  # noqa: ANN202 - the compiled function
+    """The launch file's top-level function ``name``, compiled alone against :class:`_FakeConfiguration`."""
+    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    namespace: dict = {"LaunchConfiguration": _FakeConfiguration}
+    exec(compile(ast.Module(body=[func], type_ignores=[]), launch_file, "exec"), namespace)  # noqa: S102
+    return namespace[name]
+
+
+def _forwarded(tree: ast.Module) -> tuple:
+    """sim.launch.py's ``FORWARDED`` arguments."""
+    return ast.literal_eval(next(n.value for n in tree.body if isinstance(n, ast.Assign)
+                                 and n.targets[0].id == "FORWARDED"))
+
+
 @pytest.mark.parametrize("launch_file", LAUNCH_FILES)
 def test_enclave_is_passed_only_when_set(repo_root: Path, launch_file: str) -> None:
     """``enclave`` (SROS2) is declared, empty by default, and every node gets ``--enclave <enclave>`` in its
     ``ros_arguments`` only when it is set: ``enclave_arguments`` is run here with a stand-in for
     ``LaunchConfiguration`` (launch itself is not installable)."""
     tree = _tree(repo_root, launch_file)
-    table = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS")
-    assert next(ast.literal_eval(t.elts[1]) for t in table.elts if ast.literal_eval(t.elts[0]) == "enclave") == ""
-    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "enclave_arguments")
-
-    class FakeConfiguration:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def perform(self, context: dict) -> str:
-            return context[self.name]
-
-    namespace = {"LaunchConfiguration": FakeConfiguration}
-    exec(compile(ast.Module(body=[func], type_ignores=[]), launch_file, "exec"), namespace)  # noqa: S102
-    assert namespace["enclave_arguments"]({"enclave": ""}) == []
-    assert namespace["enclave_arguments"]({"enclave": " "}) == []
-    assert namespace["enclave_arguments"]({"enclave": "/robo_stack"}) == ["--enclave", "/robo_stack"]
+    assert _argument_default(tree, "enclave") == ""
+    enclave_arguments = _launch_function(tree, launch_file, "enclave_arguments")
+    assert enclave_arguments({"enclave": ""}) == []
+    assert enclave_arguments({"enclave": " "}) == []
+    assert enclave_arguments({"enclave": "/robo_stack"}) == ["--enclave", "/robo_stack"]
     for call in _calls(tree, "Node"):
         ros_args = _kw(call, "ros_arguments")
         text = ast.unparse(ros_args)
@@ -182,8 +202,7 @@ def test_enclave_is_passed_only_when_set(repo_root: Path, launch_file: str) -> N
                         and getattr(n.targets[0], "id", None) == ros_args.id)
         assert "enclave_arguments(context)" in text and "--enclave" not in text, text
     if launch_file == "sim.launch.py":
-        forwarded = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "FORWARDED")
-        assert "enclave" in ast.literal_eval(forwarded)
+        assert "enclave" in _forwarded(tree)
 
 
 @pytest.mark.parametrize("launch_file", LAUNCH_FILES)
@@ -191,24 +210,11 @@ def test_every_node_runs_fast_dds_over_udp_by_default(repo_root: Path, launch_fi
     """``dds_transports`` (FASTDDS_BUILTIN_TRANSPORTS) is declared with UDPv4 by default and reaches every node's
     environment through ``transport_env``; empty leaves Fast DDS's own default."""
     tree = _tree(repo_root, launch_file)
-    table = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS")
-    default = next(ast.literal_eval(t.elts[1]) for t in table.elts if ast.literal_eval(t.elts[0]) == "dds_transports")
-    assert default == "UDPv4"
-    func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "transport_env")
-
-    class FakeConfiguration:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def perform(self, context: dict) -> str:
-            return context[self.name]
-
-    namespace = {"LaunchConfiguration": FakeConfiguration}
-    exec(compile(ast.Module(body=[func], type_ignores=[]), launch_file, "exec"), namespace)  # noqa: S102
-    assert namespace["transport_env"]({"dds_transports": "UDPv4"}) == {"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4"}
-    assert namespace["transport_env"]({"dds_transports": " "}) == {}
+    assert _argument_default(tree, "dds_transports") == "UDPv4"
+    transport_env = _launch_function(tree, launch_file, "transport_env")
+    assert transport_env({"dds_transports": "UDPv4"}) == {"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4"}
+    assert transport_env({"dds_transports": " "}) == {}
     for call in _calls(tree, "Node"):
         assert ast.unparse(_kw(call, "additional_env")) == "transport_env(context)"
     if launch_file == "sim.launch.py":
-        forwarded = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "FORWARDED")
-        assert "dds_transports" in ast.literal_eval(forwarded)
+        assert "dds_transports" in _forwarded(tree)
