@@ -17,7 +17,7 @@ import numpy as np
 import pybullet as p
 
 from robo_common.constants import BASE_FRAME
-from robo_common.geometry import slerp
+from robo_common.geometry import quat_angle, slerp
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
 from robo_sim import catalog
 from robo_sim.tasks import PUSH_DISTANCE, SkillStep, Task
@@ -43,13 +43,15 @@ class ExpertConfig:
     push_z: float = 0.013
     push_gap: float = 0.025
     push_gripper: float = 0.4
+    angular_speed: float = 1.5
     close_steps: int = 12
     open_steps: int = 8
     pos_tol: float = 0.008
     max_wait: int = 25
 
     def __post_init__(self) -> None:
-        for name in ("approach_height", "fast_speed", "slow_speed", "push_speed", "pos_tol", "push_z"):
+        for name in ("approach_height", "fast_speed", "slow_speed", "push_speed", "angular_speed", "pos_tol",
+                     "push_z"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ExpertConfig.{name} must be > 0, got {getattr(self, name)!r}")
         for name in ("close_steps", "open_steps", "max_wait"):
@@ -278,11 +280,14 @@ class ExpertController:
         dist = float(np.linalg.norm(delta))
         step = wp.speed * self.dt
         self._pos = wp.pos.copy() if dist <= step else self._pos + delta * (step / dist)
-        self._quat = slerp(self._quat, wp.quat, min(1.0, 0.35))
+        # Turn at a bounded rate: a 90-degree turn (a push to the side) spans ~1 s of demonstration, so
+        # the rotation is a signal of many steps that the policy learns, not a jump of two or three.
+        angle, turn = quat_angle(self._quat, wp.quat), self.cfg.angular_speed * self.dt
+        self._quat = wp.quat.copy() if angle <= turn else slerp(self._quat, wp.quat, turn / angle)
         self._gripper = wp.gripper
 
     def _reached(self, wp: Waypoint) -> bool:
-        if float(np.linalg.norm(wp.pos - self._pos)) > 1e-9:
+        if float(np.linalg.norm(wp.pos - self._pos)) > 1e-9 or quat_angle(self._quat, wp.quat) > 1e-6:
             return False
         self._wait += 1
         measured, _ = self.world.ee_pose()

@@ -7,8 +7,10 @@ import re
 import numpy as np
 import pytest
 
+from robo_common.geometry import quat_angle, quat_to_matrix
+from robo_sim import catalog
 from robo_sim.episode import run_episode
-from robo_sim.expert import expert_plan, parse_code
+from robo_sim.expert import ExpertConfig, expert_plan, parse_code
 from robo_sim.scene import build_scene
 from robo_sim.tasks import FAMILIES, make_task
 
@@ -69,6 +71,23 @@ def test_on_step_records_and_render_rate(world):
     assert {r.phase for r in records} >= {"approach", "lower", "push", "retreat"}
     err = [np.linalg.norm(r.ee_pos - r.target_pos) for r in records]
     assert np.median(err) < 0.01
+
+
+def test_expert_turns_at_a_bounded_rate_and_pushes_sideways_with_the_hand_turned(world):
+    """A push to the side turns the hand 90 degrees (fingers across the push line) over many steps: the turn is
+    a signal of many steps the policy can learn, not a jump of two or three."""
+    seed = next(s for s in range(100) if make_task(s, "seen", "push").steps[0].direction in ("left", "right"))
+    records = []
+    res = run_episode(seed, "seen", "push", on_step=records.append, world=world)
+    assert res.success
+    cfg, dt = ExpertConfig(), world.config.control_period
+    turns = [quat_angle(a.target_quat, b.target_quat) for a, b in zip(records, records[1:], strict=False)]
+    assert max(turns) <= cfg.angular_speed * dt + 1e-6
+    assert sum(t > 1e-3 for t in turns) >= 10
+    pushing = [r for r in records if r.phase == "push"]
+    x_axes = [quat_to_matrix(r.target_quat)[:2, 0] for r in pushing]
+    direction = np.array(catalog.DIRECTIONS[make_task(seed, "seen", "push").steps[0].direction])
+    assert all(abs(float(x @ direction)) > 0.99 for x in x_axes)
 
 
 @pytest.mark.parametrize(
