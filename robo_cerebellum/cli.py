@@ -34,6 +34,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--drift-noise", type=float, default=0.01,
                        help="std (m) of the slowly wandering offset added to the observed position (0: off)")
     train.add_argument("--gripper-weight", type=float, default=2.0, help="weight of the gripper loss term")
+    train.add_argument("--rotation-weight", type=float, default=4.0,
+                       help="weight of the geodesic rotation loss term (turns are a few percent of the steps)")
     train.add_argument("--time-input", action="store_true",
                        help="also feed the time spent in the subtask (off: the policy acts on state, not a clock)")
     train.set_defaults(func=_train)
@@ -56,7 +58,7 @@ def _train(args: argparse.Namespace) -> int:
                                      time_input=args.time_input)
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
                                 max_minutes=args.max_minutes, seed=args.seed, drift_noise_m=args.drift_noise,
-                                gripper_weight=args.gripper_weight)
+                                gripper_weight=args.gripper_weight, rotation_weight=args.rotation_weight)
         summary = train(args.data, args.out, model_cfg, train_cfg)
     except (ValueError, FileNotFoundError) as exc:
         LOG.error("%s", exc)
