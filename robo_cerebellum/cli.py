@@ -34,8 +34,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--drift-noise", type=float, default=0.01,
                        help="std (m) of the slowly wandering offset added to the observed position (0: off)")
     train.add_argument("--gripper-weight", type=float, default=2.0, help="weight of the gripper loss term")
-    train.add_argument("--rotation-weight", type=float, default=4.0,
-                       help="weight of the geodesic rotation loss term (turns are a few percent of the steps)")
+    train.add_argument("--rotation-weight", type=float, default=1.0,
+                       help="weight of the rotation loss term (angle + angle^2 / 0.02 rad per step)")
     train.add_argument("--time-input", action="store_true",
                        help="also feed the time spent in the subtask (off: the policy acts on state, not a clock)")
     train.set_defaults(func=_train)
