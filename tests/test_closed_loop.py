@@ -219,3 +219,36 @@ def test_a_frame_of_the_world_before_a_reset_is_not_published_after_it() -> None
     finally:
         session.renderer = None
         session.close()
+
+
+def test_the_shipped_cerebellum_turns_the_hand_and_pushes_a_block_to_the_side() -> None:
+    """With the expert's plan, a push to the left or right: the hand turns ~90 degrees (fingers across the push
+    line) and the block moves along it (the policy before 2026-12-03 kept the hand straight and pushed 1 in 14)."""
+    import math
+
+    from robo_cerebellum.policy import CerebellumPolicy
+    from robo_common.geometry import quat_to_matrix
+    from robo_sim.tasks import make_task
+    from robo_sim.world import SimWorld, WorldConfig
+    from robo_system.closed_loop import OracleBrain, run_episode
+
+    sideways = ("left", "right")
+    seed = next(s for s in range(200_000, 200_100) if make_task(s, "seen", "push").steps[0].direction in sideways)
+    policy = CerebellumPolicy.load(CEREBELLUM)
+    world = SimWorld(WorldConfig(control_period=1.0 / policy.cfg.policy_hz))
+    yaws: list[float] = []
+    step_control = world.step_control
+
+    def recording_step(*args: object) -> None:
+        step_control(*args)
+        x_axis = quat_to_matrix(world.ee_pose()[1])[:, 0]
+        yaws.append(abs(math.degrees(math.atan2(x_axis[1], x_axis[0]))))
+
+    world.step_control = recording_step
+    try:
+        row = run_episode(policy, OracleBrain(), seed, "seen", "push", None,
+                          ClosedLoopConfig(timeout_s=20.0, correction=False, verify=False), world)
+    finally:
+        world.close()
+    assert max(yaws) > 80.0, f"the hand turned at most {max(yaws):.1f} degrees"
+    assert row["success"] and row["detected"] is None, row
