@@ -183,6 +183,9 @@ def _closed_loop_arguments(p: argparse.ArgumentParser, episodes: int = 100) -> N
                    help="learned failure probability that, held 3 steps, counts as a failure (1.0: head off)")
     p.add_argument("--no-verify", action="store_true",
                    help="take the cerebellum's SUCCEEDED as the stack's verdict (no look at the goals in the image)")
+    p.add_argument("--lockstep-period", type=float, default=0.05, metavar="S",
+                   help="with --ros: sim_node waits for the cerebellum's step at every S simulated seconds "
+                        "(sim.launch.py's default); 0: the simulator runs in real time")
 
 
 def _closed_loop_setup(args: argparse.Namespace):  # noqa: ANN202 - (BrainSpec, ClosedLoopConfig)
@@ -193,7 +196,8 @@ def _closed_loop_setup(args: argparse.Namespace):  # noqa: ANN202 - (BrainSpec, 
     brain = BrainSpec.parse(args.brain)
     cfg = ClosedLoopConfig(failure_threshold=args.failure_threshold, timeout_s=args.timeout,
                            max_corrections=args.max_corrections,
-                           correction=not getattr(args, "no_correction", False), verify=not args.no_verify)
+                           correction=not getattr(args, "no_correction", False), verify=not args.no_verify,
+                           lockstep_period_s=args.lockstep_period)
     return brain, cfg
 
 

@@ -96,10 +96,15 @@ class ClosedLoopConfig:
     verify: bool = True
     """A model brain checks the goals in the image when the cerebellum reports the plan complete, and redoes
     the steps whose goals do not hold (brain_node's ``verify_goals``)."""
+    lockstep_period_s: float = 0.05
+    """Over DDS only: sim_node waits at every multiple of this much simulated time for the cerebellum's step
+    (``sim.launch.py``'s default); 0.0 runs the simulator in real time, beside the nodes."""
 
     def __post_init__(self) -> None:
-        if self.camera_every < 1 or self.timeout_s <= 0 or self.max_corrections < 0:
-            raise ValueError(f"camera_every must be >= 1, timeout_s > 0, max_corrections >= 0: {self}")
+        if (self.camera_every < 1 or self.timeout_s <= 0 or self.max_corrections < 0
+                or not self.lockstep_period_s >= 0.0):
+            raise ValueError("camera_every must be >= 1, timeout_s > 0, max_corrections >= 0, "
+                             f"lockstep_period_s >= 0: {self}")
 
 
 @dataclass

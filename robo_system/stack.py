@@ -572,6 +572,7 @@ def ros_rows(checkpoint: Path, brain, specs: list[tuple], cfg, timeout_s: float 
         stack_cfg = StackConfig(brain="oracle" if brain.kind == "oracle" else brain.model_path,
                                 cerebellum_checkpoint=str(checkpoint), seed=specs[0][0], split=specs[0][1],
                                 log_dir=log_dir if stacks == 1 else log_dir / f"stack-{k}",
+                                lockstep_period_s=cfg.lockstep_period_s,
                                 params={"cerebellum_node": {"failure_threshold": cfg.failure_threshold},
                                         "brain_node": {"max_corrections": cfg.max_corrections if cfg.correction
                                                        else 0, "verify_goals": cfg.verify}})
@@ -600,5 +601,5 @@ def evaluate_ros(checkpoint: Path, brain, episodes: int, split: str, seed0: int,
     rows = ros_rows(checkpoint, brain, specs, cfg, timeout_s, log_dir, progress, stacks)
     out = report(rows, split, time.perf_counter() - t0)
     out.update(brain=brain.name, correction=cfg.correction, mode="ros", logs=str(log_dir),
-               stacks=max(1, min(stacks, len(specs))))
+               stacks=max(1, min(stacks, len(specs))), lockstep_period_s=cfg.lockstep_period_s)
     return out

@@ -6,24 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robo_brain.backends import BrainBackend
 from robo_brain.goal_check import GoalCheckConfig, step_goal
 from robo_brain.planner import FailureInfo, Outcome, Planner, PlannerConfig
-from robo_common.camera import CameraModel
-from robo_common.plan_types import KeypointData, PlanData, SubtaskData
+from robo_common.plan_types import PlanData, SubtaskData
 from robo_sim.world import SimWorld, WorldConfig
+from tests.brain_scene_helpers import NeverAsked, camera_of, keypoint
 
 RED_START = np.array([0.45, 0.10, 0.025])
 BOWL = np.array([0.55, -0.12])
-
-
-class _NeverAsked(BrainBackend):
-    """A back-end that fails the test when asked: a goal that holds needs no model."""
-
-    name = "never-asked"
-
-    def generate(self, messages, image=None, settings=None, cancel=None) -> str:  # noqa: ANN001
-        raise AssertionError("the model was asked for a correction although the goal holds")
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +22,7 @@ def sim():
     red = world.add_block("red", 0.05, tuple(RED_START), 0.2)
     bowl = world.add_container("blue", "bowl", tuple(BOWL), 0.0)
     world.settle(0.2)
-    info = world.camera_info()
-    yield world, red, bowl, CameraModel(info.K, info.T_base_camera, info.width, info.height)
+    yield world, red, bowl, camera_of(world)
     world.close()
 
 
@@ -43,15 +32,10 @@ def _view(world: SimWorld, red: int, pos: np.ndarray) -> tuple[np.ndarray, np.nd
     return world.render()
 
 
-def _kp(world: SimWorld, name: str, point) -> KeypointData:
-    u, v = world.project(np.asarray(point, float)[None, :])
-    return KeypointData(name, tuple(float(c) for c in point), float(u[0]), float(v[0]))
-
-
 def _place_plan(world: SimWorld) -> PlanData:
     return PlanData("goal-plan", 1, "put the red block in the blue bowl", "", [
-        SubtaskData(0, 'pick(object="red block")', "pick", [_kp(world, "grasp", RED_START)]),
-        SubtaskData(1, 'place(target="blue bowl")', "place", [_kp(world, "place", (*BOWL, 0.01))]),
+        SubtaskData(0, 'pick(object="red block")', "pick", [keypoint(world, "grasp", RED_START)]),
+        SubtaskData(1, 'place(target="blue bowl")', "place", [keypoint(world, "place", (*BOWL, 0.01))]),
         SubtaskData(2, "done()", "done", []),
     ])
 
@@ -62,7 +46,7 @@ def _push_plan(world: SimWorld) -> PlanData:
     end = start + np.array([0.0, -0.125, 0.0])
     return PlanData("push-plan", 0, "push the red block to the right", "", [
         SubtaskData(0, 'push(object="red block", direction="right")', "push",
-                    [_kp(world, "push_start", start), _kp(world, "push_end", end)]),
+                    [keypoint(world, "push_start", start), keypoint(world, "push_end", end)]),
         SubtaskData(1, "done()", "done", []),
     ])
 
@@ -116,7 +100,7 @@ def test_a_correction_resumes_after_a_goal_that_holds_even_past_max_corrections(
     rgb, depth = _view(world, red, (*BOWL, 0.04))
     plan = _place_plan(world)
     plan.revision = 3
-    planner = Planner(_NeverAsked(), PlannerConfig(max_corrections=3))
+    planner = Planner(NeverAsked(), PlannerConfig(max_corrections=3))
     failure = FailureInfo("object_dropped", "fingers opened 14 cm above the place point", 1)
     result = planner.correct(plan, failure, rgb, depth.astype(np.float32), camera)
     assert result.outcome == Outcome.CORRECTED and result.plan.revision == 4, result.errors
@@ -136,7 +120,7 @@ def test_a_redone_push_is_measured_from_where_the_object_first_stood(sim) -> Non
     shift = np.array([0.0, -0.04, 0.0])  # the first push moved the block 4 cm; the redo starts from there
     redo = PlanData("push-plan", 1, first.instruction, "", [
         SubtaskData(0, first.subtasks[0].code, "push",
-                    [_kp(world, k.name, np.asarray(k.point) + shift) for k in first.subtasks[0].keypoints]),
+                    [keypoint(world, k.name, np.asarray(k.point) + shift) for k in first.subtasks[0].keypoints]),
         SubtaskData(1, "done()", "done", []),
     ])
     rgb, depth = _view(world, red, RED_START + [0.0, -0.085, 0.0])  # 8.5 cm in all
@@ -153,7 +137,7 @@ def test_a_push_that_went_far_enough_but_sideways_is_not_redone(sim) -> None:
     rgb, depth = _view(world, red, RED_START + [0.05, -0.09, 0.0])  # 9 cm along, 5 cm sideways
     verdict = step_goal(plan, 0, rgb, depth, camera)
     assert verdict.holds is False and not verdict.redoable and "sideways" in verdict.text
-    result = Planner(_NeverAsked(), PlannerConfig()).verify(plan, rgb, depth.astype(np.float32), camera)
+    result = Planner(NeverAsked(), PlannerConfig()).verify(plan, rgb, depth.astype(np.float32), camera)
     assert result.outcome == Outcome.FAILED and "cannot reach" in result.reason
     world.move_object(red, RED_START)
     world.settle(0.2)

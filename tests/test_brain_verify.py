@@ -6,25 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robo_brain.backends import BrainBackend
 from robo_brain.planner import Outcome, Planner, PlannerConfig
-from robo_common.camera import CameraModel
-from robo_common.plan_types import KeypointData, PlanData, SubtaskData
+from robo_common.plan_types import PlanData, SubtaskData
 from robo_sim.world import SimWorld, WorldConfig
+from tests.brain_scene_helpers import NeverAsked, camera_of, keypoint
 
 RED_START = np.array([0.45, 0.10, 0.025])
 GREEN_START = np.array([0.40, -0.05, 0.025])
 BOWL = np.array([0.55, -0.12])
 TRAY = np.array([0.62, 0.12])
-
-
-class _NeverAsked(BrainBackend):
-    """The goal check and its revision need no model."""
-
-    name = "never-asked"
-
-    def generate(self, messages, image=None, settings=None, cancel=None) -> str:  # noqa: ANN001
-        raise AssertionError("the model was asked during the goal check")
 
 
 @pytest.fixture(scope="module")
@@ -35,23 +25,17 @@ def sim():
     world.add_container("blue", "bowl", tuple(BOWL), 0.0)
     world.add_container("yellow", "tray", tuple(TRAY), 0.0)
     world.settle(0.2)
-    info = world.camera_info()
-    yield world, red, green, CameraModel(info.K, info.T_base_camera, info.width, info.height)
+    yield world, red, green, camera_of(world)
     world.close()
-
-
-def _kp(world: SimWorld, name: str, point) -> KeypointData:
-    u, v = world.project(np.asarray(point, float)[None, :])
-    return KeypointData(name, tuple(float(c) for c in point), float(u[0]), float(v[0]))
 
 
 def _plan(world: SimWorld, revision: int = 0) -> PlanData:
     """Red block into the blue bowl, then green block onto the yellow tray."""
     return PlanData("verify-plan", revision, "put red in the bowl and green on the tray", "I see four objects.", [
-        SubtaskData(0, 'pick(object="red block")', "pick", [_kp(world, "grasp", RED_START)]),
-        SubtaskData(1, 'place(target="blue bowl")', "place", [_kp(world, "place", (*BOWL, 0.01))]),
-        SubtaskData(2, 'pick(object="green block")', "pick", [_kp(world, "grasp", GREEN_START)]),
-        SubtaskData(3, 'place(target="yellow tray")', "place", [_kp(world, "place", (*TRAY, 0.01))]),
+        SubtaskData(0, 'pick(object="red block")', "pick", [keypoint(world, "grasp", RED_START)]),
+        SubtaskData(1, 'place(target="blue bowl")', "place", [keypoint(world, "place", (*BOWL, 0.01))]),
+        SubtaskData(2, 'pick(object="green block")', "pick", [keypoint(world, "grasp", GREEN_START)]),
+        SubtaskData(3, 'place(target="yellow tray")', "place", [keypoint(world, "place", (*TRAY, 0.01))]),
         SubtaskData(4, "done()", "done", []),
     ])
 
@@ -67,7 +51,7 @@ def _arrange(world: SimWorld, red: int, green: int, red_pos, green_pos) -> tuple
 def test_every_goal_holds_so_the_task_is_verified(sim) -> None:
     world, red, green, camera = sim
     rgb, depth = _arrange(world, red, green, (*BOWL, 0.04), (*TRAY, 0.04))
-    result = Planner(_NeverAsked(), PlannerConfig()).verify(_plan(world), rgb, depth, camera)
+    result = Planner(NeverAsked(), PlannerConfig()).verify(_plan(world), rgb, depth, camera)
     assert result.outcome == Outcome.VERIFIED and result.plan is None, result.findings
     assert len(result.findings) == 2 and all("[goal holds]" in f for f in result.findings)
 
@@ -77,7 +61,7 @@ def test_an_unmet_place_is_redone_with_its_pick_from_where_the_block_is_now(sim)
     fell = np.array([0.40, -0.28, 0.025])  # the red block bounced out of the bowl
     rgb, depth = _arrange(world, red, green, fell, (*TRAY, 0.04))
     plan = _plan(world)
-    result = Planner(_NeverAsked(), PlannerConfig()).verify(plan, rgb, depth, camera, stamp_ns=7)
+    result = Planner(NeverAsked(), PlannerConfig()).verify(plan, rgb, depth, camera, stamp_ns=7)
     assert result.outcome == Outcome.CORRECTED, result.errors
     new = result.plan
     # the green block's goal holds: never redone
@@ -93,7 +77,7 @@ def test_an_unmet_place_is_redone_with_its_pick_from_where_the_block_is_now(sim)
 def test_an_unmet_goal_past_max_corrections_fails_saying_what_the_image_shows(sim) -> None:
     world, red, green, camera = sim
     rgb, depth = _arrange(world, red, green, (0.40, -0.28, 0.025), (*TRAY, 0.04))
-    result = Planner(_NeverAsked(), PlannerConfig(max_corrections=2)).verify(_plan(world, 2), rgb, depth, camera)
+    result = Planner(NeverAsked(), PlannerConfig(max_corrections=2)).verify(_plan(world, 2), rgb, depth, camera)
     assert result.outcome == Outcome.FAILED and result.plan is None
     assert "goal not reached after 2 corrections" in result.reason and "red block" in result.reason
 
@@ -101,7 +85,7 @@ def test_an_unmet_goal_past_max_corrections_fails_saying_what_the_image_shows(si
 def test_an_object_that_left_the_view_cannot_be_redone(sim) -> None:
     world, red, green, camera = sim
     rgb, depth = _arrange(world, red, green, (1.6, 0.9, 0.025), (*TRAY, 0.04))  # off the table, out of view
-    result = Planner(_NeverAsked(), PlannerConfig()).verify(_plan(world), rgb, depth, camera)
+    result = Planner(NeverAsked(), PlannerConfig()).verify(_plan(world), rgb, depth, camera)
     # the image cannot tell where the red block went: its goal is unknown, not unmet, and nothing is redone
     assert result.outcome == Outcome.VERIFIED, result.findings
     assert any("[goal unknown]" in f and "red block" in f for f in result.findings)
@@ -120,7 +104,7 @@ def test_the_goals_of_earlier_revisions_are_checked_too(sim) -> None:
         SubtaskData(1, 'place(target="yellow tray")', "place", list(first.subtasks[3].keypoints)),
         SubtaskData(2, "done()", "done", []),
     ])
-    planner = Planner(_NeverAsked(), PlannerConfig())
+    planner = Planner(NeverAsked(), PlannerConfig())
     assert planner.verify(resumed, rgb, depth, camera).outcome == Outcome.VERIFIED  # its own goal holds
     result = planner.verify(resumed, rgb, depth, camera, earlier=[first])
     assert result.outcome == Outcome.CORRECTED and result.plan.revision == 2

@@ -123,9 +123,25 @@ def test_eval_over_dds_in_two_stacks_with_the_world_verdict() -> None:
 
     out = evaluate_ros(CEREBELLUM, BrainSpec.parse("oracle"), 2, "seen", 100_001, ClosedLoopConfig(timeout_s=40.0),
                        progress=False, stacks=2)
-    assert out["episodes"] == 2 and out["stacks"] == 2 and out["mode"] == "ros"
+    assert out["episodes"] == 2 and out["stacks"] == 2 and out["mode"] == "ros" and out["lockstep_period_s"] == 0.05
     assert out["verdict"]["episodes"] == 2 and out["verdict"]["agreement"] is not None
     assert out["overall_success"] >= 0.5, out["failed_seeds"]
+
+
+def test_eval_closed_loop_takes_the_lockstep_period_for_dds_episodes() -> None:
+    """`eval closed-loop --ros --lockstep-period 0` runs the simulator in real time; a negative period is refused."""
+    from robo_cli.main import build_parser
+    from robo_system.cli import _closed_loop_setup
+    from robo_system.stack import StackConfig
+
+    args = build_parser().parse_args(["eval", "closed-loop", "--ros", "--brain", "oracle", "--lockstep-period", "0"])
+    _, cfg = _closed_loop_setup(args)
+    assert cfg.lockstep_period_s == 0.0
+    assert StackConfig(lockstep_period_s=cfg.lockstep_period_s).node_params("sim_node")["lockstep_period_s"] == 0.0
+    default = build_parser().parse_args(["eval", "closed-loop", "--ros"])
+    assert _closed_loop_setup(default)[1].lockstep_period_s == 0.05
+    with pytest.raises(ValueError, match="lockstep_period_s >= 0"):
+        ClosedLoopConfig(lockstep_period_s=-0.05)
 
 
 def test_sim_session_injects_perturbations_for_an_episode_over_dds() -> None:
