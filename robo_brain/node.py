@@ -11,6 +11,8 @@ text) and ``/robo/brain_status`` (std_msgs/String, JSON, latched)::
      "detail": "...", "plan_id": "...", "revision": 0, "backend": "...", "latency_s": 0.0,
      "errors": [...], "recent_errors": [...], "stamp_ns": 0}   # recent_errors: the last 5 rejections
 
+An instruction is planned on colour and depth frames that arrived after it (``plan_frame_wait_s``): a
+frame from before a reset or a move of the scene would give a plan of objects that are no longer there.
 Planning runs in a worker thread; a new instruction preempts the running job. A plan request
 that fails (unusable model output, bad keypoints, back-end down) publishes an empty plan (no
 subtasks, ``reasoning`` says why) under a new ``plan_id`` when ``publish_empty_plan_on_failure``
@@ -39,6 +41,7 @@ from collections import deque
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from robo_stack.msg import ExecutionStatus, FailureReport, Plan
 from sensor_msgs.msg import CameraInfo, Image
@@ -80,7 +83,8 @@ class BrainNode(Node):
         self._latest: dict[str, object] = {}
         self._camera_T: np.ndarray | None = None
         self._ee: np.ndarray | None = None
-        self._waiting: tuple[str, str | None] | None = None
+        # an instruction (text, plan id, monotonic arrival) waiting for camera frames that arrived after it
+        self._waiting: tuple[str, str | None, float] | None = None
         self._recent_errors: deque[str] = deque(maxlen=5)  # in every status: a burst's rejections are not lost
         # a correction (with its failure) or a goal check (failure None) waiting for a frame from after its due time
         self._correction: tuple[PlanData, FailureInfo | None, tuple[int, float]] | None = None
@@ -126,6 +130,8 @@ class BrainNode(Node):
         self.create_subscription(ExecutionStatus, C.relative(C.TOPIC_EXECUTION_STATUS), self._on_execution,
                                  qos_for_topic(C.TOPIC_EXECUTION_STATUS))
         self.actions = ExecuteInstructionServer(self, self.submit_instruction, bool(self.par["verify_goals"]))
+        # on the steady clock: a waiting instruction is planned on time also while simulated time stands still
+        self.create_timer(0.1, self._submit_waiting, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def _set_fallback_camera_pose(self) -> None:
         try:
@@ -158,9 +164,24 @@ class BrainNode(Node):
             return
         self._latest[key], self._arrival[key] = msg, time.monotonic()
         self._submit_correction()
-        if self._waiting is not None and not self._missing():
-            (instruction, plan_id), self._waiting = self._waiting, None
-            self._submit_plan(instruction, plan_id)
+        self._submit_waiting()
+
+    def _submit_waiting(self) -> None:
+        """Plan the waiting instruction once every input is in and a colour and a depth frame arrived after it,
+        or, past ``plan_frame_wait_s``, on the latest frames (a camera that stopped: said in the log)."""
+        if self._waiting is None or self._missing():
+            return
+        instruction, plan_id, since = self._waiting
+        fresh = all(self._arrival.get(k, 0.0) >= since for k in ("rgb", "depth"))
+        waited = time.monotonic() - since
+        if not fresh and waited < float(self.par["plan_frame_wait_s"]):
+            return
+        self._waiting = None
+        if not fresh:
+            age = waited + since - min(self._arrival.get(k, 0.0) for k in ("rgb", "depth"))
+            self.get_logger().warning(f"no camera frame arrived within {waited:.2f} s after the instruction: "
+                                      f"planning on frames that arrived {age:.2f} s ago")
+        self._submit_plan(instruction, plan_id)
 
     def _on_camera_pose(self, msg: PoseStamped) -> None:
         pose = pose_array(msg)
@@ -193,12 +214,15 @@ class BrainNode(Node):
         if self.worker is None or self.worker.load_error:
             return self._reject("instruction ignored",
                                 f"no model: {self.worker.load_error if self.worker else 'bad params'}")
+        self._waiting = (text, plan_id, time.monotonic())
         missing = self._missing()
         if missing:
-            self._waiting = (text, plan_id)
             self._status("waiting", f"instruction held until these arrive: {', '.join(missing)}")
             return ""
-        return self._submit_plan(text, plan_id)
+        if float(self.par["plan_frame_wait_s"]) <= 0.0:
+            self._waiting = None
+            return self._submit_plan(text, plan_id)
+        return ""  # planned by _submit_waiting on the next colour and depth frames
 
     def _on_cancel(self, msg: String) -> None:
         """Stop planning, drop the plan (its empty next revision goes out) and say who cancelled."""

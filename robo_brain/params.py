@@ -43,6 +43,9 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "max_instruction_chars": (500, "Longest accepted instruction (characters)."),
     "parse_retries": (1, "Extra model attempts after an unusable answer, with the error fed back."),
     "max_corrections": (3, "Revisions allowed per plan before it is reported failed."),
+    "plan_frame_wait_s": (1.0, "An instruction is planned on colour and depth frames that arrived after it (the "
+                               "scene as it is now, not as it was before a reset or a move); when none arrives "
+                               "within this long (s), on the latest frames, with a warning; 0: the latest at once."),
     "correction_settle_s": (0.5, "A correction waits for a camera frame taken this long after the failure (s), so "
                                  "that a falling object has landed before the brain looks whether the step's goal "
                                  "holds; 0: the latest frame at once."),

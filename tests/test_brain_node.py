@@ -4,6 +4,7 @@ and a model that fails to load never take it down."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -213,5 +214,34 @@ def test_a_plan_reported_complete_is_checked_in_the_image_and_an_unmet_goal_redo
         assert "goal_not_reached" in revised.reasoning
         assert _wait(client, None, lambda: out.states()[-1] == "corrected", 5), out.states()
         assert "verifying" in out.states() and proc.alive()
+    finally:
+        assert proc.stop() in (0, -2), proc.log()
+
+
+def test_an_instruction_is_planned_on_frames_that_arrived_after_it(client, scene, tmp_path) -> None:
+    """A frame from before the instruction (the scene before a reset) is not planned on while the camera runs;
+    a camera that stopped gets the latest frames after ``plan_frame_wait_s``, with a warning."""
+    answers = tmp_path / "answers.txt"
+    answers.write_text(scene[3] + "\n---\n" + scene[3])
+    proc = NodeProcess("robo_brain.node", {"backend": "scripted", "model_path": str(answers),
+                                           "plan_frame_wait_s": 1.0}, log_dir=tmp_path)
+    try:
+        cam, out = Camera(client, scene), Listener(client)
+        for msg in (cam.rgb, cam.depth):
+            msg.header.stamp.sec = 1  # "before the reset"
+        assert _wait(client, cam, lambda: "ready" in out.states(), 30), proc.log()
+        _wait(client, cam, lambda: False, 0.5)  # frames stamped 1 s are the brain's latest; then the camera pauses
+        out.instruction.publish(String(data="put the red block in the blue bowl"))
+        _wait(client, None, lambda: False, 0.3)
+        for msg in (cam.rgb, cam.depth):
+            msg.header.stamp.sec = 7  # "after the reset"
+        assert _wait(client, cam, lambda: out.plans, 20), proc.log()
+        assert out.plans[-1].header.stamp.sec == 7, "planned on a frame from before the instruction"
+
+        t0 = time.monotonic()  # the camera stops: the latest frames, once plan_frame_wait_s is over
+        out.instruction.publish(String(data="put the red block in the blue bowl"))
+        assert _wait(client, None, lambda: len(out.plans) > 1, 20), proc.log()
+        assert time.monotonic() - t0 >= 0.9 and out.plans[-1].header.stamp.sec == 7
+        assert _wait(client, None, lambda: "no camera frame arrived within" in proc.log(), 5), proc.log()
     finally:
         assert proc.stop() in (0, -2), proc.log()
