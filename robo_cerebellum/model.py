@@ -12,6 +12,8 @@ of a 128x2 model took 188 s per batch of 16 on this CPU, against 2.4 s for Mamba
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 from typing import Any
 
 import torch
@@ -47,20 +49,39 @@ class VisualEncoder(nn.Module):
         return self.proj(self.net(images))
 
 
+NO_TOKENS = {"pad_token_id": None, "bos_token_id": None, "eos_token_id": None}
+"""The backbones read embeddings, never tokens: no special token ids (else transformers warns that its
+defaults lie outside the one-entry vocabulary)."""
+
+
+def mamba_kernels() -> str:
+    """Which Mamba-2 scan runs: the CUDA kernels of ``mamba_ssm`` / ``causal_conv1d`` where installed, else
+    transformers' PyTorch reference (the only one on a CPU; what every figure in bench/ measures).
+
+    Without the kernels transformers warns at the first step that it falls back; the fallback is the design
+    here, so that warning is silenced and this says it instead (``cerebellum_node`` logs it at start-up).
+    """
+    if importlib.util.find_spec("mamba_ssm") and importlib.util.find_spec("causal_conv1d"):
+        return "mamba_ssm + causal_conv1d kernels"
+    logging.getLogger("transformers.integrations.hub_kernels").setLevel(logging.ERROR)
+    return "PyTorch reference scan (mamba_ssm / causal_conv1d not installed)"
+
+
 def _backbone(cfg: CerebellumConfig) -> nn.Module:
     if cfg.backbone == "mamba2":
         from transformers import Mamba2Config, Mamba2Model
 
+        mamba_kernels()
         return Mamba2Model(Mamba2Config(
             hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers, state_size=cfg.state_size,
             expand=2, head_dim=cfg.head_dim, num_heads=2 * cfg.hidden_size // cfg.head_dim, n_groups=1,
-            chunk_size=cfg.chunk_size, conv_kernel=4, vocab_size=1, use_cache=True,
+            chunk_size=cfg.chunk_size, conv_kernel=4, vocab_size=1, use_cache=True, **NO_TOKENS,
         ))
     from transformers import GPT2Config, GPT2Model
 
     return GPT2Model(GPT2Config(
         n_embd=cfg.hidden_size, n_layer=cfg.num_layers, n_head=max(1, cfg.hidden_size // 32),
-        n_positions=cfg.max_positions, vocab_size=1, use_cache=True,
+        n_positions=cfg.max_positions, vocab_size=1, use_cache=True, **NO_TOKENS,
     ))
 
 

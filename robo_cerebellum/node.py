@@ -38,6 +38,7 @@ from robo_cerebellum.command_stream import CommandStream
 from robo_cerebellum.executor import PlanExecutor, State, TickResult
 from robo_cerebellum.latched_plans import LatchedPlanFilter
 from robo_cerebellum.loop_stats import LoopStats
+from robo_cerebellum.model import mamba_kernels
 from robo_cerebellum.params import PARAMETERS, settings_from_parameters
 from robo_cerebellum.policy import CerebellumPolicy, CheckpointError, Observation
 from robo_cerebellum.safety import Verdict
@@ -114,7 +115,8 @@ class CerebellumNode(Node):
         self.stream = CommandStream(cfg.safety.state_timeout_s, cfg.interpolation_s)
         pc = policy.cfg
         self.get_logger().info(f"cerebellum up: {cfg.checkpoint} ({pc.backbone} {pc.hidden_size}x{pc.num_layers}), "
-                               f"loop {self.rate:.0f} Hz, policy {pc.policy_hz:.0f} Hz")
+                               f"loop {self.rate:.0f} Hz, policy {pc.policy_hz:.0f} Hz"
+                               + (f", {mamba_kernels()}" if pc.backbone == "mamba2" else ""))
 
     def _make_interfaces(self) -> None:
         def pub(kind: type, topic: str):  # noqa: ANN202 - rclpy Publisher
@@ -174,7 +176,7 @@ class CerebellumNode(Node):
         if stale:
             return self._error(stale)
         if self._state is None:
-            self.get_logger().warning(f"plan {msg.plan_id} kept until the first robot state on {C.TOPIC_EE_POSE}")
+            self.get_logger().info(f"plan {msg.plan_id} kept until the first robot state on {C.TOPIC_EE_POSE}")
         self._pending_plan = msg  # the policy thread starts it (once robot state has arrived)
 
     def _on_cancel(self, msg: String) -> None:
