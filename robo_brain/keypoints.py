@@ -128,6 +128,32 @@ def pixel_to_base(u: float, v: float, depth: np.ndarray, camera: CameraModel,
     return point
 
 
+def pixel_on_plane(u: float, v: float, height: float, camera: CameraModel,
+                   config: KeypointConfig = KeypointConfig()) -> np.ndarray:
+    """Where the camera ray through pixel ``(u, v)`` meets the plane ``height`` m above the table.
+
+    For keypoints that name a point in free space rather than a surface the camera sees (the pusher's
+    path behind and past an object): lifting such a pixel with the depth image would give the table,
+    or the object's edge, under it.
+
+    Raises:
+        KeypointError: the ray does not reach the plane in front of the camera, or the point is outside
+            the workspace.
+    """
+    origin, far = camera.deproject(u, v, 0.0), camera.deproject(u, v, 1.0)
+    z0 = config.table_z + height
+    dz = far[2] - origin[2]
+    if abs(dz) < 1e-9 or (z0 - origin[2]) / dz <= 0:
+        raise KeypointError(f"the ray through pixel ({u:.1f}, {v:.1f}) does not meet the plane z={z0:.3f} m "
+                            "in front of the camera")
+    point = origin + (far - origin) * (z0 - origin[2]) / dz
+    if not config.workspace.contains(point):
+        ws = config.workspace
+        raise KeypointError(f"point ({point[0]:.3f}, {point[1]:.3f}, {point[2]:.3f}) m is outside the workspace "
+                            f"x {ws.x} y {ws.y} z {ws.z}")
+    return point
+
+
 def make_locator(depth: np.ndarray, camera: CameraModel, config: KeypointConfig = KeypointConfig()):
     """Return ``locate(name, u, v) -> KeypointData`` for :func:`robo_common.plan_language.plan_from_model_output`."""
 

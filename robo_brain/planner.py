@@ -56,8 +56,8 @@ from robo_brain.backends import BrainBackend, GenerationSettings
 from robo_brain.checks import CheckConfig, Finding, run_checks
 from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, step_goal
 from robo_brain.grounding import answer_text_with_keypoints, check_grounded, check_instruction_colours
-from robo_brain.keypoints import KeypointConfig, make_locator
-from robo_brain.perception import PerceptionConfig, SeenObject, listing_text, perceive
+from robo_brain.keypoints import KeypointConfig, make_locator, pixel_on_plane
+from robo_brain.perception import PUSH_Z_M, PerceptionConfig, SeenObject, listing_text, perceive
 from robo_brain.verify import verify_plan
 from robo_common.camera import CameraModel
 from robo_common.plan_language import (
@@ -78,6 +78,8 @@ REGRASP_KINDS = ("object_dropped", "grasp_missed")
 """Failure kinds after which the object is not in the gripper: a failed ``place`` re-does its ``pick``."""
 GOAL_CHECK_KINDS = ("object_dropped", "no_progress", "timeout")
 """Failure kinds after which the failed step's goal may hold all the same (checked in the image first)."""
+PUSH_KEYPOINTS = ("push_start", "push_end")
+"""Keypoints on the pusher's path (``PUSH_Z_M`` above the table), not on a surface the camera sees."""
 
 
 class Outcome(StrEnum):
@@ -226,7 +228,10 @@ class Planner:
         Grasp pixels are snapped onto the object's top face when ``snap_radius`` > 0. A ``grasp``
         pixel shows the object's top; its 3D point is set to the middle of the object below it
         (half way between the top and the table), the convention of the plans the cerebellum
-        learned from (the expert grasps blocks at their centre).
+        learned from (the expert grasps blocks at their centre). ``push_start`` and ``push_end``
+        pixels show the pusher's path, ``PUSH_Z_M`` above the table: their 3D points are where the
+        pixel's ray meets that height, not the table (or the object's edge) the depth image shows
+        there; a push keypoint on the table drove the pusher's fingers into it.
         """
         if self.config.snap_radius > 0:
             from robo_brain.embedded.refine import SnapConfig, make_snapping_locator
@@ -238,6 +243,9 @@ class Planner:
         table_z = self.config.keypoints.table_z
 
         def locate(name: str, u: float, v: float) -> KeypointData:
+            if name in PUSH_KEYPOINTS:
+                point = pixel_on_plane(u, v, PUSH_Z_M, camera, self.config.keypoints)
+                return KeypointData(name, tuple(float(c) for c in point), float(u), float(v), 1.0)
             kp = lift(name, u, v)
             if name != "grasp" or kp.point[2] <= table_z:
                 return kp

@@ -103,3 +103,28 @@ def test_locator_and_config_validation(scene) -> None:
         WorkspaceBox.from_flat([0, 1])
     with pytest.raises(ValueError, match="K must be"):
         CameraModel(np.zeros((3, 3)), np.eye(4), 10, 10)
+
+
+def test_push_keypoints_lie_on_the_pushers_path_not_on_the_table(scene) -> None:
+    """A push keypoint's pixel is lifted to the pusher's height (PUSH_Z_M), where the expert pushes: lifted
+    with the depth image it lay on the table (the policy drove the fingers into it: push stalls) or, where
+    the block hides the path from the camera, on the block's top."""
+    from robo_brain.perception import PUSH_Z_M
+    from robo_brain.planner import Planner, PlannerConfig
+    from tests.brain_scene_helpers import NeverAsked
+
+    _, depth, cam, centres = scene
+    locate = Planner(NeverAsked(), PlannerConfig()).locator(depth, cam)
+    for name, centre in centres.items():
+        start = np.array([centre[0] - 0.06, centre[1], PUSH_Z_M])  # behind the block, pushing forward (+x)
+        u, v = cam.project(start)
+        kp = locate("push_start", u, v)
+        assert np.allclose(kp.point, start, atol=1e-6), (name, kp.point, start)
+        seen = make_locator(depth, cam)("push_start", u, v)  # the surface the depth image shows there
+        assert abs(seen.point[2] - PUSH_Z_M) > 0.008, (name, seen.point)
+    with pytest.raises(KeypointError, match="outside the workspace"):
+        locate("push_end", *cam.project(np.array([0.5, 0.8, PUSH_Z_M])))
+    grasp = locate("grasp", *cam.project(centres["green block"] + [0, 0, 0.015]))
+    assert 0.01 < grasp.point[2] < 0.03  # grasps still come from the depth image (the block's middle)
+    with pytest.raises(KeypointError, match="does not meet the plane"):
+        locate("push_start", 64.0, -3000.0)  # a pixel above the horizon

