@@ -106,6 +106,15 @@ def window_depth(depth: np.ndarray, u: float, v: float, config: KeypointConfig =
     return float(np.median(valid))
 
 
+def _check_workspace(point: np.ndarray, config: KeypointConfig) -> np.ndarray:
+    """``point`` if it lies in ``config.workspace``; else :class:`KeypointError` with its coordinates."""
+    if not config.workspace.contains(point):
+        ws = config.workspace
+        raise KeypointError(f"point ({point[0]:.3f}, {point[1]:.3f}, {point[2]:.3f}) m is outside the workspace "
+                            f"x {ws.x} y {ws.y} z {ws.z}")
+    return point
+
+
 def pixel_to_base(u: float, v: float, depth: np.ndarray, camera: CameraModel,
                   config: KeypointConfig = KeypointConfig()) -> np.ndarray:
     """Lift pixel ``(u, v)`` to a 3D point in the base frame, checking image, depth, workspace and surface.
@@ -121,11 +130,7 @@ def pixel_to_base(u: float, v: float, depth: np.ndarray, camera: CameraModel,
     if point[2] < config.table_z - config.surface_tolerance:
         raise KeypointError(f"point z={point[2]:.3f} m is below the table (z={config.table_z} m, tolerance "
                             f"{config.surface_tolerance} m)")
-    if not config.workspace.contains(point):
-        ws = config.workspace
-        raise KeypointError(f"point ({point[0]:.3f}, {point[1]:.3f}, {point[2]:.3f}) m is outside the workspace "
-                            f"x {ws.x} y {ws.y} z {ws.z}")
-    return point
+    return _check_workspace(point, config)
 
 
 def pixel_on_plane(u: float, v: float, height: float, camera: CameraModel,
@@ -147,11 +152,7 @@ def pixel_on_plane(u: float, v: float, height: float, camera: CameraModel,
         raise KeypointError(f"the ray through pixel ({u:.1f}, {v:.1f}) does not meet the plane z={z0:.3f} m "
                             "in front of the camera")
     point = origin + (far - origin) * (z0 - origin[2]) / dz
-    if not config.workspace.contains(point):
-        ws = config.workspace
-        raise KeypointError(f"point ({point[0]:.3f}, {point[1]:.3f}, {point[2]:.3f}) m is outside the workspace "
-                            f"x {ws.x} y {ws.y} z {ws.z}")
-    return point
+    return _check_workspace(point, config)
 
 
 def make_locator(depth: np.ndarray, camera: CameraModel, config: KeypointConfig = KeypointConfig()):
