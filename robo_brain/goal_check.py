@@ -9,7 +9,12 @@ simulator truth) for the step's goal:
 * ``place(target=...)``: pixels of the colour the held object's name gives (from the ``pick`` before
   it) stand near the place keypoint: within ``container_radius`` of it horizontally for a container
   (bowl, tray, box...), ``block_radius`` for a block, and at a height between ``below_place`` under
-  and ``above_place`` over it (an object still in the gripper, higher up, does not count);
+  and ``above_place`` over it (an object still in the gripper, higher up, does not count). Pixels of
+  that colour are not all the held object's: when the target has the same colour (a yellow block into
+  the yellow tray, a red block on a red block), only pixels that rise ``same_colour_rise`` above the
+  place point count (a block's top stands above a container's wall and above the block it is put on);
+  when another ``place`` of the plan puts an object of the same colour nearby (two yellow blocks into
+  one tray, each in its slot), a pixel counts for the place point it is nearest to;
 * ``push(object=..., direction=...)``: the pixels of the object's colour in the strip along the push
   have their centre at least ``push_min_along`` past where the object stood (``push_object_offset``
   ahead of ``push_start``) with at most ``push_max_lateral`` sideways drift.
@@ -45,8 +50,14 @@ class GoalCheckConfig:
         container_radius: Horizontal radius around a container's place keypoint.
         block_radius: Horizontal radius around the place keypoint on a block (stacking).
         below_place: How far below the place keypoint a placed object's pixels may be.
-        above_place: How far above it (an object still in the gripper is higher).
+        above_place: How far above it (a large block's top in a container is 5 cm above the floor; an object
+            still in the gripper is higher).
         min_pixels: Pixels of the object's colour needed to say anything.
+        same_colour_rise_container: Into a container of the held object's colour, only pixels this far above
+            the place point (the container's floor) count: a block's top (4-5 cm up) is above it, the
+            container's wall (a bowl's 3.5 cm, a tray's 2 cm) below it.
+        same_colour_rise_block: On a block of the held object's colour, only pixels this far above the place
+            point (the base block's top face) count.
         push_object_offset: Where the pushed object stood, ahead of ``push_start`` along the push.
         push_min_along: How far the object must have moved along the push.
         push_max_lateral: Largest sideways drift of a successful push.
@@ -59,8 +70,10 @@ class GoalCheckConfig:
     container_radius: float = 0.06
     block_radius: float = 0.025
     below_place: float = 0.03
-    above_place: float = 0.05
+    above_place: float = 0.065
     min_pixels: int = 6
+    same_colour_rise_container: float = 0.037
+    same_colour_rise_block: float = 0.01
     push_object_offset: float = 0.045
     push_min_along: float = 0.06
     push_max_lateral: float = 0.035
@@ -69,7 +82,8 @@ class GoalCheckConfig:
 
     def __post_init__(self) -> None:
         for name in ("min_height", "container_radius", "block_radius", "below_place", "above_place",
-                     "push_min_along", "push_max_lateral", "push_strip", "push_max_height"):
+                     "same_colour_rise_container", "same_colour_rise_block", "push_min_along",
+                     "push_max_lateral", "push_strip", "push_max_height"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"GoalCheckConfig.{name} must be > 0, got {value!r}")
@@ -106,7 +120,8 @@ def step_goal(plan: PlanData, index: int, rgb: np.ndarray, depth: np.ndarray, ca
         return GoalVerdict(None, f"{sub.code!r} does not parse: {exc}")
     if sub.skill == "place":
         held = _held_object(plan, index)
-        return _place_goal(sub, held, str(args.get("target", "")), rgb, depth, camera, cfg)
+        return _place_goal(sub, held, str(args.get("target", "")), rgb, depth, camera, cfg,
+                           _same_colour_places(plan, index, held))
     if sub.skill == "push":
         return _push_goal(sub, str(args.get("object", "")), rgb, depth, camera, cfg, first)
     return GoalVerdict(None, f"the goal of {sub.skill} is not checked in the image")
@@ -120,6 +135,18 @@ def _held_object(plan: PlanData, index: int) -> str:
             except PlanParseError:
                 return ""
     return ""
+
+
+def _same_colour_places(plan: PlanData, index: int, held: str) -> list[np.ndarray]:
+    """Place points of the plan's other ``place`` steps whose held objects have ``held``'s colour."""
+    term, points = named_colour(held), []
+    if term is None:
+        return points
+    for j, sub in enumerate(plan.subtasks):
+        kp = sub.keypoint("place") if sub.skill == "place" and j != index else None
+        if kp is not None and named_colour(_held_object(plan, j)) == term:
+            points.append(np.asarray(kp.point, float))
+    return points
 
 
 def _coloured_points(rgb: np.ndarray, depth: np.ndarray, camera: CameraModel, term: str,
@@ -137,7 +164,9 @@ def _coloured_points(rgb: np.ndarray, depth: np.ndarray, camera: CameraModel, te
 
 
 def _place_goal(sub: SubtaskData, held: str, target: str, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel,
-                cfg: GoalCheckConfig) -> GoalVerdict:
+                cfg: GoalCheckConfig, siblings: list[np.ndarray] | None = None) -> GoalVerdict:
+    """The place's goal: pixels of ``held``'s colour near the place point, not the target's own (same colour)
+    nor nearer to ``siblings``, the place points of other objects of that colour."""
     term, kp = named_colour(held), sub.keypoint("place")
     if not held or kp is None:
         return GoalVerdict(None, f"{sub.code}: no held object or place keypoint to check")
@@ -149,8 +178,14 @@ def _place_goal(sub: SubtaskData, held: str, target: str, rgb: np.ndarray, depth
     container = any(word in target.lower() for word in CONTAINER_WORDS)
     radius = cfg.container_radius if container else cfg.block_radius
     place = np.asarray(kp.point, float)
-    near = np.linalg.norm(points[:, :2] - place[:2], axis=1) <= radius
-    low = (points[:, 2] >= place[2] - cfg.below_place) & (points[:, 2] <= place[2] + cfg.above_place)
+    dist = np.linalg.norm(points[:, :2] - place[:2], axis=1)
+    near = dist <= radius
+    for other in siblings or ():
+        near &= dist <= np.linalg.norm(points[:, :2] - other[:2], axis=1)
+    lowest = place[2] - cfg.below_place
+    if named_colour(target) == term:  # the target's own pixels read as the held object's colour
+        lowest = place[2] + (cfg.same_colour_rise_container if container else cfg.same_colour_rise_block)
+    low = (points[:, 2] >= lowest) & (points[:, 2] <= place[2] + cfg.above_place)
     hits = int(np.count_nonzero(near & low))
     where = f"within {radius * 100:.0f} cm of the place point of the {target}"
     if hits >= cfg.min_pixels:

@@ -141,3 +141,61 @@ def test_a_push_that_went_far_enough_but_sideways_is_not_redone(sim) -> None:
     assert result.outcome == Outcome.FAILED and "cannot reach" in result.reason
     world.move_object(red, RED_START)
     world.settle(0.2)
+
+
+TRAY = np.array([0.52, 0.05])
+SLOTS = [(*(TRAY + [-0.033, 0.0]), 0.008), (*(TRAY + [0.033, 0.0]), 0.008)]  # the brain's two tray slots
+OUT_OF_TRAY = {"large": (TRAY[0] - 0.11, TRAY[1], 0.025), "small": (TRAY[0] + 0.11, TRAY[1], 0.02)}
+
+
+@pytest.fixture(scope="module")
+def yellow():
+    """A yellow tray and two yellow blocks: "move every yellow cube into the yellow container"."""
+    world = SimWorld(WorldConfig())
+    world.add_container("yellow", "tray", tuple(TRAY), 0.0)
+    blocks = {"large": world.add_block("yellow", 0.05, (0.40, -0.2, 0.025), 0.0),
+              "small": world.add_block("yellow", 0.04, (0.45, 0.2, 0.02), 0.0)}
+    world.settle(0.2)
+    plan = PlanData("yellow-plan", 0, "move every yellow cube into the yellow container", "", [
+        SubtaskData(0, 'pick(object="large yellow block")', "pick", [keypoint(world, "grasp", (0.40, -0.2, 0.025))]),
+        SubtaskData(1, 'place(target="yellow tray")', "place", [keypoint(world, "place", SLOTS[0])]),
+        SubtaskData(2, 'pick(object="small yellow block")', "pick", [keypoint(world, "grasp", (0.45, 0.2, 0.02))]),
+        SubtaskData(3, 'place(target="yellow tray")', "place", [keypoint(world, "place", SLOTS[1])]),
+        SubtaskData(4, "done()", "done", []),
+    ])
+    yield world, blocks, plan, camera_of(world)
+    world.close()
+
+
+@pytest.mark.parametrize("inside", [("large", "small"), ("large",), ("small",), ()])
+def test_blocks_and_a_container_of_one_colour_count_only_the_block_each_place_put_there(yellow, inside) -> None:
+    """The tray's own yellow pixels, and the other yellow block in the tray, are not the held block: before,
+    every place here read as done (the tray's walls and floor counted), and the stack said SUCCEEDED."""
+    world, blocks, plan, camera = yellow
+    for (size, body), slot in zip(blocks.items(), SLOTS, strict=True):
+        pos = (*slot[:2], 0.04) if size in inside else OUT_OF_TRAY[size]
+        world.move_object(body, np.asarray(pos, float))
+    world.settle(0.4)
+    rgb, depth = world.render()
+    for size, index in (("large", 1), ("small", 3)):
+        verdict = step_goal(plan, index, rgb, depth, camera)
+        assert verdict.holds is (size in inside), (size, inside, verdict.text)
+        assert f"{size} yellow block" in verdict.text
+
+
+@pytest.mark.parametrize("where", ["on", "beside"])
+def test_a_block_on_a_block_of_its_own_colour_is_seen_above_the_base_top(yellow, where: str) -> None:
+    world, blocks, _, camera = yellow
+    base = np.array([0.45, 0.15])
+    world.move_object(blocks["large"], np.asarray((*base, 0.025), float))
+    top = (*base, 0.075) if where == "on" else (base[0], base[1] + 0.08, 0.02)
+    world.move_object(blocks["small"], np.asarray(top, float))
+    world.settle(0.4)
+    rgb, depth = world.render()
+    plan = PlanData("stack-plan", 0, "put the small yellow block on the large yellow block", "", [
+        SubtaskData(0, 'pick(object="small yellow block")', "pick", [keypoint(world, "grasp", (0.45, 0.2, 0.02))]),
+        SubtaskData(1, 'place(target="large yellow block")', "place", [keypoint(world, "place", (*base, 0.05))]),
+        SubtaskData(2, "done()", "done", []),
+    ])
+    verdict = step_goal(plan, 1, rgb, depth, camera)
+    assert verdict.holds is (where == "on"), verdict.text
