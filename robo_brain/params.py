@@ -66,6 +66,9 @@ PARAMETERS: dict[str, tuple[object, str]] = {
                      "goal in a frame taken correction_settle_s later: steps whose goals do not hold are redone as a "
                      "revision (it counts as a correction), else the task is reported succeeded (or failed past "
                      "max_corrections) on brain_status and the action; false: the cerebellum's SUCCEEDED ends it."),
+    "verify_instruction": (True, "With verify_goals, once a completed plan's goals hold: plan the instruction again "
+                           "on that frame and check the goals of the objects no revision of the plan moved (an "
+                           "object the first plan left out); one that does not hold is redone as a revision."),
     "publish_empty_plan_on_failure": (True, "Publish an empty plan when planning fails, so the old plan stops."),
 }
 
@@ -89,7 +92,7 @@ def configs_from_parameters(p: Mapping[str, object]) -> tuple[PlannerConfig, Bac
                             parse_retries=int(p["parse_retries"]), max_corrections=int(p["max_corrections"]),
                             generation=gen, checks=CheckConfig(keypoints=keypoints),
                             correction=str(p["correction"]), snap_radius=int(p["keypoint_snap_radius"]),
-                            ground=bool(p["ground_names"]))
+                            ground=bool(p["ground_names"]), recheck_instruction=bool(p["verify_instruction"]))
     return planner, backend
 
 

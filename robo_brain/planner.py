@@ -52,7 +52,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from robo_brain.backends import BrainBackend, GenerationSettings
+from robo_brain.backends import BackendError, BrainBackend, GenerationSettings
 from robo_brain.checks import CheckConfig, Finding, run_checks
 from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, step_goal
 from robo_brain.grounding import answer_text_with_keypoints, check_grounded, check_instruction_colours
@@ -111,6 +111,8 @@ class PlannerConfig:
         ground: Refuse a plan that names an object or target the brain does not see
             (:func:`robo_brain.grounding.check_grounded` against :func:`robo_brain.perception.perceive`).
         perception: Thresholds of the scene listing (grounding, and the brain v2's input).
+        recheck_instruction: When a completed plan's goals hold, plan the instruction again on the current
+            image and check the goals of the objects the plan never moved (:func:`robo_brain.verify.verify_plan`).
     """
 
     max_instruction_chars: int = 500
@@ -124,6 +126,7 @@ class PlannerConfig:
     goal: GoalCheckConfig | None = field(default_factory=GoalCheckConfig)
     ground: bool = True
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    recheck_instruction: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.snap_radius <= 32:
@@ -436,10 +439,26 @@ class Planner:
         except ValueError as exc:
             return PlanResult(Outcome.FAILED, None, errors=[f"cannot check the goals: {exc}"],
                               timing={"total": time.perf_counter() - t0})
+        replanned: list[str] = []
+
+        def replan() -> PlanData | None:
+            """The instruction planned again on this image (None: it cannot be, or the check is off)."""
+            if not (self.config.recheck_instruction and plan.instruction):
+                return None
+            try:
+                again = self.plan(plan.instruction, rgb, depth, camera, plan_id=plan.plan_id, stamp_ns=stamp_ns)
+            except BackendError as exc:
+                logger.warning("cannot plan the instruction again to check it: %s", exc)
+                return None
+            replanned.append("; ".join(again.plan.code_lines()) if again.plan is not None else again.reason)
+            return again.plan if again.ok else None
+
         outcome, new, findings, reason = verify_plan(
             plan, rgb, depth, camera, goal=self.config.goal, perception=self.config.perception,
             limits=self.config.limits, locate=self.locator(depth, camera),
-            max_corrections=self.config.max_corrections, stamp_ns=stamp_ns, earlier=earlier)
+            max_corrections=self.config.max_corrections, stamp_ns=stamp_ns, earlier=earlier, replan=replan)
+        if replanned:
+            findings = [*findings, f"the instruction planned again on this image: {replanned[0]}"]
         logger.info("goals of plan %s rev %d: %s", plan.plan_id, plan.revision, outcome)
         timing: dict[str, float | list[float]] = {"total": time.perf_counter() - t0}
         return PlanResult(Outcome(outcome), new, findings=findings, errors=[reason] if reason else [], timing=timing)

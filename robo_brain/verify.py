@@ -19,11 +19,19 @@ A revision holds only the steps still to do, so the check covers the goals of ev
 (``earlier``): each ``place`` (with the ``pick`` before it) and ``push`` once, with the keypoints of the
 latest revision that has it; a push's object is looked for along the latest push line but measured from
 where it stood before the first push, as the task is.
+
+The plan's goals are what the brain planned, not the instruction: a first plan that left out an object
+("match every block with the container of its colour" with one block missed, perhaps hidden by the arm
+when it planned) ran to its end with every goal it had met. So once the plan's own goals hold, the
+instruction is planned again on the current image, and the steps of that plan on objects that no
+revision moved are checked like the others: one whose goal does not hold is redone. An object some
+revision already moved is never moved again on the say-so of the re-plan (a re-plan that names another
+target for it would undo a goal that holds).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -31,7 +39,7 @@ from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, step_goal
 from robo_brain.grounding import answer_text_with_keypoints
 from robo_brain.perception import PerceptionConfig, perceive
 from robo_common.camera import CameraModel
-from robo_common.plan_language import Locate, PlanParseError, TextLimits, plan_from_model_output
+from robo_common.plan_language import Locate, PlanParseError, TextLimits, parse_call, plan_from_model_output
 from robo_common.plan_types import PlanData, SubtaskData
 
 VERIFY_KIND = "goal_not_reached"
@@ -106,12 +114,50 @@ def goal_steps(plan: PlanData, earlier: Sequence[PlanData] = ()) -> PlanData:
                     plan.stamp_ns)
 
 
+def moved_objects(plans: Sequence[PlanData]) -> set[str]:
+    """The objects that the ``pick`` and ``push`` steps of ``plans`` name."""
+    names: set[str] = set()
+    for rev in plans:
+        for sub in rev.subtasks:
+            if sub.skill in ("pick", "push"):
+                try:
+                    names.add(str(parse_call(sub.code).args.get("object", "")))
+                except PlanParseError:
+                    continue
+    return names
+
+
+def missed_goals(replanned: PlanData, done: Sequence[PlanData]) -> list[SubtaskData]:
+    """The steps of ``replanned`` (the instruction planned again) on objects no plan of ``done`` moved: each
+    push, and each place with its pick; one step per object (the first: a re-plan that moves an object twice
+    is not followed the second time)."""
+    moved, subs, out = moved_objects(done), replanned.subtasks, []
+    for i, sub in enumerate(subs):
+        try:
+            args = parse_call(sub.code).args
+        except PlanParseError:
+            continue
+        if sub.skill == "push" and str(args.get("object", "")) not in moved:
+            out.append(sub)
+            moved.add(str(args.get("object", "")))
+        elif sub.skill == "place" and i > 0 and subs[i - 1].skill == "pick":
+            try:
+                held = str(parse_call(subs[i - 1].code).args.get("object", ""))
+            except PlanParseError:
+                continue
+            if held not in moved:
+                out.extend([subs[i - 1], sub])
+                moved.add(held)
+    return out
+
+
 def verify_plan(plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel, *,
                 goal: GoalCheckConfig, perception: PerceptionConfig, limits: TextLimits, locate: Locate,
-                max_corrections: int, stamp_ns: int = 0,
-                earlier: Sequence[PlanData] = ()) -> tuple[str, PlanData | None, list[str], str]:
-    """Check the goals of a completed plan (and of its ``earlier`` revisions) in the image:
-    ``(outcome, revision, findings, reason)``.
+                max_corrections: int, stamp_ns: int = 0, earlier: Sequence[PlanData] = (),
+                replan: Callable[[], PlanData | None] | None = None) -> tuple[str, PlanData | None, list[str], str]:
+    """Check the goals of a completed plan (and of its ``earlier`` revisions) in the image: ``(outcome, revision,
+    findings, reason)``. When they all hold, ``replan`` (the instruction planned again on this image, None when
+    that fails) is asked, and its steps on objects no revision moved (:func:`missed_goals`) are checked too.
 
     ``outcome`` is ``verified`` (no goal seen unmet; no revision), ``corrected`` (the revision redoing the
     unmet steps) or ``failed`` (``reason`` says why: corrections used up, or the steps cannot be redone).
@@ -121,10 +167,18 @@ def verify_plan(plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: Came
         for sub in rev.subtasks:
             if sub.skill == "push":
                 first_push.setdefault(sub.code, sub)
+    done = [*earlier, plan]
     plan = goal_steps(plan, earlier)
     verdicts = step_verdicts(plan, rgb, depth, camera, goal, first_push)
-    findings = [v.line() for _, v in verdicts]
     redo = steps_to_redo(plan, verdicts)
+    replanned = replan() if replan is not None and not redo else None
+    missed = missed_goals(replanned, done) if replanned is not None else []
+    if missed:  # the plan's goals hold: does the instruction ask for more?
+        plan.subtasks = [SubtaskData(i, s.code, s.skill, list(s.keypoints))
+                         for i, s in enumerate([*plan.subtasks, *missed])]
+        verdicts = step_verdicts(plan, rgb, depth, camera, goal, first_push)
+        redo = steps_to_redo(plan, verdicts)
+    findings = [v.line() for _, v in verdicts]
     if not redo:
         return "verified", None, findings, ""
     unmet = "; ".join(v.text for _, v in verdicts if v.holds is False)

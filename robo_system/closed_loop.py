@@ -398,6 +398,10 @@ def report(rows: list[dict], split: str, wall_s: float) -> dict:
             "detected_kinds": _count(d[0] for r in rows for d in r["detections"]),
         },
         "verdict": verdict_matrix(verdicts),
+        "verdict_mismatches": [(r["family"], r["seed"], r["perturb"], "SUCCEEDED" if r["stack_success"] else "FAILED",
+                                "success" if r["success"] else "failure", str(r["state"]), (r.get("plans") or [[]])[-1])
+                               for r in rows if r.get("stack_success") is not None
+                               and bool(r["stack_success"]) != bool(r["success"])],
         "mean_sim_s": float(np.mean([r["sim_s"] for r in rows])) if rows else None,
         "wall_s": wall_s,
         "failed_seeds": {f: [r["seed"] for r in rs if not r["success"]] for f, rs in sorted(by_family.items())},

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from robo_brain.backends import BrainBackend
+from robo_brain.lm.backend import LMAnswer
 from robo_brain.planner import Outcome, Planner, PlannerConfig
 from robo_common.plan_types import PlanData, SubtaskData
 from robo_sim.world import SimWorld, WorldConfig
@@ -15,6 +17,8 @@ RED_START = np.array([0.45, 0.10, 0.025])
 GREEN_START = np.array([0.40, -0.05, 0.025])
 BOWL = np.array([0.55, -0.12])
 TRAY = np.array([0.62, 0.12])
+OWN_GOALS = PlannerConfig(recheck_instruction=False)
+"""The plan's own goals only (no second look at the instruction: that asks the model)."""
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,7 @@ def _arrange(world: SimWorld, red: int, green: int, red_pos, green_pos) -> tuple
 def test_every_goal_holds_so_the_task_is_verified(sim) -> None:
     world, red, green, camera = sim
     rgb, depth = _arrange(world, red, green, (*BOWL, 0.04), (*TRAY, 0.04))
-    result = Planner(NeverAsked(), PlannerConfig()).verify(_plan(world), rgb, depth, camera)
+    result = Planner(NeverAsked(), OWN_GOALS).verify(_plan(world), rgb, depth, camera)
     assert result.outcome == Outcome.VERIFIED and result.plan is None, result.findings
     assert len(result.findings) == 2 and all("[goal holds]" in f for f in result.findings)
 
@@ -61,7 +65,7 @@ def test_an_unmet_place_is_redone_with_its_pick_from_where_the_block_is_now(sim)
     fell = np.array([0.40, -0.28, 0.025])  # the red block bounced out of the bowl
     rgb, depth = _arrange(world, red, green, fell, (*TRAY, 0.04))
     plan = _plan(world)
-    result = Planner(NeverAsked(), PlannerConfig()).verify(plan, rgb, depth, camera, stamp_ns=7)
+    result = Planner(NeverAsked(), OWN_GOALS).verify(plan, rgb, depth, camera, stamp_ns=7)
     assert result.outcome == Outcome.CORRECTED, result.errors
     new = result.plan
     # the green block's goal holds: never redone
@@ -77,7 +81,8 @@ def test_an_unmet_place_is_redone_with_its_pick_from_where_the_block_is_now(sim)
 def test_an_unmet_goal_past_max_corrections_fails_saying_what_the_image_shows(sim) -> None:
     world, red, green, camera = sim
     rgb, depth = _arrange(world, red, green, (0.40, -0.28, 0.025), (*TRAY, 0.04))
-    result = Planner(NeverAsked(), PlannerConfig(max_corrections=2)).verify(_plan(world, 2), rgb, depth, camera)
+    planner = Planner(NeverAsked(), PlannerConfig(max_corrections=2, recheck_instruction=False))
+    result = planner.verify(_plan(world, 2), rgb, depth, camera)
     assert result.outcome == Outcome.FAILED and result.plan is None
     assert "goal not reached after 2 corrections" in result.reason and "red block" in result.reason
 
@@ -85,7 +90,7 @@ def test_an_unmet_goal_past_max_corrections_fails_saying_what_the_image_shows(si
 def test_an_object_that_left_the_view_cannot_be_redone(sim) -> None:
     world, red, green, camera = sim
     rgb, depth = _arrange(world, red, green, (1.6, 0.9, 0.025), (*TRAY, 0.04))  # off the table, out of view
-    result = Planner(NeverAsked(), PlannerConfig()).verify(_plan(world), rgb, depth, camera)
+    result = Planner(NeverAsked(), OWN_GOALS).verify(_plan(world), rgb, depth, camera)
     # the image cannot tell where the red block went: its goal is unknown, not unmet, and nothing is redone
     assert result.outcome == Outcome.VERIFIED, result.findings
     assert any("[goal unknown]" in f and "red block" in f for f in result.findings)
@@ -104,7 +109,7 @@ def test_the_goals_of_earlier_revisions_are_checked_too(sim) -> None:
         SubtaskData(1, 'place(target="yellow tray")', "place", list(first.subtasks[3].keypoints)),
         SubtaskData(2, "done()", "done", []),
     ])
-    planner = Planner(NeverAsked(), PlannerConfig())
+    planner = Planner(NeverAsked(), OWN_GOALS)
     assert planner.verify(resumed, rgb, depth, camera).outcome == Outcome.VERIFIED  # its own goal holds
     result = planner.verify(resumed, rgb, depth, camera, earlier=[first])
     assert result.outcome == Outcome.CORRECTED and result.plan.revision == 2
@@ -113,3 +118,72 @@ def test_the_goals_of_earlier_revisions_are_checked_too(sim) -> None:
     world.move_object(red, RED_START)
     world.move_object(green, GREEN_START)
     world.settle(0.2)
+
+
+class SceneLM(BrainBackend):
+    """A scene-reading back-end (as the brain v2) that answers every instruction with the same code lines."""
+
+    name = "scene-lm"
+    wants_scene = True
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines, self.asked = lines, 0
+
+    def generate(self, messages, image=None, settings=None, cancel=None) -> str:  # noqa: ANN001
+        raise AssertionError("a scene-reading back-end is asked through plan_lines")
+
+    def plan_lines(self, names, blocks, instruction, cancel=None) -> LMAnswer:  # noqa: ANN001
+        self.asked += 1
+        return LMAnswer(list(self.lines), [], 0.0)
+
+
+BOTH = ['pick(object="red block")', 'place(target="blue bowl")', 'pick(object="green block")',
+        'place(target="yellow tray")', "done()"]
+
+
+def test_an_object_the_plan_left_out_is_found_by_planning_the_instruction_again(sim) -> None:
+    """The first plan placed only the red block; its goal holds, but the instruction asked for the green one too:
+    planned again on the final image, the green block's step is checked, does not hold, and is redone."""
+    world, red, green, camera = sim
+    rgb, depth = _arrange(world, red, green, (*BOWL, 0.04), GREEN_START)
+    first = _plan(world)
+    first.subtasks = [*first.subtasks[:2], SubtaskData(2, "done()", "done", [])]
+    lm = SceneLM(BOTH)
+    result = Planner(lm, PlannerConfig()).verify(first, rgb, depth, camera)
+    assert lm.asked == 1
+    assert result.outcome == Outcome.CORRECTED, (result.errors, result.findings)
+    assert result.plan.code_lines() == ['pick(object="green block")', 'place(target="yellow tray")', "done()"]
+    assert any("planned again" in f for f in result.findings)
+    # without the second look, the plan's own goal holds and the task would end SUCCEEDED
+    assert Planner(lm, OWN_GOALS).verify(first, rgb, depth, camera).outcome == Outcome.VERIFIED
+
+
+def test_planning_again_never_moves_an_object_a_revision_already_moved(sim) -> None:
+    """The re-plan names another target for the red block (whose goal holds): it is not moved again; and when
+    every object's goal holds, the task is verified."""
+    world, red, green, camera = sim
+    rgb, depth = _arrange(world, red, green, (*BOWL, 0.04), (*TRAY, 0.04))
+    other = ['pick(object="red block")', 'place(target="yellow tray")', 'pick(object="green block")',
+             'place(target="yellow tray")', "done()"]
+    result = Planner(SceneLM(other), PlannerConfig()).verify(_plan(world), rgb, depth, camera)
+    assert result.outcome == Outcome.VERIFIED and result.plan is None, result.findings
+    assert Planner(SceneLM(BOTH), PlannerConfig()).verify(_plan(world), rgb, depth, camera).outcome == Outcome.VERIFIED
+    world.move_object(red, RED_START)
+    world.move_object(green, GREEN_START)
+    world.settle(0.2)
+
+
+def test_missed_goals_are_steps_on_objects_no_revision_moved_one_per_object() -> None:
+    from robo_brain.verify import missed_goals
+
+    def plan(lines: list[str]) -> PlanData:
+        return PlanData("p", 0, "", "", [SubtaskData(i, c, c.split("(")[0], []) for i, c in enumerate(lines)])
+
+    done = plan(['pick(object="small orange block")', 'place(target="orange tray")', "done()"])
+    again = plan(['pick(object="small orange block")', 'place(target="blue bowl")',
+                  'pick(object="yellow block")', 'place(target="yellow bowl")',
+                  'pick(object="yellow block")', 'place(target="orange tray")',
+                  'push(object="red block", direction="left")', 'push(object="red block", direction="right")',
+                  "done()"])
+    assert [s.code for s in missed_goals(again, [done])] == [
+        'pick(object="yellow block")', 'place(target="yellow bowl")', 'push(object="red block", direction="left")']

@@ -40,6 +40,8 @@ def test_embedded_brain_closed_loop_report_fields() -> None:
     for key in ("overall_success", "success_rate", "corrections", "first_command_s_p50", "time_to_success_s_median"):
         assert key in report
     assert report["corrections"] <= 1
+    ver = report["verdict"]
+    assert len(report["verdict_mismatches"]) == ver["succeeded_but_world_failure"] + ver["failed_but_world_success"]
     # either it planned (a first command was sent) or its planning failure is counted
     assert report["first_command_s_p50"] is not None or report["brain_failures"] == 1
 
@@ -125,6 +127,8 @@ def test_eval_over_dds_in_two_stacks_with_the_world_verdict() -> None:
                        progress=False, stacks=2)
     assert out["episodes"] == 2 and out["stacks"] == 2 and out["mode"] == "ros" and out["lockstep_period_s"] == 0.05
     assert out["verdict"]["episodes"] == 2 and out["verdict"]["agreement"] is not None
+    disagree = out["verdict"]["succeeded_but_world_failure"] + out["verdict"]["failed_but_world_success"]
+    assert len(out["verdict_mismatches"]) == disagree  # each disagreement, named by family and seed
     assert out["overall_success"] >= 0.5, out["failed_seeds"]
 
 
