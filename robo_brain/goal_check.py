@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robo_brain.perception import CONTAINER_FLOOR_M
 from robo_common.camera import CameraModel
 from robo_common.colours import named_colour, term_mask
 from robo_common.plan_language import PlanParseError, parse_call
@@ -54,7 +55,7 @@ class GoalCheckConfig:
             still in the gripper is higher).
         min_pixels: Pixels of the object's colour needed to say anything.
         same_colour_rise_container: Into a container of the held object's colour, only pixels this far above
-            the place point (the container's floor) count: a block's top (4-5 cm up) is above it, the
+            the container's floor count: a block's top (4-5 cm up) is above it, the
             container's wall (a bowl's 3.5 cm, a tray's 2 cm) below it.
         same_colour_rise_block: On a block of the held object's colour, only pixels this far above the place
             point (the base block's top face) count.
@@ -183,8 +184,11 @@ def _place_goal(sub: SubtaskData, held: str, target: str, rgb: np.ndarray, depth
     for other in siblings or ():
         near &= dist <= np.linalg.norm(points[:, :2] - other[:2], axis=1)
     lowest = place[2] - cfg.below_place
-    if named_colour(target) == term:  # the target's own pixels read as the held object's colour
-        lowest = place[2] + (cfg.same_colour_rise_container if container else cfg.same_colour_rise_block)
+    if named_colour(target) == term and container:  # the container's own pixels read as the held object's colour
+        # from the container's floor: the keypoint lifted with depth may lie on a block already in it
+        lowest = cfg.table_z + CONTAINER_FLOOR_M + cfg.same_colour_rise_container
+    elif named_colour(target) == term:  # the base block's top face reads as the held object's colour
+        lowest = place[2] + cfg.same_colour_rise_block
     low = (points[:, 2] >= lowest) & (points[:, 2] <= place[2] + cfg.above_place)
     hits = int(np.count_nonzero(near & low))
     where = f"within {radius * 100:.0f} cm of the place point of the {target}"

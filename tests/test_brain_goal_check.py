@@ -200,3 +200,19 @@ def test_a_block_on_a_block_of_its_own_colour_is_seen_above_the_base_top(yellow,
     ])
     verdict = step_goal(plan, 1, rgb, depth, camera)
     assert verdict.holds is (where == "on"), verdict.text
+
+
+def test_a_place_keypoint_lifted_onto_a_block_already_in_the_container_still_sees_the_block(yellow) -> None:
+    """A correction's place pixel lifted with depth lands on what the container holds (here 5 cm up, not on its
+    floor): the same-colour rule measures from the container's floor, not from the keypoint."""
+    world, blocks, plan, camera = yellow
+    for (_, body), slot in zip(blocks.items(), SLOTS, strict=True):
+        world.move_object(body, np.asarray((*slot[:2], 0.04), float))
+    world.settle(0.4)
+    rgb, depth = world.render()
+    lifted = (*SLOTS[1][:2], 0.05)
+    high = PlanData(plan.plan_id, 1, plan.instruction, "", [
+        *plan.subtasks[:3], SubtaskData(3, plan.subtasks[3].code, "place", [keypoint(world, "place", lifted)]),
+        plan.subtasks[4]])
+    verdict = step_goal(high, 3, rgb, depth, camera)
+    assert verdict.holds is True, verdict.text
