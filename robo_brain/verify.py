@@ -26,11 +26,13 @@ when it planned) ran to its end with every goal it had met. So once the plan's o
 instruction is planned again on the current image, and the steps of that plan on objects that no
 revision moved are checked like the others: one whose goal does not hold is redone. An object some
 revision already moved is never moved again on the say-so of the re-plan (a re-plan that names another
-target for it would undo a goal that holds).
+target for it would undo a goal that holds), nor an object of a moved object's colour (merged with it in
+the final image, it comes back under another name) or of a colour the instruction does not name.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -39,6 +41,7 @@ from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, step_goal
 from robo_brain.grounding import answer_text_with_keypoints
 from robo_brain.perception import PerceptionConfig, perceive
 from robo_common.camera import CameraModel
+from robo_common.colours import named_colour
 from robo_common.plan_language import Locate, PlanParseError, TextLimits, parse_call, plan_from_model_output
 from robo_common.plan_types import PlanData, SubtaskData
 
@@ -127,17 +130,32 @@ def moved_objects(plans: Sequence[PlanData]) -> set[str]:
     return names
 
 
-def missed_goals(replanned: PlanData, done: Sequence[PlanData]) -> list[SubtaskData]:
+def missed_goals(replanned: PlanData, done: Sequence[PlanData], instruction: str = "") -> list[SubtaskData]:
     """The steps of ``replanned`` (the instruction planned again) on objects no plan of ``done`` moved: each
     push, and each place with its pick; one step per object (the first: a re-plan that moves an object twice
-    is not followed the second time)."""
-    moved, subs, out = moved_objects(done), replanned.subtasks, []
+    is not followed the second time).
+
+    A re-plan on the final image sees another scene than the first plan did: objects stacked or put into a
+    container of their colour merge in the scene listing and come back under other names ("yellow block" for
+    a large yellow block stacked on a small one). So an object of a colour that a moved object has is not
+    taken as left out, nor one of a colour the ``instruction`` does not name when it names any.
+    """
+    moved = moved_objects(done)
+    moved_colours = {named_colour(name) for name in moved} - {None}
+    asked = {term for word in re.findall(r"[a-z]+", instruction.lower()) if (term := named_colour(word))}
+
+    def left_out(name: str) -> bool:
+        colour = named_colour(name)
+        return (name not in moved and colour not in moved_colours
+                and (not asked or colour in asked))
+
+    subs, out = replanned.subtasks, []
     for i, sub in enumerate(subs):
         try:
             args = parse_call(sub.code).args
         except PlanParseError:
             continue
-        if sub.skill == "push" and str(args.get("object", "")) not in moved:
+        if sub.skill == "push" and left_out(str(args.get("object", ""))):
             out.append(sub)
             moved.add(str(args.get("object", "")))
         elif sub.skill == "place" and i > 0 and subs[i - 1].skill == "pick":
@@ -145,7 +163,7 @@ def missed_goals(replanned: PlanData, done: Sequence[PlanData]) -> list[SubtaskD
                 held = str(parse_call(subs[i - 1].code).args.get("object", ""))
             except PlanParseError:
                 continue
-            if held not in moved:
+            if left_out(held):
                 out.extend([subs[i - 1], sub])
                 moved.add(held)
     return out
@@ -172,7 +190,7 @@ def verify_plan(plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: Came
     verdicts = step_verdicts(plan, rgb, depth, camera, goal, first_push)
     redo = steps_to_redo(plan, verdicts)
     replanned = replan() if replan is not None and not redo else None
-    missed = missed_goals(replanned, done) if replanned is not None else []
+    missed = missed_goals(replanned, done, plan.instruction) if replanned is not None else []
     if missed:  # the plan's goals hold: does the instruction ask for more?
         plan.subtasks = [SubtaskData(i, s.code, s.skill, list(s.keypoints))
                          for i, s in enumerate([*plan.subtasks, *missed])]
