@@ -26,8 +26,8 @@ when it planned) ran to its end with every goal it had met. So once the plan's o
 instruction is planned again on the current image, and the steps of that plan on objects that no
 revision moved are checked like the others: one whose goal does not hold is redone. An object some
 revision already moved is never moved again on the say-so of the re-plan (a re-plan that names another
-target for it would undo a goal that holds), nor an object of a moved object's colour (merged with it in
-the final image, it comes back under another name) or of a colour the instruction does not name.
+target for it would undo a goal that holds), nor one that may be a moved object under another name
+(:func:`missed_goals`), nor one of a colour the instruction does not name.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, step_goal
+from robo_brain.goal_check import CONTAINER_WORDS, GoalCheckConfig, GoalVerdict, step_goal
 from robo_brain.grounding import answer_text_with_keypoints
 from robo_brain.perception import PerceptionConfig, perceive
 from robo_common.camera import CameraModel
@@ -130,6 +130,32 @@ def moved_objects(plans: Sequence[PlanData]) -> set[str]:
     return names
 
 
+MERGE_RADIUS_M = 0.06
+"""An object of a moved object's colour this near (horizontally) to where a plan put an object of that colour
+is taken for that object, merged with what it was put on or into."""
+
+
+def _places_by_colour(plans: Sequence[PlanData]) -> tuple[dict[str, list[np.ndarray]], set[str]]:
+    """Where ``plans`` put objects, by the held object's colour, and the blocks they put objects on."""
+    points: dict[str, list[np.ndarray]] = {}
+    bases: set[str] = set()
+    for rev in plans:
+        subs = rev.subtasks
+        for i, sub in enumerate(subs):
+            kp = sub.keypoint("place") if sub.skill == "place" else None
+            if kp is None or i == 0 or subs[i - 1].skill != "pick":
+                continue
+            try:
+                held = str(parse_call(subs[i - 1].code).args.get("object", ""))
+                target = str(parse_call(sub.code).args.get("target", ""))
+            except PlanParseError:
+                continue
+            points.setdefault(named_colour(held) or "", []).append(np.asarray(kp.point, float))
+            if not any(word in target.lower() for word in CONTAINER_WORDS):
+                bases.add(target)
+    return points, bases
+
+
 def missed_goals(replanned: PlanData, done: Sequence[PlanData], instruction: str = "") -> list[SubtaskData]:
     """The steps of ``replanned`` (the instruction planned again) on objects no plan of ``done`` moved: each
     push, and each place with its pick; one step per object (the first: a re-plan that moves an object twice
@@ -137,17 +163,27 @@ def missed_goals(replanned: PlanData, done: Sequence[PlanData], instruction: str
 
     A re-plan on the final image sees another scene than the first plan did: objects stacked or put into a
     container of their colour merge in the scene listing and come back under other names ("yellow block" for
-    a large yellow block stacked on a small one). So an object of a colour that a moved object has is not
-    taken as left out, nor one of a colour the ``instruction`` does not name when it names any.
+    a large yellow block stacked on a small one). So an object is not taken as left out when it has the
+    colour of an object a plan put within :data:`MERGE_RADIUS_M` of where it is now (or, for a push, the
+    colour of any moved object), when it has a colour the ``instruction`` does not name (if it names any),
+    or when the re-plan puts it on a block a plan already stacked on.
     """
     moved = moved_objects(done)
     moved_colours = {named_colour(name) for name in moved} - {None}
     asked = {term for word in re.findall(r"[a-z]+", instruction.lower()) if (term := named_colour(word))}
+    placed, bases = _places_by_colour(done)
 
-    def left_out(name: str) -> bool:
+    def left_out(name: str, where: SubtaskData | None) -> bool:
         colour = named_colour(name)
-        return (name not in moved and colour not in moved_colours
-                and (not asked or colour in asked))
+        if name in moved or (asked and colour not in asked):
+            return False
+        if colour not in moved_colours:
+            return True
+        grasp = where.keypoint("grasp") if where is not None else None
+        if grasp is None:  # a push, or no keypoint to tell where it is
+            return False
+        at = np.asarray(grasp.point, float)[:2]
+        return all(np.linalg.norm(at - p[:2]) > MERGE_RADIUS_M for p in placed.get(colour or "", []))
 
     subs, out = replanned.subtasks, []
     for i, sub in enumerate(subs):
@@ -155,7 +191,7 @@ def missed_goals(replanned: PlanData, done: Sequence[PlanData], instruction: str
             args = parse_call(sub.code).args
         except PlanParseError:
             continue
-        if sub.skill == "push" and left_out(str(args.get("object", ""))):
+        if sub.skill == "push" and left_out(str(args.get("object", "")), None):
             out.append(sub)
             moved.add(str(args.get("object", "")))
         elif sub.skill == "place" and i > 0 and subs[i - 1].skill == "pick":
@@ -163,7 +199,7 @@ def missed_goals(replanned: PlanData, done: Sequence[PlanData], instruction: str
                 held = str(parse_call(subs[i - 1].code).args.get("object", ""))
             except PlanParseError:
                 continue
-            if left_out(held):
+            if str(args.get("target", "")) not in bases and left_out(held, subs[i - 1]):
                 out.extend([subs[i - 1], sub])
                 moved.add(held)
     return out

@@ -190,18 +190,34 @@ def test_missed_goals_are_steps_on_objects_no_revision_moved_one_per_object() ->
 
 
 def test_a_replan_on_merged_or_unasked_objects_is_not_taken_as_left_out() -> None:
-    """Stacked, a large and a small yellow block read as one "yellow block" on the final image: a re-plan that moves
-    it is not followed (a moved object has that colour), nor one that moves an orange block the instruction does
-    not name."""
+    """Stacked, a large and a small yellow block read as one "yellow block" on the final image: a re-plan that
+    moves it (where the yellow block was put) is not followed, nor one that moves an orange block the
+    instruction does not name, nor one that stacks another block on the base a plan already used; a yellow
+    block away from where the plans put yellow blocks is one the plan left out."""
     from robo_brain.verify import missed_goals
+    from robo_common.plan_types import KeypointData
 
-    def plan(lines: list[str]) -> PlanData:
-        return PlanData("p", 0, "", "", [SubtaskData(i, c, c.split("(")[0], []) for i, c in enumerate(lines)])
+    def step(i: int, code: str, point=None) -> SubtaskData:  # noqa: ANN001
+        name = {"pick": "grasp", "place": "place"}.get(code.split("(")[0], "")
+        kps = [KeypointData(name, point, 0.0, 0.0)] if point is not None else []
+        return SubtaskData(i, code, code.split("(")[0], kps)
 
-    done = plan(['pick(object="large yellow block")', 'place(target="small yellow block")', "done()"])
-    again = plan(['pick(object="yellow block")', 'place(target="blue block")',
-                  'pick(object="orange block")', 'place(target="yellow bowl")', "done()"])
+    def plan(steps: list[tuple]) -> PlanData:
+        return PlanData("p", 0, "", "", [step(i, *s) for i, s in enumerate(steps)])
+
+    done = plan([('pick(object="large yellow block")', (0.4, 0.1, 0.025)),
+                 ('place(target="small yellow block")', (0.5, 0.0, 0.04)), ("done()",)])
+    merged = plan([('pick(object="yellow block")', (0.51, 0.01, 0.09)),
+                   ('place(target="blue block")', (0.4, -0.2, 0.05)),
+                   ('pick(object="orange block")', (0.6, 0.2, 0.025)),
+                   ('place(target="yellow bowl")', (0.5, 0.2, 0.01)), ("done()",)])
     instruction = "set the large yellow cube onto the small yellow cube"
-    assert missed_goals(again, [done], instruction) == []
-    assert [s.code for s in missed_goals(again, [done], "")] == [  # no colour named: the orange block may be asked
+    assert missed_goals(merged, [done], instruction) == []
+    assert [s.code for s in missed_goals(merged, [done], "")] == [  # no colour named: the orange block may be asked
         'pick(object="orange block")', 'place(target="yellow bowl")']
+    away = plan([('pick(object="yellow block")', (0.4, -0.25, 0.025)),
+                 ('place(target="yellow bowl")', (0.6, 0.2, 0.01)),
+                 ('pick(object="green block")', (0.35, 0.2, 0.025)),
+                 ('place(target="small yellow block")', (0.5, 0.0, 0.04)), ("done()",)])
+    assert [s.code for s in missed_goals(away, [done], "")] == [
+        'pick(object="yellow block")', 'place(target="yellow bowl")']
