@@ -128,13 +128,23 @@ def step_goal(plan: PlanData, index: int, rgb: np.ndarray, depth: np.ndarray, ca
     return GoalVerdict(None, f"the goal of {sub.skill} is not checked in the image")
 
 
+def is_container(name: str) -> bool:
+    """Whether a place target's name makes it a container (else it is an object to stack on)."""
+    return any(word in name.lower() for word in CONTAINER_WORDS)
+
+
+def step_arg(sub: SubtaskData, name: str) -> str | None:
+    """Argument ``name`` of the step's code line (``''`` when absent), or None when the line does not parse."""
+    try:
+        return str(parse_call(sub.code).args.get(name, ""))
+    except PlanParseError:
+        return None
+
+
 def _held_object(plan: PlanData, index: int) -> str:
     for sub in reversed(plan.subtasks[:index]):
         if sub.skill == "pick":
-            try:
-                return str(parse_call(sub.code).args.get("object", ""))
-            except PlanParseError:
-                return ""
+            return step_arg(sub, "object") or ""
     return ""
 
 
@@ -176,7 +186,7 @@ def _place_goal(sub: SubtaskData, held: str, target: str, rgb: np.ndarray, depth
     points = _coloured_points(rgb, depth, camera, term, cfg)
     if len(points) < cfg.min_pixels:
         return GoalVerdict(None, f"{sub.code}: the {held} is not in view ({len(points)} {term} pixels)")
-    container = any(word in target.lower() for word in CONTAINER_WORDS)
+    container = is_container(target)
     radius = cfg.container_radius if container else cfg.block_radius
     place = np.asarray(kp.point, float)
     dist = np.linalg.norm(points[:, :2] - place[:2], axis=1)
@@ -184,11 +194,11 @@ def _place_goal(sub: SubtaskData, held: str, target: str, rgb: np.ndarray, depth
     for other in siblings or ():
         near &= dist <= np.linalg.norm(points[:, :2] - other[:2], axis=1)
     lowest = place[2] - cfg.below_place
-    if named_colour(target) == term and container:  # the container's own pixels read as the held object's colour
-        # from the container's floor: the keypoint lifted with depth may lie on a block already in it
-        lowest = cfg.table_z + CONTAINER_FLOOR_M + cfg.same_colour_rise_container
-    elif named_colour(target) == term:  # the base block's top face reads as the held object's colour
-        lowest = place[2] + cfg.same_colour_rise_block
+    if named_colour(target) == term:  # the target's own pixels read as the held object's colour
+        # a container: from its floor (the keypoint lifted with depth may lie on a block already in it);
+        # a block: above its top face
+        lowest = (cfg.table_z + CONTAINER_FLOOR_M + cfg.same_colour_rise_container if container
+                  else place[2] + cfg.same_colour_rise_block)
     low = (points[:, 2] >= lowest) & (points[:, 2] <= place[2] + cfg.above_place)
     hits = int(np.count_nonzero(near & low))
     where = f"within {radius * 100:.0f} cm of the place point of the {target}"

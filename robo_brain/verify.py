@@ -37,12 +37,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from robo_brain.goal_check import CONTAINER_WORDS, GoalCheckConfig, GoalVerdict, step_goal
+from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, is_container, step_arg, step_goal
 from robo_brain.grounding import answer_text_with_keypoints
 from robo_brain.perception import PerceptionConfig, perceive
 from robo_common.camera import CameraModel
 from robo_common.colours import named_colour
-from robo_common.plan_language import Locate, PlanParseError, TextLimits, parse_call, plan_from_model_output
+from robo_common.plan_language import Locate, PlanParseError, TextLimits, plan_from_model_output
 from robo_common.plan_types import PlanData, SubtaskData
 
 VERIFY_KIND = "goal_not_reached"
@@ -119,15 +119,8 @@ def goal_steps(plan: PlanData, earlier: Sequence[PlanData] = ()) -> PlanData:
 
 def moved_objects(plans: Sequence[PlanData]) -> set[str]:
     """The objects that the ``pick`` and ``push`` steps of ``plans`` name."""
-    names: set[str] = set()
-    for rev in plans:
-        for sub in rev.subtasks:
-            if sub.skill in ("pick", "push"):
-                try:
-                    names.add(str(parse_call(sub.code).args.get("object", "")))
-                except PlanParseError:
-                    continue
-    return names
+    names = {step_arg(sub, "object") for rev in plans for sub in rev.subtasks if sub.skill in ("pick", "push")}
+    return names - {None}
 
 
 MERGE_RADIUS_M = 0.06
@@ -145,13 +138,11 @@ def _places_by_colour(plans: Sequence[PlanData]) -> tuple[dict[str, list[np.ndar
             kp = sub.keypoint("place") if sub.skill == "place" else None
             if kp is None or i == 0 or subs[i - 1].skill != "pick":
                 continue
-            try:
-                held = str(parse_call(subs[i - 1].code).args.get("object", ""))
-                target = str(parse_call(sub.code).args.get("target", ""))
-            except PlanParseError:
+            held, target = step_arg(subs[i - 1], "object"), step_arg(sub, "target")
+            if held is None or target is None:
                 continue
             points.setdefault(named_colour(held) or "", []).append(np.asarray(kp.point, float))
-            if not any(word in target.lower() for word in CONTAINER_WORDS):
+            if not is_container(target):
                 bases.add(target)
     return points, bases
 
@@ -187,19 +178,12 @@ def missed_goals(replanned: PlanData, done: Sequence[PlanData], instruction: str
 
     subs, out = replanned.subtasks, []
     for i, sub in enumerate(subs):
-        try:
-            args = parse_call(sub.code).args
-        except PlanParseError:
-            continue
-        if sub.skill == "push" and left_out(str(args.get("object", "")), None):
+        if sub.skill == "push" and (obj := step_arg(sub, "object")) is not None and left_out(obj, None):
             out.append(sub)
-            moved.add(str(args.get("object", "")))
+            moved.add(obj)
         elif sub.skill == "place" and i > 0 and subs[i - 1].skill == "pick":
-            try:
-                held = str(parse_call(subs[i - 1].code).args.get("object", ""))
-            except PlanParseError:
-                continue
-            if str(args.get("target", "")) not in bases and left_out(held, subs[i - 1]):
+            held, target = step_arg(subs[i - 1], "object"), step_arg(sub, "target")
+            if held is not None and target is not None and target not in bases and left_out(held, subs[i - 1]):
                 out.extend([subs[i - 1], sub])
                 moved.add(held)
     return out
