@@ -254,6 +254,18 @@ def _record(
     )
 
 
+TRACKING_S = 0.5
+"""A measured TCP more than 5 cm from the command for this long (s) is a ``tracking_error``."""
+SLIP_AFTER_S, SLIP_OPEN_S, PUSH_KNOCK_AFTER_S = 0.2, 0.4, 0.3
+"""``slip``: the fingers open this long (s) into the carry, for this long; the push variant knocks the object
+sideways this long into the push. (4, 8 and 6 steps at 20 Hz, the rate the modes were written for.)"""
+
+
+def seconds_to_steps(seconds: float, hz: float) -> int:
+    """A duration as a whole number of control steps at ``hz`` (at least one)."""
+    return max(1, int(round(seconds * hz)))
+
+
 HAND_RADIUS = 0.06
 """An object farther than this (m) from the TCP is not in the hand."""
 
@@ -269,11 +281,12 @@ class FailureMonitor:
     """Labels failures from ground truth as the episode runs."""
 
     def __init__(self, plan: PlanData, world: SimWorld) -> None:
-        """Watch the execution of ``plan`` in ``world``."""
+        """Watch the execution of ``plan`` in ``world`` (one :meth:`check` per control period of its config)."""
         self.codes = plan.code_lines()
         self.world = world
         self.failures: list[FailureLabel] = []
         self._far_steps = 0
+        self._far_limit = seconds_to_steps(TRACKING_S, 1.0 / world.config.control_period)
         self._start: dict[str, np.ndarray] = {}
 
     def check(self, step: int, out: ControlOutput) -> None:
@@ -298,7 +311,7 @@ class FailureMonitor:
     def _check_tracking(self, step: int, out: ControlOutput) -> None:
         ee, _ = self.world.ee_pose()
         self._far_steps = self._far_steps + 1 if np.linalg.norm(ee - out.pos) > 0.05 else 0
-        if self._far_steps >= 10:
+        if self._far_steps >= self._far_limit:
             self._fail("tracking_error", step, f"TCP {np.linalg.norm(ee - out.pos):.3f} m from target")
 
     def _check_lifted(self, step: int, name: str) -> None:
@@ -341,16 +354,21 @@ def phase_output(plan: PlanData, index: int, progress: float, gripper: float) ->
 class Perturber:
     """Injects one perturbation into a plan or an episode and records when it happened."""
 
-    def __init__(self, mode: str, task: Task, world: SimWorld, rng: np.random.Generator) -> None:
-        """Prepare perturbation ``mode`` for ``task``."""
+    def __init__(self, mode: str, task: Task, world: SimWorld, rng: np.random.Generator,
+                 step_hz: float | None = None) -> None:
+        """Prepare perturbation ``mode`` for ``task``; ``step`` arguments count periods of ``step_hz`` (default: the
+        world's control rate)."""
         self.mode = mode
         self.task = task
         self.world = world
         self.rng = rng
         self.event: FailureLabel | None = None
+        hz = step_hz if step_hz is not None else 1.0 / world.config.control_period
+        self._slip_after, self._slip_open = seconds_to_steps(SLIP_AFTER_S, hz), seconds_to_steps(SLIP_OPEN_S, hz)
+        self._knock_after = seconds_to_steps(PUSH_KNOCK_AFTER_S, hz)
         self._open_until = -1
-        self._carry_steps = 0
-        self._push_steps = 0
+        self._carry_start: int | None = None
+        self._push_start: int | None = None
         self.expected = "no_progress" if task.family == "push" else EXPECTED_KIND[mode]
 
     def perturb_plan(self, plan: PlanData) -> PlanData:
@@ -443,13 +461,13 @@ class Perturber:
 
     def _slip(self, step: int, out: ControlOutput) -> None:
         if out.skill == "place" and out.phase == "carry":
-            self._carry_steps += 1
-            if self._carry_steps == 4:
-                self._open_until = step + 8
-                self.event = FailureLabel("slip", step, "fingers opened for 0.4 s during carry")
+            self._carry_start = step if self._carry_start is None else self._carry_start
+            if step - self._carry_start + 1 >= self._slip_after:
+                self._open_until = step + self._slip_open
+                self.event = FailureLabel("slip", step, f"fingers opened for {SLIP_OPEN_S} s during carry")
         elif out.skill == "push" and out.phase == "push":
-            self._push_steps += 1
-            if self._push_steps == 6:
+            self._push_start = step if self._push_start is None else self._push_start
+            if step - self._push_start + 1 >= self._knock_after:
                 self._knock(step, 0.07, "knocked sideways during push")
 
     def _knock(self, step: int, dist: float, detail: str) -> None:

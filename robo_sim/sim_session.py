@@ -29,6 +29,10 @@ from robo_sim.world import CameraInfo, SimWorld, WorldConfig
 
 LOG = logging.getLogger(__name__)
 
+PERTURB_STEP_HZ = 20.0
+"""The step-level perturbations of a DDS episode count steps of this rate on the simulated clock (the rate their
+durations were written for; :class:`~robo_sim.episode.Perturber` converts seconds to steps)."""
+
 
 @dataclass(frozen=True)
 class SimSessionConfig:
@@ -90,7 +94,8 @@ class SimSession:
         build_scene(self.world, task.scene)
         self.task = task
         self.expert_plan = expert_plan(task, self.world)
-        self.perturber = Perturber(perturb, task, self.world, np.random.default_rng([seed, 7])) if perturb else None
+        self.perturber = Perturber(perturb, task, self.world, np.random.default_rng([seed, 7]),
+                                   step_hz=PERTURB_STEP_HZ) if perturb else None
         self._policy_steps, self._force_open = 0, False
         if self.renderer is not None:
             self.renderer.load_scene(task.scene)
@@ -188,15 +193,16 @@ class SimSession:
         """A policy step's status: drives the step-level perturbations (``nudge``, ``slip``) of this episode.
 
         The phase of the step comes from the subtask's progress (:func:`robo_sim.episode.phase_output`); a
-        ``slip`` holds the fingers open for 8 policy steps whatever the gripper command says.
+        ``slip`` holds the fingers open for 0.4 s of simulated time whatever the gripper command says. Steps are
+        counted on the simulated clock (:data:`PERTURB_STEP_HZ`), not per status, whatever the policy's rate.
         """
         plan = self.plans.get(plan_id)
         if self.perturber is None or not running or plan is None or not 0 <= index < len(plan.subtasks):
             return
         out = phase_output(plan, index, progress, self.world.gripper_command)
+        self._policy_steps = int((self.sim_time - self._reset_at) * PERTURB_STEP_HZ + 1e-6)
         self.perturber.before_step(self._policy_steps, out)
-        self._policy_steps += 1
-        self._force_open = self.perturber.forces_open(self._policy_steps)
+        self._force_open = self.perturber.forces_open(self._policy_steps + 1)
         if self._force_open:
             self.world.set_gripper(1.0)
 

@@ -87,7 +87,7 @@ class WorldConfig:
 
     @property
     def substeps(self) -> int:
-        """Physics steps per control period."""
+        """Physics steps per control period (rounded; :meth:`SimWorld.step_control` keeps the remainder)."""
         return int(round(self.control_period * self.physics_hz))
 
 
@@ -168,6 +168,7 @@ class SimWorld:
         self.last_clamped = False
         self.n_clamped = 0
         self.sim_time = 0.0
+        self._pending_s = 0.0  # control time not yet simulated (see step_control)
         p.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.cid)
         p.setGravity(0, 0, -9.81, physicsClientId=self.cid)
         p.setTimeStep(1.0 / self.config.physics_hz, physicsClientId=self.cid)
@@ -342,8 +343,18 @@ class SimWorld:
         )
 
     def step_control(self, n_substeps: int | None = None) -> None:
-        """Advance physics by one control period (or ``n_substeps`` physics steps)."""
-        n = self.config.substeps if n_substeps is None else int(n_substeps)
+        """Advance physics by one control period (or ``n_substeps`` physics steps).
+
+        A control period that is not a whole number of physics steps (5 ms at 200 Hz against 240 Hz physics)
+        carries the remainder to the next period: 1, 1, 1, 1, 2 physics steps, 25 ms every 5 periods, so that
+        simulated time keeps pace with the control clock (as ``sim_node`` does in real time).
+        """
+        if n_substeps is None:
+            self._pending_s += self.config.control_period
+            n = int(math.floor(self._pending_s * self.config.physics_hz + 1e-6))
+            self._pending_s -= n / self.config.physics_hz
+        else:
+            n = int(n_substeps)
         for _ in range(n):
             p.stepSimulation(physicsClientId=self.cid)
         self.sim_time += n / self.config.physics_hz

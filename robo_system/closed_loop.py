@@ -85,7 +85,8 @@ class BrainSpec:
 class ClosedLoopConfig:
     """Episode settings of the closed-loop evaluation."""
 
-    camera_every: int = 4
+    camera_hz: float = 5.0
+    """Rate of the frames the policy and the checks see (the rate of the training recordings' images)."""
     timeout_s: float = 60.0
     settle_s: float = 0.3
     failure_threshold: float = MonitorConfig.failure_threshold
@@ -101,9 +102,9 @@ class ClosedLoopConfig:
     (``sim.launch.py``'s default); 0.0 runs the simulator in real time, beside the nodes."""
 
     def __post_init__(self) -> None:
-        if (self.camera_every < 1 or self.timeout_s <= 0 or self.max_corrections < 0
+        if (not self.camera_hz > 0 or self.timeout_s <= 0 or self.max_corrections < 0
                 or not self.lockstep_period_s >= 0.0):
-            raise ValueError("camera_every must be >= 1, timeout_s > 0, max_corrections >= 0, "
+            raise ValueError("camera_hz and timeout_s must be > 0, max_corrections >= 0, "
                              f"lockstep_period_s >= 0: {self}")
 
 
@@ -219,6 +220,7 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
     else:
         row["brain_error"] = answer.error
     hz = policy.cfg.policy_hz
+    camera_every = max(1, int(round(hz / cfg.camera_hz)))  # 4 steps at 20 Hz, 40 at 200 Hz
     camera = camera_model(world)
     step = 0
     while step < int(cfg.timeout_s * hz):
@@ -245,7 +247,7 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
                 row["brain_error"] = row["verify_error"] = str(exc)
                 break
             continue
-        if step % cfg.camera_every == 0:
+        if step % camera_every == 0:
             rgb, depth = world.render()
             policy.update_image(rgb, depth)
             executor.update_view(depth, camera, rgb)

@@ -161,7 +161,12 @@ def test_sim_session_injects_perturbations_for_an_episode_over_dds() -> None:
         plan = session.expert_plan
         session.note_plan(plan)
         session.command_gripper(0.0)
-        for _ in range(5):  # the place subtask's carry phase (progress < 0.25), policy step by step
+        for i in range(3):  # the place subtask's carry phase (progress < 0.25): the slip waits 0.2 s of it
+            session.advance(0.05 if i else 0.0)
+            session.note_status(plan.plan_id, 1, 0.1, running=True)  # 20 Hz statuses at 0, 0.05, 0.1 s
+        assert session.episode_dict()["perturbation"] is None
+        for _ in range(10):  # then at 200 Hz (a policy at the control rate): 0.15 s of sim time, the 4th 20 Hz step
+            session.advance(0.005)
             session.note_status(plan.plan_id, 1, 0.1, running=True)
         assert session.episode_dict()["perturbation"][0] == "slip"
         session.command_gripper(0.0)  # the policy commands closed; the slip keeps the fingers open
