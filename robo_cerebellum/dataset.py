@@ -29,8 +29,8 @@ K_TARGET_POS, K_TARGET_QUAT, K_GRIPPER_CMD = "target_pos", "target_quat", "gripp
 K_SUBTASK, K_PROGRESS, K_FRAME, K_FAILURE = "subtask_index", "progress", "frame_index", "failure"
 K_IMAGES = "images"
 
-FAILURE_LEAD_STEPS = 15
-"""Steps before a labelled failure that the failure head is taught to flag (0.75 s at 20 Hz)."""
+FAILURE_LEAD_S = 0.75
+"""How long before a labelled failure the failure head is taught to flag it (15 steps at 20 Hz)."""
 
 REQUIRED_TOPICS = (C.TOPIC_EE_TARGET, C.TOPIC_EE_POSE, C.TOPIC_JOINT_STATES, C.TOPIC_GRIPPER_COMMAND,
                    C.TOPIC_EXECUTION_STATUS, C.TOPIC_PLAN, C.TOPIC_COLOR_IMAGE, C.TOPIC_DEPTH_IMAGE)
@@ -53,6 +53,11 @@ class Episode:
     def length(self) -> int:
         """Number of control steps."""
         return len(self.arrays[K_TARGET_POS])
+
+    @property
+    def rate_hz(self) -> float:
+        """Control rate of the recording (Hz)."""
+        return float(self.meta.get("control_hz") or 20.0)
 
 
 def _latest_before(stamps: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -117,17 +122,27 @@ def decode_bag(path: Path, cfg: CerebellumConfig) -> Episode:
         meta = bags.read_episode_metadata(path)
     except (FileNotFoundError, ValueError):
         meta = {}  # a robot bag: no simulator labels
-    arrays[K_FAILURE] = failure_labels(len(t_cmd), meta)
+    meta = {**meta, "control_hz": command_rate(t_cmd, meta)}
+    arrays[K_FAILURE] = failure_labels(len(t_cmd), meta, meta["control_hz"])
     return Episode(path.name, arrays, plan, meta)
 
 
-def failure_labels(length: int, meta: dict) -> np.ndarray:
+def command_rate(t_cmd: np.ndarray, meta: dict) -> float:
+    """The episode's control rate (Hz): the simulator's ``control_hz`` label, else the median command period."""
+    if meta.get("control_hz"):
+        return float(meta["control_hz"])
+    if len(t_cmd) < 2:
+        raise BagError("one command only: cannot tell the control rate")
+    return float(1e9 / np.median(np.diff(t_cmd)))
+
+
+def failure_labels(length: int, meta: dict, rate_hz: float = 20.0) -> np.ndarray:
     """Per-step failure targets: 1 from shortly before the first labelled failure (or the perturbation)."""
     labels = np.zeros(length, np.float32)
     failures = meta.get("failures") or []
     if failures:
         fail_step = int(failures[0]["step"])
-        start = fail_step - FAILURE_LEAD_STEPS
+        start = fail_step - int(round(FAILURE_LEAD_S * rate_hz))
         pert = meta.get("perturbation")
         if pert is not None:
             start = max(start, int(pert["step"]))

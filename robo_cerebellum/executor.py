@@ -79,7 +79,9 @@ class PlanExecutor:
         self.last_gripper = 1.0
         self.last_progress = 0.0
         self._progress_history: list[float] = []
-        self.plateau_min, self.plateau_delta, self.plateau_steps = 0.8, 0.01, 8
+        # a plateau: over 0.4 s (8 steps at 20 Hz), whatever the policy's rate
+        self.plateau_min, self.plateau_delta = 0.8, 0.01
+        self.plateau_steps = max(2, int(round(0.4 * policy.cfg.policy_hz)))
         self.start_pose: tuple[np.ndarray, np.ndarray] | None = None
         self.recovery: tuple[np.ndarray, np.ndarray, float] | None = None
         self.recovery_tolerance = (0.01, np.deg2rad(5.0))

@@ -1,7 +1,8 @@
 """The control loop's own timing: tick periods in a histogram, policy steps, published once a second.
 
 ``cerebellum_node`` calls :meth:`LoopStats.tick` at every control tick and
-:meth:`LoopStats.policy_step` after every policy step; once a second it publishes
+:meth:`LoopStats.policy_step` after every policy step (with its duration: the policy, the checks and, on a new
+frame, the image encoder); once a second it publishes
 :meth:`LoopStats.snapshot` as JSON on ``/robo/cerebellum_diagnostics``. The snapshot carries the
 periods of that second as a sparse histogram of ``BIN_MS`` bins, so a reader can merge seconds into
 minutes and take exact (to a bin) percentiles of any span (:func:`merge`, :func:`percentile_ms`),
@@ -29,6 +30,7 @@ class LoopStats:
         self._max_s = 0.0
         self._ticks = 0
         self._steps = 0
+        self._step_hist: dict[int, int] = {}
         self._since: float | None = None
 
     def tick(self, now: float) -> None:
@@ -44,17 +46,20 @@ class LoopStats:
             if self._since is None:
                 self._since = now
 
-    def policy_step(self) -> None:
-        """A policy step was taken."""
+    def policy_step(self, duration_s: float | None = None) -> None:
+        """A policy step was taken (and took ``duration_s``, when given)."""
         with self._lock:
             self._steps += 1
+            if duration_s is not None:
+                key = int(duration_s * 1e3 / BIN_MS)
+                self._step_hist[key] = self._step_hist.get(key, 0) + 1
 
     def snapshot(self, now: float) -> dict:
         """The statistics since the previous snapshot (then reset): periods (p50, p99, max, histogram), rates."""
         with self._lock:
-            hist, ticks, steps, max_s = self._hist, self._ticks, self._steps, self._max_s
+            hist, ticks, steps, max_s, step_hist = self._hist, self._ticks, self._steps, self._max_s, self._step_hist
             span = now - self._since if self._since is not None else 0.0
-            self._hist, self._ticks, self._steps, self._max_s = {}, 0, 0, 0.0
+            self._hist, self._ticks, self._steps, self._max_s, self._step_hist = {}, 0, 0, 0.0, {}
             self._since = now
         return {
             "window_s": round(span, 3),
@@ -65,6 +70,9 @@ class LoopStats:
             "period_hist": {"bin_ms": BIN_MS, "counts": {str(k): n for k, n in sorted(hist.items())}},
             "policy_steps": steps,
             "policy_steps_per_s": round(steps / span, 2) if span > 0 else None,
+            "policy_step_p50_ms": percentile_ms(step_hist, 50),
+            "policy_step_p99_ms": percentile_ms(step_hist, 99),
+            "policy_step_hist": {"bin_ms": BIN_MS, "counts": {str(k): n for k, n in sorted(step_hist.items())}},
         }
 
 

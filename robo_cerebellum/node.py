@@ -6,8 +6,10 @@ A policy thread runs one policy step per ``policy_hz`` (the checkpoint's trained
 :class:`~robo_cerebellum.scheduling.PolicySchedule`) on the latest state and image through the
 :class:`PlanExecutor` (policy, failure monitor, safety envelope). Both are threads of their own beside
 the events executor that receives plans, state and images, so the control loop never waits for the
-policy, the images or the brain. Status goes to ``/robo/execution_status`` after each policy step's
-first target; a failure holds the arm and publishes one ``/robo/failure``.
+policy, the images or the brain. Status goes to ``/robo/execution_status`` after a policy step's
+first target (a change at once, else one per ``status_period_s``:
+:class:`~robo_cerebellum.scheduling.StatusThrottle`); a failure holds the arm and publishes one
+``/robo/failure``.
 
 Robot states pass a :class:`~robo_cerebellum.state_gate.StateGate` first (wrong frame, non-finite,
 implausibly far outside the workspace, out-of-order stamps: refused with the reason on the log and the
@@ -42,7 +44,7 @@ from robo_cerebellum.model import mamba_kernels
 from robo_cerebellum.params import PARAMETERS, settings_from_parameters
 from robo_cerebellum.policy import CerebellumPolicy, CheckpointError, Observation
 from robo_cerebellum.safety import Verdict
-from robo_cerebellum.scheduling import ControlSchedule, PolicySchedule, Throttle, raise_priority
+from robo_cerebellum.scheduling import ControlSchedule, PolicySchedule, StatusThrottle, Throttle, raise_priority
 from robo_cerebellum.state_gate import GateResult, RefusalSummary, StateGate
 from robo_common import constants as C
 from robo_common.bags import finger_width01
@@ -87,6 +89,7 @@ class CerebellumNode(Node):
         self._holding_since: float | None = None  # when the control thread's stale-state hold began
         self._hold_report, self._refusal_report, self._refused = Throttle(0.5), Throttle(1.0), RefusalSummary()
         self.rate, self._priority = 200.0, 0
+        self._status_throttle, self._sim_time = StatusThrottle(0.0), False
         self._load(par)
         self.loop_stats = LoopStats()  # published on /robo/cerebellum_diagnostics once a second (steady clock)
         self.create_timer(1.0, lambda: self.pub_diag.publish(String(data=json.dumps(
@@ -112,6 +115,7 @@ class CerebellumNode(Node):
         self._gate = StateGate(cfg.gate)
         self.executor_core = PlanExecutor(policy, cfg.safety, cfg.monitor, cfg.scene, cfg.grounding, cfg.max_subtasks)
         self.policy_period = 1.0 / policy.cfg.policy_hz
+        self._status_throttle = StatusThrottle(cfg.status_period_s)
         self.stream = CommandStream(cfg.safety.state_timeout_s, cfg.interpolation_s)
         pc = policy.cfg
         self.get_logger().info(f"cerebellum up: {cfg.checkpoint} ({pc.backbone} {pc.hidden_size}x{pc.num_layers}), "
@@ -263,7 +267,7 @@ class CerebellumNode(Node):
     # ------------------------------------------------------------------ policy thread
     def _policy_loop(self) -> None:
         """One policy step per policy period (monotonic clock, or the state stamps under ``use_sim_time``)."""
-        sim = bool(self.get_parameter("use_sim_time").value)
+        sim = self._sim_time = bool(self.get_parameter("use_sim_time").value)
         schedule = PolicySchedule(self.policy_period, sim)
         while not self._stop.is_set():
             wait = schedule.wait_s(self._state_stamp if sim else time.monotonic())
@@ -299,14 +303,18 @@ class CerebellumNode(Node):
         core, state = self.executor_core, self._state
         if core is None or state is None:
             return
+        t0 = time.perf_counter()
         self._take_inputs(core)
         now = time.monotonic()
         obs = Observation(*self._state, self._width)
         result = core.tick(obs, now - self._state_time, now - self._image_time, self.policy_period)
-        self.loop_stats.policy_step()
+        self.loop_stats.policy_step(time.perf_counter() - t0)
         status = (result.state, result.subtask_index, result.progress, result.detail, self._state_stamp_msg)
         if result.state == State.RUNNING and self.stream.frozen:
             status = None  # a step begun before a cancel: neither its command nor its status goes out
+        elif not self._status_throttle.due((result.state, result.subtask_index, result.detail),
+                                           self._state_stamp if self._sim_time else now):
+            status = None  # a policy at the control rate: 1 status in status_period_s while only progress moves
         if not self.stream.update(result.safe.pos, result.safe.quat, result.gripper, result.state == State.RUNNING,
                                   now, (obs.ee_pos, obs.ee_quat), status):
             return  # the robot jumped during this step: its command is from before the jump

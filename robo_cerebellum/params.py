@@ -46,6 +46,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
                              "at its grasp keypoint (ahead of push_start): bare table there, or an object whose colour "
                              "contradicts the colour word of the object's name, is a grasp_missed (no_progress) "
                              "failure before the arm moves. Needs camera_info and the camera pose topic."),
+    "status_period_s": (0.05, "A policy step's /robo/execution_status goes out at most this often (s) while "
+                              "nothing but progress changes (a new state, subtask or detail goes out at once); on "
+                              "the state stamps' grid under use_sim_time, where a lock-stepped sim_node waits on "
+                              "it. A policy at the control rate (200 Hz) would otherwise publish 200 a second."),
     "interpolation_s": (0.0, "Blend a new policy target in from the previous one over this long (s); 0: at once "
                              "(as in the demonstrations). A smoother command costs up to this much lag."),
 }
@@ -66,6 +70,7 @@ class NodeSettings:
     grounding: GroundingConfig | None
     max_subtasks: int
     interpolation_s: float
+    status_period_s: float
 
 
 def settings_from_parameters(par: Mapping[str, object]) -> NodeSettings:
@@ -96,4 +101,5 @@ def settings_from_parameters(par: Mapping[str, object]) -> NodeSettings:
         grounding=GroundingConfig() if par["keypoint_check"] else None,
         max_subtasks=int(par["max_subtasks"]),
         interpolation_s=max(0.0, float(par["interpolation_s"])),
+        status_period_s=max(0.0, float(par["status_period_s"])),
     )

@@ -46,6 +46,24 @@ class PolicySchedule:
         return 0.0
 
 
+class StatusThrottle:
+    """Which policy steps' statuses go out: every change of ``key`` (state, subtask, detail) at once, else the
+    first step of each ``period`` on the grid ``k * period`` of ``t`` (state stamps under sim time, what a
+    lock-stepped simulator waits on; monotonic time otherwise). A policy slower than ``1 / period`` is not thinned."""
+
+    def __init__(self, period: float) -> None:
+        """Let the first status through."""
+        self.period, self.key, self.next_time = max(0.0, float(period)), None, -math.inf
+
+    def due(self, key: object, t: float) -> bool:
+        """True when the status of the step at ``t`` with ``key`` goes out (and counts as sent)."""
+        if key == self.key and t + 1e-6 < self.next_time:
+            return False
+        self.key = key
+        self.next_time = (math.floor(t / self.period + 1e-6) + 1) * self.period if self.period > 0 else -math.inf
+        return True
+
+
 class ControlSchedule:
     """Absolute deadlines ``k * period``: a late tick does not shift the ones after it; after a stall of
     more than one period the schedule restarts from now instead of firing a burst of catch-up ticks."""

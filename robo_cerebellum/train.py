@@ -13,7 +13,7 @@ import logging
 import math
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +80,10 @@ def is_validation(name: str, fraction: float) -> bool:
     return (zlib.crc32(name.encode()) % 1000) < fraction * 1000
 
 
+DRIFT_TIME_S = 1.0
+"""Time constant (s) of the slowly wandering offset added to the observed position (:func:`drift`)."""
+
+
 def drift(length: int, std: float, rng: np.random.Generator, smoothing: float = 0.05) -> np.ndarray:
     """A slowly wandering 3D offset ``(length, 3)`` with per-axis standard deviation ``std`` (m): white noise
     through a first-order low-pass filter (time constant about ``1 / smoothing`` steps)."""
@@ -106,7 +110,7 @@ def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator
     if rng is not None and noise > 0:
         ee_pos = ee_pos + rng.normal(0, noise, ee_pos.shape)
     if rng is not None and drift_m > 0 and rng.random() < drift_fraction:
-        ee_pos = ee_pos + drift(len(ee_pos), drift_m, rng)
+        ee_pos = ee_pos + drift(len(ee_pos), drift_m, rng, smoothing=min(1.0, 1.0 / (DRIFT_TIME_S * ep.rate_hz)))
     inputs = sequence_inputs(ep.plan.subtasks, a[K_SUBTASK], ee_pos, a[K_EE_QUAT], a[K_GRIPPER_WIDTH], cfg)
     return {
         **inputs,
@@ -186,7 +190,9 @@ def compute_loss(net: CerebellumNet, batch: dict[str, torch.Tensor], gripper_wei
 
 
 def _batches(items: list, size: int, rng: np.random.Generator) -> list[list]:
-    order = sorted(rng.permutation(len(items)), key=lambda i: len(items[i].arrays[K_SUBTASK]) + rng.random() * 40)
+    """Groups of ``size`` episodes of similar length (within ~2 s, so little padding), in random order."""
+    order = sorted(rng.permutation(len(items)),
+                   key=lambda i: len(items[i].arrays[K_SUBTASK]) + rng.random() * 2.0 * items[i].rate_hz)
     groups = [order[i:i + size] for i in range(0, len(order), size)]
     rng.shuffle(groups)
     return [[items[i] for i in g] for g in groups]
@@ -213,6 +219,7 @@ def train(data: Path, out: Path, model_cfg: CerebellumConfig, train_cfg: TrainCo
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     episodes, bad = load_episodes(Path(data), model_cfg, progress)
+    model_cfg = _with_data_rate(model_cfg, episodes)
     val = [e for e in episodes if is_validation(e.name, train_cfg.val_fraction)]
     train_eps = [e for e in episodes if not is_validation(e.name, train_cfg.val_fraction)]
     if not train_eps or not val:
@@ -251,6 +258,21 @@ def train(data: Path, out: Path, model_cfg: CerebellumConfig, train_cfg: TrainCo
                "best_val_loss": state["best"], "epochs_done": state["epoch"], "history": state["history"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _with_data_rate(model_cfg: CerebellumConfig, episodes: list[Episode]) -> CerebellumConfig:
+    """``model_cfg`` with ``policy_hz`` set to the recordings' control rate (one step per recorded command).
+
+    Raises:
+        ValueError: the recordings mix control rates (a policy is trained for one).
+    """
+    rates = sorted({round(e.rate_hz, 3) for e in episodes})
+    if rates[-1] > 1.01 * rates[0]:
+        raise ValueError(f"the data mixes control rates {rates} Hz; train on recordings of one rate")
+    rate = float(np.median([e.rate_hz for e in episodes]))
+    if abs(rate - model_cfg.policy_hz) > 1e-3:
+        LOG.info("policy_hz %.1f -> %.1f (the recordings' control rate)", model_cfg.policy_hz, rate)
+    return replace(model_cfg, policy_hz=rate)
 
 
 def _resume(out: Path, net: CerebellumNet, opt: torch.optim.Optimizer, sched: object, model_cfg: CerebellumConfig,

@@ -145,6 +145,8 @@ def register_closed_loop(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--repeats", type=int, default=100,
                        help="steps timed from each mark's saved state, marks interleaved (0: the one pass only)")
     bench.add_argument("--node-seconds", type=float, default=20.0, help="how long to measure the node (0: skip)")
+    bench.add_argument("--no-brain", action="store_true",
+                       help="measure the node beside sim_node only (default: brain_node loaded beside them)")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=_bench)
     bc = command_group(sub, "bench", "benchmarks").add_parser(
@@ -263,7 +265,7 @@ def _bench(args: argparse.Namespace) -> int:
     from robo_system.bench import run_benchmark
 
     try:
-        result = run_benchmark(args.checkpoint, args.steps, args.node_seconds, args.repeats)
+        result = run_benchmark(args.checkpoint, args.steps, args.node_seconds, args.repeats, not args.no_brain)
     except (CheckpointError, RuntimeError) as exc:
         LOG.error("%s", exc)
         return 2
@@ -308,7 +310,11 @@ def _bench_text(result: dict) -> str:
         cells = ", ".join(f"step {k}: p50 {v['p50']:.2f} ms p99 {v['p99']:.2f} ms" for k, v in steps.items())
         lines.append(f"{model}: {cells}; flatness {result['flatness'][model]:.2f}")
     if result.get("loop_hz") is not None:
-        lines.append(f"node loop {result['loop_hz']:.1f} Hz, period p99 {result['period_p99_ms']:.2f} ms")
+        lines.append(f"node loop {result['loop_hz']:.1f} Hz, period p99 {result['period_p99_ms']:.2f} ms"
+                     + (" (brain_node beside)" if result.get("with_brain") else ""))
+        if result.get("node_policy_steps_per_s") is not None:
+            lines.append(f"policy in the node: {result['node_policy_steps_per_s']:.1f} steps/s, step p50 "
+                         f"{result['node_policy_step_p50_ms']} ms, p99 {result['node_policy_step_p99_ms']} ms")
     return "\n".join(lines) + "\n"
 
 

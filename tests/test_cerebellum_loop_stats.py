@@ -16,10 +16,11 @@ def test_snapshot_has_the_periods_of_the_window_and_resets() -> None:
     for p in periods:
         t += p
         stats.tick(t)
-    for _ in range(20):
-        stats.policy_step()
+    for i in range(20):
+        stats.policy_step(0.00125 if i < 19 else 0.00455)
     snap = stats.snapshot(t)
     assert snap["ticks"] == 200 and snap["policy_steps"] == 20
+    assert snap["policy_step_p50_ms"] == pytest.approx(1.3) and snap["policy_step_p99_ms"] == pytest.approx(4.6)
     assert snap["window_s"] == pytest.approx(periods.sum(), abs=1e-3)
     assert snap["policy_steps_per_s"] == pytest.approx(20 / periods.sum(), abs=0.01)
     assert snap["period_p50_ms"] == pytest.approx(5.0 + BIN_MS, abs=1e-9)  # the upper edge of the 5.0 ms bin
@@ -28,6 +29,7 @@ def test_snapshot_has_the_periods_of_the_window_and_resets() -> None:
     assert sum(snap["period_hist"]["counts"].values()) == 200
     again = stats.snapshot(t + 1.0)
     assert again["ticks"] == 0 and again["period_p99_ms"] is None and again["policy_steps_per_s"] == 0.0
+    assert again["policy_step_p50_ms"] is None
 
 
 def test_merged_seconds_give_the_percentile_of_the_whole_span() -> None:

@@ -74,7 +74,7 @@ def test_safety_config_validation() -> None:
 
 
 def test_monitor_grasp_missed_and_dropped() -> None:
-    mon = FailureMonitor(MonitorConfig(grasp_settle_steps=3), rate_hz=20)
+    mon = FailureMonitor(MonitorConfig(grasp_settle_s=0.15), rate_hz=20)  # 3 steps
     mon.start_subtask("pick")
     results = [mon.check(HOME, HOME, 0.0, width, 0.5, 0.0) for width in (0.5, 0.3, 0.05)]
     assert results[:2] == [None, None] and results[2].kind == "grasp_missed"
@@ -82,7 +82,7 @@ def test_monitor_grasp_missed_and_dropped() -> None:
     assert all(mon.check(HOME, HOME, 0.0, 0.5, 0.5, 0.0) is None for _ in range(10))  # holding a block
     mon.start_subtask("place")
     assert mon.check(HOME, HOME, 0.0, 0.5, 0.1, 0.0) is None
-    dropped = [mon.check(HOME, HOME, 0.0, 0.02, 0.2, 0.0) for _ in range(3)]  # drop_steps = 3
+    dropped = [mon.check(HOME, HOME, 0.0, 0.02, 0.2, 0.0) for _ in range(3)]  # drop_s 0.15 = 3 steps
     assert dropped[:2] == [None, None] and dropped[2].kind == "object_dropped"
     mon.start_subtask("place")
     assert all(mon.check(HOME, HOME, 0.9, 0.9, 0.5, 0.0) is None for _ in range(5))  # released on purpose
@@ -95,7 +95,7 @@ def test_monitor_grasp_missed_and_dropped() -> None:
 
 
 def test_monitor_tracking_progress_timeout_learned() -> None:
-    cfg = MonitorConfig(tracking_steps=3, no_progress_s=1.0, subtask_timeout_s=100, failure_steps=2)
+    cfg = MonitorConfig(tracking_s=0.3, no_progress_s=1.0, subtask_timeout_s=100, failure_s=0.2)
     mon = FailureMonitor(cfg, rate_hz=10)
     mon.start_subtask("push")
     far = HOME + [0.1, 0, 0]
@@ -107,10 +107,22 @@ def test_monitor_tracking_progress_timeout_learned() -> None:
     mon = FailureMonitor(MonitorConfig(subtask_timeout_s=0.5, no_progress_s=100), rate_hz=10)
     mon.start_subtask("push")
     assert [mon.check(HOME, HOME, 0.4, 0.4, 0.0, 0.0) for _ in range(6)][-1].kind == "timeout"
-    mon = FailureMonitor(MonitorConfig(failure_steps=2, failure_threshold=0.5), rate_hz=10)
+    mon = FailureMonitor(MonitorConfig(failure_s=0.2, failure_threshold=0.5), rate_hz=10)
     mon.start_subtask("push")
     assert mon.check(HOME, HOME, 0.4, 0.4, 0.0, 0.9) is None
     assert mon.check(HOME, HOME, 0.4, 0.4, 0.0, 0.9).kind == "low_confidence"
+
+
+def test_monitor_durations_are_seconds_at_any_policy_rate() -> None:
+    """The same 0.7 s grasp settle and 0.5 s tracking window at 20 Hz and at 200 Hz (a policy at the control rate)."""
+    for hz in (20.0, 200.0):
+        mon = FailureMonitor(MonitorConfig(), rate_hz=hz)
+        assert (mon.grasp_settle_steps, mon.tracking_steps) == (round(0.7 * hz), round(0.5 * hz))
+        mon.start_subtask("pick")
+        closed = [mon.check(HOME, HOME, 0.0, 0.05, 0.5, 0.0) for _ in range(round(0.7 * hz))]
+        assert all(k is None for k in closed[:-1]) and closed[-1].kind == "grasp_missed"
+    with pytest.raises(ValueError, match="drop_s"):
+        MonitorConfig(drop_s=0.0)
 
 
 def _plan(revision: int = 0, skill: str = "pick") -> PlanData:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from robo_cerebellum.params import PARAMETERS, settings_from_parameters
-from robo_cerebellum.scheduling import ControlSchedule, PolicySchedule, Throttle, raise_priority
+from robo_cerebellum.scheduling import ControlSchedule, PolicySchedule, StatusThrottle, Throttle, raise_priority
 from robo_common.camera import CameraTracker
 
 DEFAULTS = {name: default for name, (default, _) in PARAMETERS.items()}
@@ -24,6 +24,20 @@ def test_settings_from_the_default_parameters_and_bad_values() -> None:
     with pytest.raises(ValueError, match="below workspace_max"):
         settings_from_parameters({**DEFAULTS, "workspace_min": [1.0, 0.0, 0.0]})
     assert settings_from_parameters({**DEFAULTS, "push_check": False}).scene is None
+
+
+def test_status_throttle_sends_changes_at_once_and_progress_once_per_period_on_the_grid() -> None:
+    throttle = StatusThrottle(0.05)
+    running = ("running", 0, "running pick")
+    sent = [t for t in np.arange(0.0, 0.2, 0.005) if throttle.due(running, float(t))]  # a 200 Hz policy
+    assert np.allclose(sent, [0.0, 0.05, 0.1, 0.15])  # the grid a lock-stepped simulator waits on
+    assert throttle.due(("running", 1, "running place"), 0.201)  # a new subtask: at once
+    assert not throttle.due(("running", 1, "running place"), 0.205)
+    assert throttle.due(("failed", 1, "object_dropped: ..."), 0.21)  # a failure: at once
+    every = StatusThrottle(0.05)  # a 20 Hz policy: every step still goes out
+    assert all(every.due(running, 0.05 * k) for k in range(10))
+    assert all(StatusThrottle(0.0).due(running, 0.001 * k) for k in range(5))  # 0: no throttle
+    assert settings_from_parameters(DEFAULTS).status_period_s == 0.05
 
 
 def test_policy_schedule_wall_clock_steps_once_per_period_without_catching_up() -> None:

@@ -103,3 +103,20 @@ def test_drift_noise_is_slow_and_has_the_asked_spread() -> None:
     assert steps.mean() < 0.003  # a white offset of the same spread would move ~11 mm per step
     with pytest.raises(ValueError, match="drift_fraction"):
         TrainConfig(drift_fraction=1.5)
+
+
+def test_the_policy_rate_is_the_recordings_control_rate_and_durations_are_seconds(bags: Path) -> None:
+    """A checkpoint says the rate it was trained at (what cerebellum_node steps it at); mixed rates are refused;
+    the failure label leads the failure by 0.75 s at any rate."""
+    from robo_cerebellum.dataset import Episode, failure_labels
+    from robo_cerebellum.train import _with_data_rate
+
+    episodes, _ = load_episodes(bags, CerebellumConfig(**TINY), progress=False)
+    assert all(e.rate_hz == 20.0 for e in episodes)
+    assert _with_data_rate(CerebellumConfig(**TINY, policy_hz=200.0), episodes).policy_hz == 20.0
+    fast = Episode("fast", episodes[0].arrays, episodes[0].plan, {**episodes[0].meta, "control_hz": 200.0})
+    with pytest.raises(ValueError, match="mixes control rates"):
+        _with_data_rate(CerebellumConfig(**TINY), [*episodes, fast])
+    meta = {"failures": [{"step": 1000}]}
+    assert failure_labels(2000, meta, 200.0).argmax() == 1000 - 150
+    assert failure_labels(200, {"failures": [{"step": 100}]}, 20.0).argmax() == 100 - 15

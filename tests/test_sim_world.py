@@ -133,3 +133,21 @@ def test_bowl_is_round_and_tray_is_square(world):
         fills[kind] = mask.sum() / ((np.ptp(us) + 1) * (np.ptp(vs) + 1))
     assert fills["bowl"] < 0.85 < fills["tray"], fills
     world.remove_all_objects()
+
+
+@pytest.mark.parametrize("hz,pattern", [(20.0, [12] * 5), (200.0, [1, 1, 1, 1, 2]), (240.0, [1] * 5)])
+def test_control_periods_keep_simulated_time_in_pace_with_the_control_clock(hz, pattern):
+    """5 ms periods on 240 Hz physics alternate 1 and 2 physics steps (not 1 each: time would run 17 % slow)."""
+    w = SimWorld(WorldConfig(control_period=1.0 / hz))
+    try:
+        steps = []
+        for _ in range(5):
+            before = w.sim_time
+            w.step_control()
+            steps.append(round((w.sim_time - before) * 240.0))
+        assert steps == pattern
+        for _ in range(995):
+            w.step_control()
+        assert w.sim_time == pytest.approx(1000 / hz, abs=1.0 / 240.0)
+    finally:
+        w.close()
