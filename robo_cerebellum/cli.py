@@ -36,6 +36,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--gripper-weight", type=float, default=2.0, help="weight of the gripper loss term")
     train.add_argument("--rotation-weight", type=float, default=1.0,
                        help="weight of the rotation loss term (angle + angle^2 / 0.02 rad per step)")
+    train.add_argument("--target-lead", type=float, default=0.0, metavar="S",
+                       help="learn to command the demonstration's target this long (s) ahead of the step seen (0.05 "
+                            "for 200 Hz recordings: the lead of a 20 Hz command); 0: the same step's")
     train.add_argument("--time-input", action="store_true",
                        help="also feed the time spent in the subtask (off: the policy acts on state, not a clock)")
     train.set_defaults(func=_train)
@@ -55,7 +58,7 @@ def _train(args: argparse.Namespace) -> int:
 
     try:
         model_cfg = CerebellumConfig(hidden_size=args.hidden_size, num_layers=args.num_layers,
-                                     time_input=args.time_input)
+                                     time_input=args.time_input, target_lead_s=args.target_lead)
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
                                 max_minutes=args.max_minutes, seed=args.seed, drift_noise_m=args.drift_noise,
                                 gripper_weight=args.gripper_weight, rotation_weight=args.rotation_weight)

@@ -112,14 +112,28 @@ def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator
     if rng is not None and drift_m > 0 and rng.random() < drift_fraction:
         ee_pos = ee_pos + drift(len(ee_pos), drift_m, rng, smoothing=min(1.0, 1.0 / (DRIFT_TIME_S * ep.rate_hz)))
     inputs = sequence_inputs(ep.plan.subtasks, a[K_SUBTASK], ee_pos, a[K_EE_QUAT], a[K_GRIPPER_WIDTH], cfg)
+    ahead = lead_index(a[K_SUBTASK], int(round(cfg.target_lead_s * ep.rate_hz)))
     return {
         **inputs,
         "frame": a[K_FRAME], "images": a[K_IMAGES],
-        "delta": ((a[K_TARGET_POS] - ee_pos) / cfg.delta_scale).astype(np.float32),
-        "rot6d": quat_to_rot6d(a[K_TARGET_QUAT]).astype(np.float32),
+        "delta": ((a[K_TARGET_POS][ahead] - ee_pos) / cfg.delta_scale).astype(np.float32),
+        "rot6d": quat_to_rot6d(a[K_TARGET_QUAT][ahead]).astype(np.float32),
         "gripper": a[K_GRIPPER_CMD].astype(np.float32), "progress": a[K_PROGRESS].astype(np.float32),
         "failure": a[K_FAILURE].astype(np.float32),
     }
+
+
+def lead_index(subtask: np.ndarray, steps: int) -> np.ndarray:
+    """For each step, the index ``steps`` later, but not past the last step of its subtask
+    (:attr:`CerebellumConfig.target_lead_s`)."""
+    n = len(subtask)
+    idx = np.arange(n)
+    if steps <= 0 or n == 0:
+        return idx
+    starts = np.r_[0, np.flatnonzero(np.diff(subtask)) + 1]
+    ends = np.r_[starts[1:] - 1, n - 1]
+    last = np.repeat(ends, np.diff(np.r_[starts, n]))  # last step of each step's subtask run
+    return np.minimum(idx + steps, last)
 
 
 def collate(items: list[dict]) -> dict[str, torch.Tensor]:

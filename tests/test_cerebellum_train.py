@@ -120,3 +120,13 @@ def test_the_policy_rate_is_the_recordings_control_rate_and_durations_are_second
     meta = {"failures": [{"step": 1000}]}
     assert failure_labels(2000, meta, 200.0).argmax() == 1000 - 150
     assert failure_labels(200, {"failures": [{"step": 100}]}, 20.0).argmax() == 100 - 15
+
+
+def test_the_commanded_target_can_lead_the_step_within_its_subtask() -> None:
+    from robo_cerebellum.train import lead_index
+
+    subtask = np.array([0, 0, 0, 0, 1, 1, 1, 2])
+    assert lead_index(subtask, 2).tolist() == [2, 3, 3, 3, 6, 6, 6, 7]  # never into the next subtask
+    assert lead_index(subtask, 0).tolist() == list(range(8))
+    with pytest.raises(ValueError, match="target_lead_s"):
+        CerebellumConfig(target_lead_s=-0.1)
