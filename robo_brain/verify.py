@@ -80,7 +80,7 @@ def redo_plan(plan: PlanData, redo: list[int], rgb: np.ndarray, depth: np.ndarra
             cannot be lifted to 3D.
     """
     scene = perceive(rgb, depth, camera, perception)
-    lines = [plan.subtasks[i].code for i in redo]
+    lines = [_rename_merged(plan, i, scene) for i in redo]
     try:
         text = answer_text_with_keypoints(lines, scene, camera, "redo the steps whose goals do not hold")
     except KeyError as exc:
@@ -96,6 +96,32 @@ def redo_plan(plan: PlanData, redo: list[int], rgb: np.ndarray, depth: np.ndarra
         subtasks.append(SubtaskData(sub.index, sub.code, sub.skill, keypoints))
     new.subtasks = subtasks
     return new
+
+
+def _rename_merged(plan: PlanData, index: int, scene: Sequence) -> str:
+    """Step ``index``'s code line, its object or target renamed to what the current scene listing calls it when
+    the listing has no object of that exact name: an object of the same colour and category (block or
+    container), the nearest to where the step's keypoints put it. Objects merge in a listing and come back under
+    other names: a block in a tray of its colour makes the tray read as a bowl, a large block beside nothing to
+    compare reads as a block. Unchanged when the name is listed or no such object is (the redo then says so)."""
+    sub = plan.subtasks[index]
+    names = {o.name for o in scene}
+    key = "target" if sub.skill == "place" else "object"
+    name = step_arg(sub, key)
+    if not name or name in names or named_colour(name) is None:
+        return sub.code
+    block = not is_container(name)
+    alike = [o for o in scene if o.colour == named_colour(name) and o.is_block == block]
+    steps = [sub, *plan.subtasks[index + 1:index + 2]] if sub.skill == "pick" else [sub]  # a pick: its place too
+    refs = [np.asarray(kp.point, float) for s in steps for kp in s.keypoints]
+    if not alike or not refs:
+        return sub.code
+
+    def distance(o: object) -> float:
+        return min(float(np.linalg.norm(np.asarray(o.centre[:2]) - r[:2])) for r in refs)
+
+    best = min(alike, key=distance)
+    return sub.code.replace(f'"{name}"', f'"{best.name}"', 1)
 
 
 def goal_steps(plan: PlanData, earlier: Sequence[PlanData] = ()) -> PlanData:

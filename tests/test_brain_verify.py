@@ -78,6 +78,23 @@ def test_an_unmet_place_is_redone_with_its_pick_from_where_the_block_is_now(sim)
     assert any("[goal not reached]" in f and "red block" in f for f in result.findings)
 
 
+def test_a_redo_finds_an_object_listed_now_under_another_name_of_its_colour_and_kind(sim) -> None:
+    """Objects merge in the scene listing and come back renamed ("large red block" -> "red block", a tray with a
+    block in it -> a bowl): the redo takes the object of the same colour and category nearest to the step's
+    keypoints, not "cannot redo"."""
+    world, red, green, camera = sim
+    fell = np.array([0.40, -0.28, 0.025])
+    rgb, depth = _arrange(world, red, green, fell, (*TRAY, 0.04))
+    plan = _plan(world)
+    plan.subtasks[0] = SubtaskData(0, 'pick(object="large red block")', "pick", list(plan.subtasks[0].keypoints))
+    plan.subtasks[1] = SubtaskData(1, 'place(target="blue tray")', "place", list(plan.subtasks[1].keypoints))
+    result = Planner(NeverAsked(), OWN_GOALS).verify(plan, rgb, depth, camera)
+    assert result.outcome == Outcome.CORRECTED, (result.errors, result.findings)
+    assert result.plan.code_lines() == ['pick(object="red block")', 'place(target="blue bowl")', "done()"]
+    grasp = np.array(result.plan.subtasks[0].keypoint("grasp").point)
+    assert np.linalg.norm(grasp[:2] - fell[:2]) < 0.015, grasp
+
+
 def test_an_unmet_goal_past_max_corrections_fails_saying_what_the_image_shows(sim) -> None:
     world, red, green, camera = sim
     rgb, depth = _arrange(world, red, green, (0.40, -0.28, 0.025), (*TRAY, 0.04))
