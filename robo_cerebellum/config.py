@@ -40,11 +40,11 @@ class CerebellumConfig:
         depth_center: Depth normalisation centre (m).
         depth_scale: Depth normalisation scale (m).
         progress_done: Predicted progress at which a subtask counts as finished.
-        target_lead_s: The pose the policy learns to command is the demonstration's target this long (s) after
-            the step it sees (within the same subtask; the gripper is not shifted). 0: the same step's
-            target, as at 20 Hz. At 200 Hz the same step's target leads the measured pose by ~2 mm, close to
-            the arm's steady-state error, and the policy learned "a little ahead of where the hand is":
-            it stalled 1 cm above a place point. 0.05 s ahead is the lead a 20 Hz policy commands.
+        target_lead_s: The pose and gripper the policy learns to command are the demonstration's this long (s)
+            after the step it sees (within the same subtask). 0: the same step's, as at 20 Hz. At 200 Hz the
+            same step's target leads the measured pose by ~2 mm, close to the arm's steady-state error, and
+            the policy learned "a little ahead of where the hand is": it stalled 1 cm above a place point
+            with the gripper command at 0.49. 0.05 s ahead is the lead a 20 Hz policy commands.
         time_input: Feed the time spent in the current subtask as an input. Off by default: with it the
             policy learned to close and open the gripper on a clock (the demonstrations' timing) rather
             than on where the hand is, and in closed loop, where the arm lags the expert, it released

@@ -30,6 +30,7 @@ class LoopStats:
         self._max_s = 0.0
         self._ticks = 0
         self._steps = 0
+        self._runs = 0
         self._step_hist: dict[int, int] = {}
         self._since: float | None = None
 
@@ -47,10 +48,12 @@ class LoopStats:
                 self._since = now
 
     def policy_step(self, duration_s: float | None = None) -> None:
-        """A policy step was taken (and took ``duration_s``, when given)."""
+        """A step of the policy thread was taken; ``duration_s`` when it ran the network (not a hold: no plan,
+        a failure, a stale state), which the step-time percentiles and ``policy_runs_per_s`` count."""
         with self._lock:
             self._steps += 1
             if duration_s is not None:
+                self._runs += 1
                 key = int(duration_s * 1e3 / BIN_MS)
                 self._step_hist[key] = self._step_hist.get(key, 0) + 1
 
@@ -58,8 +61,10 @@ class LoopStats:
         """The statistics since the previous snapshot (then reset): periods (p50, p99, max, histogram), rates."""
         with self._lock:
             hist, ticks, steps, max_s, step_hist = self._hist, self._ticks, self._steps, self._max_s, self._step_hist
+            runs = self._runs
             span = now - self._since if self._since is not None else 0.0
             self._hist, self._ticks, self._steps, self._max_s, self._step_hist = {}, 0, 0, 0.0, {}
+            self._runs = 0
             self._since = now
         return {
             "window_s": round(span, 3),
@@ -70,6 +75,8 @@ class LoopStats:
             "period_hist": {"bin_ms": BIN_MS, "counts": {str(k): n for k, n in sorted(hist.items())}},
             "policy_steps": steps,
             "policy_steps_per_s": round(steps / span, 2) if span > 0 else None,
+            "policy_runs": runs,
+            "policy_runs_per_s": round(runs / span, 2) if span > 0 else None,
             "policy_step_p50_ms": percentile_ms(step_hist, 50),
             "policy_step_p99_ms": percentile_ms(step_hist, 99),
             "policy_step_hist": {"bin_ms": BIN_MS, "counts": {str(k): n for k, n in sorted(step_hist.items())}},

@@ -308,7 +308,7 @@ class CerebellumNode(Node):
         now = time.monotonic()
         obs = Observation(*self._state, self._width)
         result = core.tick(obs, now - self._state_time, now - self._image_time, self.policy_period)
-        self.loop_stats.policy_step(time.perf_counter() - t0)
+        self.loop_stats.policy_step(time.perf_counter() - t0 if result.command is not None else None)
         status = (result.state, result.subtask_index, result.progress, result.detail, self._state_stamp_msg)
         if result.state == State.RUNNING and self.stream.frozen:
             status = None  # a step begun before a cancel: neither its command nor its status goes out

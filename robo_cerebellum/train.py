@@ -118,7 +118,7 @@ def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator
         "frame": a[K_FRAME], "images": a[K_IMAGES],
         "delta": ((a[K_TARGET_POS][ahead] - ee_pos) / cfg.delta_scale).astype(np.float32),
         "rot6d": quat_to_rot6d(a[K_TARGET_QUAT][ahead]).astype(np.float32),
-        "gripper": a[K_GRIPPER_CMD].astype(np.float32), "progress": a[K_PROGRESS].astype(np.float32),
+        "gripper": a[K_GRIPPER_CMD][ahead].astype(np.float32), "progress": a[K_PROGRESS].astype(np.float32),
         "failure": a[K_FAILURE].astype(np.float32),
     }
 

@@ -4,9 +4,10 @@ Part 1, step latency, is :func:`robo_cerebellum.bench.step_latency` (see there).
 loop: ``sim_node`` (physics, and a camera at 15 Hz), ``cerebellum_node`` (its defaults: control
 thread on SCHED_FIFO where permitted) and, with ``with_brain``, ``brain_node`` with its model loaded
 (idle: it plans nothing, as between instructions) run as processes on a private ROS domain; the
-expert's plan is sent; the stamps of ``/robo/ee_target`` give the loop rate and the p99 period, and
-the node's own ``/robo/cerebellum_diagnostics`` the policy steps it took per second and the duration of
-each (p50 / p99 over the window). Also reported: the rates at which ``sim_node``'s images and
+expert's plan is sent, and again under a new id every second (so that the policy runs the whole window,
+whatever becomes of the plan); the stamps of ``/robo/ee_target`` give the loop rate and the p99 period,
+and the node's own ``/robo/cerebellum_diagnostics`` the policy steps that ran the network per second and
+the duration of each (p50 / p99 over the window). Also reported: the rates at which ``sim_node``'s images and
 ``/robo/ee_pose`` arrived.
 """
 
@@ -50,7 +51,8 @@ def node_loop(checkpoint: Path, seconds: float, with_brain: bool = False) -> dic
     procs = [subprocess.Popen([sys.executable, "-m", mod, "--ros-args", *args], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for mod, args in (("robo_sim.node", ["-p", "camera_rate_hz:=15.0", "-p", "seed:=1"]),
-                               ("robo_cerebellum.node", ["-p", f"checkpoint:={checkpoint}"]))]
+                               ("robo_cerebellum.node", ["-p", f"checkpoint:={checkpoint}",  # the re-sent plans'
+                                                         "-p", "keypoint_check:=false"]))]  # objects have moved
     if with_brain:  # as the stack starts it (its config/brain.yaml), on wall time like the two above
         procs.append(subprocess.Popen(StackConfig(use_sim_time=False).command("brain_node"), env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -63,7 +65,21 @@ def node_loop(checkpoint: Path, seconds: float, with_brain: bool = False) -> dic
         rclpy.init()
         node = Node("bench_cerebellum")
         plan_pub = node.create_publisher(Plan, C.TOPIC_PLAN, qos_for_topic(C.TOPIC_PLAN))
-        node.create_subscription(Plan, C.TOPIC_SIM_EXPERT_PLAN, plan_pub.publish, qos_for_topic(C.TOPIC_PLAN))
+        expert: list[Plan] = []
+
+        def on_expert(msg: Plan) -> None:
+            expert.append(msg)
+            plan_pub.publish(msg)
+
+        def resend() -> None:  # the policy runs the whole window: the plan again, under a new id, every second
+            if expert:
+                msg = expert[-1]
+                msg.plan_id = f"bench-{time.monotonic_ns()}"
+                msg.header.stamp = node.get_clock().now().to_msg()
+                plan_pub.publish(msg)
+
+        node.create_subscription(Plan, C.TOPIC_SIM_EXPERT_PLAN, on_expert, qos_for_topic(C.TOPIC_PLAN))
+        node.create_timer(1.0, resend)
         node.create_subscription(PoseStamped, C.TOPIC_EE_TARGET, lambda m: stamps.append(stamp_to_ns(m.header.stamp)),
                                  qos_for_topic(C.TOPIC_EE_TARGET))
         node.create_subscription(Image, C.TOPIC_COLOR_IMAGE, lambda m: images.append(time.monotonic()),
@@ -104,7 +120,9 @@ def node_loop(checkpoint: Path, seconds: float, with_brain: bool = False) -> dic
             "period_p99_ms": float(np.percentile(periods, 99)), "period_max_ms": float(periods.max()),
             "targets": len(stamps), "image_hz": _rate(images), "sim_state_hz": _rate(states),
             "with_brain": with_brain,
-            "node_policy_steps_per_s": sum(d.get("policy_steps", 0) for d in diagnostics) / window if window else None,
+            "node_policy_steps_per_s": sum(d.get("policy_runs", 0) for d in diagnostics) / window if window else None,
+            "node_policy_thread_steps_per_s": (sum(d.get("policy_steps", 0) for d in diagnostics) / window
+                                               if window else None),
             "node_policy_step_p50_ms": percentile_ms(steps, 50), "node_policy_step_p99_ms": percentile_ms(steps, 99),
             "node_period_p99_ms": percentile_ms(merge(d["period_hist"]["counts"] for d in diagnostics), 99)}
 

@@ -18,11 +18,12 @@ def test_snapshot_has_the_periods_of_the_window_and_resets() -> None:
         stats.tick(t)
     for i in range(20):
         stats.policy_step(0.00125 if i < 19 else 0.00455)
+    stats.policy_step()  # a hold: counted, not timed
     snap = stats.snapshot(t)
-    assert snap["ticks"] == 200 and snap["policy_steps"] == 20
+    assert snap["ticks"] == 200 and snap["policy_steps"] == 21 and snap["policy_runs"] == 20
     assert snap["policy_step_p50_ms"] == pytest.approx(1.3) and snap["policy_step_p99_ms"] == pytest.approx(4.6)
     assert snap["window_s"] == pytest.approx(periods.sum(), abs=1e-3)
-    assert snap["policy_steps_per_s"] == pytest.approx(20 / periods.sum(), abs=0.01)
+    assert snap["policy_steps_per_s"] == pytest.approx(21 / periods.sum(), abs=0.01)
     assert snap["period_p50_ms"] == pytest.approx(5.0 + BIN_MS, abs=1e-9)  # the upper edge of the 5.0 ms bin
     assert snap["period_p99_ms"] == pytest.approx(12.4, abs=1e-9)  # rank 198 of 200: a 12.35 ms period
     assert snap["period_max_ms"] == pytest.approx(20.0)
