@@ -312,7 +312,8 @@ class CerebellumNode(Node):
         status = (result.state, result.subtask_index, result.progress, result.detail, self._state_stamp_msg)
         if result.state == State.RUNNING and self.stream.frozen:
             status = None  # a step begun before a cancel: neither its command nor its status goes out
-        elif not self._status_throttle.due((result.state, result.subtask_index, result.detail),
+        elif not self._status_throttle.due((result.state, result.subtask_index,  # a hold's detail counts ms
+                                            "" if result.state == State.HOLDING else result.detail),
                                            self._state_stamp if self._sim_time else now):
             status = None  # a policy at the control rate: 1 status in status_period_s while only progress moves
         if not self.stream.update(result.safe.pos, result.safe.quat, result.gripper, result.state == State.RUNNING,
