@@ -20,6 +20,7 @@ from robo_cerebellum.features import image_tensor
 from robo_common import bags
 from robo_common import constants as C
 from robo_common.plan_types import PlanData
+from robo_common.rates import seconds_to_steps
 
 LOG = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def failure_labels(length: int, meta: dict, rate_hz: float = 20.0) -> np.ndarray
     failures = meta.get("failures") or []
     if failures:
         fail_step = int(failures[0]["step"])
-        start = fail_step - int(round(FAILURE_LEAD_S * rate_hz))
+        start = fail_step - seconds_to_steps(FAILURE_LEAD_S, rate_hz, minimum=0)
         pert = meta.get("perturbation")
         if pert is not None:
             start = max(start, int(pert["step"]))

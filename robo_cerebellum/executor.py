@@ -21,6 +21,7 @@ from robo_cerebellum.safety import SafeCommand, SafetyConfig, SafetyEnvelope, Ve
 from robo_cerebellum.scene_checks import GroundingConfig, SceneCheckConfig, keypoint_grounding, push_outcome
 from robo_common.geometry import quat_angle
 from robo_common.plan_types import PlanData
+from robo_common.rates import seconds_to_steps
 
 if TYPE_CHECKING:
     from robo_common.camera import CameraModel
@@ -81,7 +82,7 @@ class PlanExecutor:
         self._progress_history: list[float] = []
         # a plateau: over 0.4 s (8 steps at 20 Hz), whatever the policy's rate
         self.plateau_min, self.plateau_delta = 0.8, 0.01
-        self.plateau_steps = max(2, int(round(0.4 * policy.cfg.policy_hz)))
+        self.plateau_steps = seconds_to_steps(0.4, policy.cfg.policy_hz, minimum=2)
         self.start_pose: tuple[np.ndarray, np.ndarray] | None = None
         self.recovery: tuple[np.ndarray, np.ndarray, float] | None = None
         self.recovery_tolerance = (0.01, np.deg2rad(5.0))

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robo_common.rates import seconds_to_steps
+
 
 @dataclass(frozen=True)
 class MonitorConfig:
@@ -84,12 +86,10 @@ class FailureMonitor:
         """Thresholds in seconds are converted with the step rate ``rate_hz``."""
         self.config = config
         self.rate_hz = rate_hz
-
-        def steps(seconds: float) -> int:
-            return max(1, int(round(seconds * rate_hz)))
-
-        self.grasp_settle_steps, self.drop_steps = steps(config.grasp_settle_s), steps(config.drop_s)
-        self.tracking_steps, self.failure_steps = steps(config.tracking_s), steps(config.failure_s)
+        self.grasp_settle_steps = seconds_to_steps(config.grasp_settle_s, rate_hz)
+        self.drop_steps = seconds_to_steps(config.drop_s, rate_hz)
+        self.tracking_steps = seconds_to_steps(config.tracking_s, rate_hz)
+        self.failure_steps = seconds_to_steps(config.failure_s, rate_hz)
         self.start_subtask("")
 
     def start_subtask(self, skill: str, place_point: np.ndarray | None = None) -> None:

@@ -40,6 +40,7 @@ from robo_cerebellum.features import sequence_inputs
 from robo_cerebellum.model import CerebellumNet, target_rotation
 from robo_cerebellum.policy import CerebellumPolicy
 from robo_cerebellum.rotations import geodesic_angle, quat_to_rot6d, rot6d_to_matrix
+from robo_common.rates import seconds_to_steps
 
 LOG = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator
     if rng is not None and drift_m > 0 and rng.random() < drift_fraction:
         ee_pos = ee_pos + drift(len(ee_pos), drift_m, rng, smoothing=min(1.0, 1.0 / (DRIFT_TIME_S * ep.rate_hz)))
     inputs = sequence_inputs(ep.plan.subtasks, a[K_SUBTASK], ee_pos, a[K_EE_QUAT], a[K_GRIPPER_WIDTH], cfg)
-    ahead = lead_index(a[K_SUBTASK], int(round(cfg.target_lead_s * ep.rate_hz)))
+    ahead = lead_index(a[K_SUBTASK], seconds_to_steps(cfg.target_lead_s, ep.rate_hz, minimum=0))
     return {
         **inputs,
         "frame": a[K_FRAME], "images": a[K_IMAGES],

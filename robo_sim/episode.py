@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robo_common.plan_types import KeypointData, PlanData
+from robo_common.rates import seconds_to_steps
 from robo_sim import catalog
 from robo_sim.expert import ControlOutput, ExpertConfig, ExpertController, expert_plan, parse_code
 from robo_sim.scene import build_scene
@@ -259,11 +260,6 @@ TRACKING_S = 0.5
 SLIP_AFTER_S, SLIP_OPEN_S, PUSH_KNOCK_AFTER_S = 0.2, 0.4, 0.3
 """``slip``: the fingers open this long (s) into the carry, for this long; the push variant knocks the object
 sideways this long into the push. (4, 8 and 6 steps at 20 Hz, the rate the modes were written for.)"""
-
-
-def seconds_to_steps(seconds: float, hz: float) -> int:
-    """A duration as a whole number of control steps at ``hz`` (at least one)."""
-    return max(1, int(round(seconds * hz)))
 
 
 HAND_RADIUS = 0.06

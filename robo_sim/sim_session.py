@@ -67,7 +67,7 @@ class SimSession:
         self.rejected = 0
         self.clamped = 0
         self.perturber: Perturber | None = None
-        self._policy_steps, self._force_open = 0, False
+        self._force_open = False
         self.plans: dict[str, PlanData] = {}  # the latest revision of each plan seen on /robo/plan (this task's)
         self.failures: list[dict[str, Any]] = []  # failure reports of this task, each with the world's verdict
         self._physics_dt = 1.0 / wcfg.physics_hz
@@ -96,7 +96,7 @@ class SimSession:
         self.expert_plan = expert_plan(task, self.world)
         self.perturber = Perturber(perturb, task, self.world, np.random.default_rng([seed, 7]),
                                    step_hz=PERTURB_STEP_HZ) if perturb else None
-        self._policy_steps, self._force_open = 0, False
+        self._force_open = False
         if self.renderer is not None:
             self.renderer.load_scene(task.scene)
         self._next_frame = self._reset_at = self.sim_time
@@ -200,9 +200,9 @@ class SimSession:
         if self.perturber is None or not running or plan is None or not 0 <= index < len(plan.subtasks):
             return
         out = phase_output(plan, index, progress, self.world.gripper_command)
-        self._policy_steps = int((self.sim_time - self._reset_at) * PERTURB_STEP_HZ + 1e-6)
-        self.perturber.before_step(self._policy_steps, out)
-        self._force_open = self.perturber.forces_open(self._policy_steps + 1)
+        step = int((self.sim_time - self._reset_at) * PERTURB_STEP_HZ + 1e-6)
+        self.perturber.before_step(step, out)
+        self._force_open = self.perturber.forces_open(step + 1)
         if self._force_open:
             self.world.set_gripper(1.0)
 

@@ -94,13 +94,15 @@ def node_loop(checkpoint: Path, seconds: float, with_brain: bool = False) -> dic
                                  qos_for_topic(C.TOPIC_BRAIN_STATUS))
         executor = events_executor()  # this process's own load is part of what the node competes with
         executor.add_node(node)
+        def brain_loading() -> bool:
+            return with_brain and (not brain or brain[-1] in ("loading", "starting"))
+
         deadline = time.monotonic() + 120
-        while (len(stamps) < 50 or (with_brain and (not brain or brain[-1] in ("loading", "starting")))) \
-                and time.monotonic() < deadline:
+        while (len(stamps) < 50 or brain_loading()) and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.01)
         if len(stamps) < 50:
             raise RuntimeError("cerebellum_node published no targets within 120 s")
-        if with_brain and (not brain or brain[-1] in ("loading", "starting")):
+        if brain_loading():
             raise RuntimeError(f"brain_node not ready within 120 s (states seen: {brain[-3:]})")
         stamps.clear()
         images.clear()

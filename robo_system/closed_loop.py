@@ -39,6 +39,7 @@ from robo_cerebellum.safety import SafetyConfig
 from robo_common.parallel import run_jobs
 from robo_common.plan_language import PlanParseError
 from robo_common.plan_types import PlanData
+from robo_common.rates import seconds_to_steps
 from robo_common.resources import resource_path
 from robo_sim.episode import Perturber, phase_output
 from robo_sim.expert import expert_plan
@@ -220,7 +221,7 @@ def run_episode(policy: CerebellumPolicy, brain: OracleBrain | ModelBrain, seed:
     else:
         row["brain_error"] = answer.error
     hz = policy.cfg.policy_hz
-    camera_every = max(1, int(round(hz / cfg.camera_hz)))  # 4 steps at 20 Hz, 40 at 200 Hz
+    camera_every = seconds_to_steps(1.0 / cfg.camera_hz, hz)  # 4 steps at 20 Hz, 40 at 200 Hz
     camera = camera_model(world)
     step = 0
     while step < int(cfg.timeout_s * hz):
