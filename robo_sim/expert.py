@@ -19,6 +19,7 @@ import pybullet as p
 from robo_common.constants import BASE_FRAME
 from robo_common.geometry import quat_angle, slerp
 from robo_common.plan_types import KeypointData, PlanData, SubtaskData
+from robo_common.rates import seconds_to_steps
 from robo_sim import catalog
 from robo_sim.tasks import PUSH_DISTANCE, SkillStep, Task
 from robo_sim.world import SimWorld
@@ -31,7 +32,7 @@ _ARG_RE = re.compile(r'(\w+)="([^"]*)"')
 
 @dataclass
 class ExpertConfig:
-    """Speeds, heights and timings of the scripted expert (metres, seconds, control steps)."""
+    """Speeds, heights and timings of the scripted expert (metres, seconds: the same motion at any control rate)."""
 
     approach_height: float = 0.12
     fast_speed: float = 0.35
@@ -44,19 +45,17 @@ class ExpertConfig:
     push_gap: float = 0.025
     push_gripper: float = 0.4
     angular_speed: float = 1.5
-    close_steps: int = 12
-    open_steps: int = 8
+    close_s: float = 0.6
+    open_s: float = 0.4
+    settle_s: float = 0.1
     pos_tol: float = 0.008
-    max_wait: int = 25
+    max_wait_s: float = 1.25
 
     def __post_init__(self) -> None:
         for name in ("approach_height", "fast_speed", "slow_speed", "push_speed", "angular_speed", "pos_tol",
-                     "push_z"):
+                     "push_z", "close_s", "open_s", "settle_s", "max_wait_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"ExpertConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("close_steps", "open_steps", "max_wait"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ExpertConfig.{name} must be >= 1, got {getattr(self, name)!r}")
 
 
 def parse_code(code: str) -> tuple[str, dict[str, str]]:
@@ -216,8 +215,8 @@ class ExpertController:
         low[2] = max(low[2], 0.012)
         return [
             Waypoint("approach", g + up, q, 1.0, c.fast_speed),
-            Waypoint("descend", low, q, 1.0, c.slow_speed, hold=2),
-            Waypoint("close", low, q, 0.0, c.slow_speed, hold=c.close_steps),
+            Waypoint("descend", low, q, 1.0, c.slow_speed, hold=self._steps(c.settle_s)),
+            Waypoint("close", low, q, 0.0, c.slow_speed, hold=self._steps(c.close_s)),
             Waypoint("lift", g + up + np.array([0, 0, 0.03]), q, 0.0, c.slow_speed),
         ]
 
@@ -237,8 +236,8 @@ class ExpertController:
         high = np.array([pt[0], pt[1], max(self._pos[2], low[2] + c.approach_height)])
         return [
             Waypoint("carry", high, q, 0.0, c.fast_speed),
-            Waypoint("descend", low, q, 0.0, c.slow_speed, hold=2),
-            Waypoint("open", low, q, release, c.slow_speed, hold=c.open_steps),
+            Waypoint("descend", low, q, 0.0, c.slow_speed, hold=self._steps(c.settle_s)),
+            Waypoint("open", low, q, release, c.slow_speed, hold=self._steps(c.open_s)),
             Waypoint("retreat", low + np.array([0, 0, c.approach_height]), q, 1.0, c.fast_speed),
         ]
 
@@ -253,11 +252,15 @@ class ExpertController:
         w = c.push_gripper
         return [
             Waypoint("approach", s + up, q, w, c.fast_speed),
-            Waypoint("lower", s, q, w, c.slow_speed, hold=2),
+            Waypoint("lower", s, q, w, c.slow_speed, hold=self._steps(c.settle_s)),
             Waypoint("push", e, q, w, c.push_speed),
             Waypoint("retreat", back, q, w, c.slow_speed),
             Waypoint("retreat", back + up, q, w, c.fast_speed),
         ]
+
+    def _steps(self, seconds: float) -> int:
+        """Control steps in ``seconds`` at this world's control period (2 s = 40 steps at 20 Hz, 400 at 200 Hz)."""
+        return seconds_to_steps(seconds, 1.0 / self.dt)
 
     def _yaw(self) -> float:
         x_axis = np.array(p.getMatrixFromQuaternion(self._quat.tolist())).reshape(3, 3)[:, 0]
@@ -291,7 +294,8 @@ class ExpertController:
             return False
         self._wait += 1
         measured, _ = self.world.ee_pose()
-        return float(np.linalg.norm(measured - wp.pos)) <= self.cfg.pos_tol or self._wait >= self.cfg.max_wait
+        return (float(np.linalg.norm(measured - wp.pos)) <= self.cfg.pos_tol
+                or self._wait >= self._steps(self.cfg.max_wait_s))
 
     def _next_segment(self) -> ControlOutput:
         wp = self._wps[self._seg]

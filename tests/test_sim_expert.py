@@ -115,3 +115,15 @@ def test_push_perturbation_is_no_progress(world):
 def test_bad_perturbation_rejected():
     with pytest.raises(ValueError, match="perturb"):
         run_episode(0, "seen", "push", perturb="earthquake")
+
+
+def test_expert_holds_last_as_long_in_seconds_at_200_hz():
+    """The expert's grasp, release and settle holds are seconds, not steps: recorded at 200 Hz, the fingers close
+    for 0.6 s before the lift and open for 0.4 s before the retreat, as at 20 Hz (at 12 and 8 steps they lasted 60
+    and 40 ms: the arm lifted off a block it had let go of a moment before, and the stack fell)."""
+    records = []
+    res = run_episode(3, "seen", "stack", control_hz=200.0, on_step=records.append)
+    assert res.success
+    phases = [r.phase for r in records]
+    cfg = ExpertConfig()
+    assert phases.count("close") >= cfg.close_s * 200 and phases.count("open") >= cfg.open_s * 200
