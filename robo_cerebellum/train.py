@@ -57,6 +57,7 @@ class TrainConfig:
     pos_noise_m: float = 0.004
     drift_noise_m: float = 0.01
     drift_fraction: float = 0.5
+    state_delay_s: float = 0.0
     gripper_weight: float = 2.0
     rotation_weight: float = 1.0
     threads: int = 2
@@ -74,6 +75,8 @@ class TrainConfig:
                              f"{self}")
         if not 0.0 <= self.drift_fraction <= 1.0:
             raise ValueError(f"drift_fraction must be in [0, 1], got {self.drift_fraction}")
+        if not 0.0 <= self.state_delay_s <= 0.5:
+            raise ValueError(f"state_delay_s must be in [0, 0.5] s, got {self.state_delay_s}")
 
 
 def is_validation(name: str, fraction: float) -> bool:
@@ -97,22 +100,40 @@ def drift(length: int, std: float, rng: np.random.Generator, smoothing: float = 
     return out
 
 
+def delayed_index(length: int, max_steps: int, rng: np.random.Generator) -> np.ndarray:
+    """For each step, the index of the robot state the policy has then: every state arrives 0..``max_steps``
+    steps late (uniform, independently), and the policy keeps the newest that has arrived (a state overtaken by
+    a newer one is never seen; before the first arrival, the first state)."""
+    idx = np.arange(length)
+    if max_steps <= 0 or length == 0:
+        return idx
+    arrival = np.minimum(idx + rng.integers(0, max_steps + 1, length), length - 1)
+    newest = np.full(length, -1)
+    np.maximum.at(newest, arrival, idx)
+    return np.maximum(np.maximum.accumulate(newest), 0)
+
+
 def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator | None, noise: float,
-                    drift_m: float = 0.0, drift_fraction: float = 0.0) -> dict:
+                    drift_m: float = 0.0, drift_fraction: float = 0.0, state_delay_s: float = 0.0) -> dict:
     """Inputs and targets of one episode.
 
     The observed end-effector position is perturbed (DART-style): white noise of ``noise`` (m) per step and,
     in ``drift_fraction`` of the episodes, a slowly wandering offset of ``drift_m`` (m). The target offset is
     computed from the perturbed position, so the policy learns to steer back onto the demonstration from
     states the expert never visited (the states a lagging or drifting policy reaches in closed loop).
+    With ``state_delay_s`` the observed robot state (pose and finger width) is the newest of states that each
+    arrive up to that long late (:func:`delayed_index`): the age and jitter of a state that crossed DDS.
     """
     a = ep.arrays
-    ee_pos = a[K_EE_POS]
+    seen = (delayed_index(ep.length, seconds_to_steps(state_delay_s, ep.rate_hz, minimum=0), rng)
+            if rng is not None and state_delay_s > 0 else np.arange(ep.length))
+    ee_pos = a[K_EE_POS][seen]
     if rng is not None and noise > 0:
         ee_pos = ee_pos + rng.normal(0, noise, ee_pos.shape)
     if rng is not None and drift_m > 0 and rng.random() < drift_fraction:
         ee_pos = ee_pos + drift(len(ee_pos), drift_m, rng, smoothing=min(1.0, 1.0 / (DRIFT_TIME_S * ep.rate_hz)))
-    inputs = sequence_inputs(ep.plan.subtasks, a[K_SUBTASK], ee_pos, a[K_EE_QUAT], a[K_GRIPPER_WIDTH], cfg)
+    inputs = sequence_inputs(ep.plan.subtasks, a[K_SUBTASK], ee_pos, a[K_EE_QUAT][seen], a[K_GRIPPER_WIDTH][seen],
+                             cfg)
     ahead = lead_index(a[K_SUBTASK], seconds_to_steps(cfg.target_lead_s, ep.rate_hz, minimum=0))
     return {
         **inputs,
@@ -254,7 +275,7 @@ def train(data: Path, out: Path, model_cfg: CerebellumConfig, train_cfg: TrainCo
     for epoch in range(state["epoch"], train_cfg.epochs):
         for group in _batches(train_eps, train_cfg.batch_size, rng):
             batch = collate([episode_tensors(e, model_cfg, rng, train_cfg.pos_noise_m, train_cfg.drift_noise_m,
-                                             train_cfg.drift_fraction) for e in group])
+                                             train_cfg.drift_fraction, train_cfg.state_delay_s) for e in group])
             loss, terms = compute_loss(net, batch, train_cfg.gripper_weight, train_cfg.rotation_weight)
             opt.zero_grad()
             loss.backward()

@@ -130,3 +130,18 @@ def test_the_commanded_target_can_lead_the_step_within_its_subtask() -> None:
     assert lead_index(subtask, 0).tolist() == list(range(8))
     with pytest.raises(ValueError, match="target_lead_s"):
         CerebellumConfig(target_lead_s=-0.1)
+
+
+def test_delayed_states_are_the_newest_arrived_within_the_delay() -> None:
+    from robo_cerebellum.train import delayed_index
+
+    rng = np.random.default_rng(0)
+    seen = delayed_index(400, 3, rng)
+    t = np.arange(400)
+    assert np.all(np.diff(seen) >= 0) and np.all(seen <= t)  # never back in time, never from the future
+    assert np.all(t[3:] - seen[3:] <= 3)  # no older than the longest delay
+    ages = t - seen
+    assert set(np.unique(ages)) == {0, 1, 2, 3} and 0.5 < ages.mean() < 1.5  # jitter, not one fixed lag
+    assert delayed_index(5, 0, rng).tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="state_delay_s"):
+        TrainConfig(state_delay_s=-0.01)
