@@ -42,6 +42,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--state-delay", type=float, default=0.0, metavar="S",
                        help="train on robot states that each arrive up to this long (s) late, the newest arrived "
                             "seen (DDS's state age and jitter; 0.015 for 200 Hz over DDS on one machine); 0: off")
+    train.add_argument("--progress-done", type=float, default=0.95, metavar="P",
+                       help="progress head value that ends a subtask at run time (kept in the checkpoint's config; "
+                            "0.82 for 200 Hz recordings, whose progress labels hold 0.875 while the arm catches up)")
     train.add_argument("--time-input", action="store_true",
                        help="also feed the time spent in the subtask (off: the policy acts on state, not a clock)")
     train.set_defaults(func=_train)
@@ -61,7 +64,8 @@ def _train(args: argparse.Namespace) -> int:
 
     try:
         model_cfg = CerebellumConfig(hidden_size=args.hidden_size, num_layers=args.num_layers,
-                                     time_input=args.time_input, target_lead_s=args.target_lead)
+                                     time_input=args.time_input, target_lead_s=args.target_lead,
+                                     progress_done=args.progress_done)
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
                                 max_minutes=args.max_minutes, seed=args.seed, drift_noise_m=args.drift_noise,
                                 gripper_weight=args.gripper_weight, rotation_weight=args.rotation_weight,
