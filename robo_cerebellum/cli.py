@@ -41,10 +41,11 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                             "for 200 Hz recordings: the lead of a 20 Hz command); 0: the same step's")
     train.add_argument("--state-delay", type=float, default=0.0, metavar="S",
                        help="train on robot states that each arrive up to this long (s) late, the newest arrived "
-                            "seen (DDS's state age and jitter; 0.015 for 200 Hz over DDS on one machine); 0: off")
+                            "seen (DDS's state age and jitter; models/cerebellum_200hz used 0.015); 0: off")
     train.add_argument("--progress-done", type=float, default=0.95, metavar="P",
                        help="progress head value that ends a subtask at run time (kept in the checkpoint's config; "
-                            "0.82 for 200 Hz recordings, whose progress labels hold 0.875 while the arm catches up)")
+                            "models/cerebellum_200hz uses 0.82: at 200 Hz the progress labels hold 0.875 while the "
+                            "arm catches up)")
     train.add_argument("--time-input", action="store_true",
                        help="also feed the time spent in the subtask (off: the policy acts on state, not a clock)")
     train.set_defaults(func=_train)
