@@ -173,6 +173,7 @@ class ExpertController:
         self.world = world
         self.cfg = config or ExpertConfig()
         self.dt = world.config.control_period
+        self._max_wait = self._steps(self.cfg.max_wait_s)
         self.index = 0
         self.done = False
         self.held: tuple[str, float] | None = None
@@ -295,7 +296,7 @@ class ExpertController:
         self._wait += 1
         measured, _ = self.world.ee_pose()
         return (float(np.linalg.norm(measured - wp.pos)) <= self.cfg.pos_tol
-                or self._wait >= self._steps(self.cfg.max_wait_s))
+                or self._wait >= self._max_wait)
 
     def _next_segment(self) -> ControlOutput:
         wp = self._wps[self._seg]

@@ -16,6 +16,7 @@ import pybullet_data
 
 from robo_common.constants import BASE_FRAME
 from robo_common.geometry import quat_angle, slerp
+from robo_common.rates import seconds_to_steps
 from robo_common.vocabulary import COLORS
 from robo_sim import catalog
 
@@ -361,7 +362,7 @@ class SimWorld:
 
     def step(self, dt: float) -> None:
         """Advance physics by ``dt`` seconds (rounded to physics steps)."""
-        self.step_control(max(1, int(round(dt * self.config.physics_hz))))
+        self.step_control(seconds_to_steps(dt, self.config.physics_hz))
 
     def settle(self, seconds: float = 0.3) -> None:
         """Let objects settle without moving the commanded targets."""
