@@ -104,9 +104,13 @@ class Harness:
         targets = np.array([p for _, (p, _) in rows])
         return envelope_violations(targets, self._nearest_poses([t for t, _ in rows], targets))
 
-    def _nearest_poses(self, times: list[float], targets: np.ndarray, window_s: float = 0.5) -> np.ndarray:
+    def _nearest_poses(self, times: list[float], targets: np.ndarray, window_s: float = 0.5,
+                       first_after_s: float = 3.0) -> np.ndarray:
         """For each target, the measured pose received within ``window_s`` of it that is nearest to it (the
-        order of a state and the hold it caused may swap on the way to this recorder)."""
+        order of a state and the hold it caused may swap on the way to this recorder). When this recorder got
+        no state in that window (a restarted sim_node's publisher can reach the cerebellum before it reaches
+        this client), the first state it got after the target, within ``first_after_s``: where the arm
+        was first seen again."""
         if not self.rec["pose"]:
             return np.full_like(targets, np.nan)
         pt = np.array([t for t, _ in self.rec["pose"]])
@@ -117,6 +121,8 @@ class Harness:
             if hi > lo:
                 near = pp[lo:hi]
                 out[i] = near[np.argmin(np.linalg.norm(near - target, axis=1))]
+            elif hi < len(pt) and pt[hi] <= t + first_after_s:
+                out[i] = pp[hi]
         return out
 
     def crashed(self) -> list[str]:

@@ -48,11 +48,18 @@ def envelope_violations(positions: np.ndarray, poses: np.ndarray | None = None, 
         out.append(f"{int(outside.sum())} targets outside the workspace box (by up to {worst:.3f} m)")
     steps = np.linalg.norm(np.diff(pos, axis=0), axis=1)
     big = steps > max_step + 1e-6
+    gap = np.full(len(steps), np.nan)
     if poses is not None and big.any():
-        onto = np.linalg.norm(pos[1:] - np.asarray(poses, float).reshape(-1, 3)[1:], axis=1) <= at_pose_m
-        big &= ~onto
+        gap = np.linalg.norm(pos[1:] - np.asarray(poses, float).reshape(-1, 3)[1:], axis=1)
+        big &= ~(gap <= at_pose_m)
     if big.any():
-        out.append(f"{int(big.sum())} steps above {max_step * 1e3:.0f} mm (largest {steps[big].max() * 1e3:.1f} mm)")
+        worst = int(np.flatnonzero(big)[np.argmax(steps[big])])
+        where = f"command {worst + 1} of {len(pos)}: {np.round(pos[worst], 3).tolist()} -> " \
+                f"{np.round(pos[worst + 1], 3).tolist()}"
+        near = "no measured pose near it" if np.isnan(gap[worst]) else \
+            f"nearest measured pose {gap[worst] * 1e3:.0f} mm"
+        out.append(f"{int(big.sum())} steps above {max_step * 1e3:.0f} mm (largest {steps[big].max() * 1e3:.1f} mm, "
+                   f"{where}, {near})")
     return out
 
 
