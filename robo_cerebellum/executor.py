@@ -96,11 +96,17 @@ class PlanExecutor:
         self._rgb: np.ndarray | None = None
         self._ground: tuple[int, int] | None = None  # (frames seen at the last try, steps since the pick began)
         self.last_grounding = ""
+        self.robot_time_s: float | None = None  # stamp of the newest robot state (set by the node; None: unknown)
+        self._view_stamp: float | None = None
+        self._ground_after: float | None = None
 
-    def update_view(self, depth: np.ndarray, camera: CameraModel, rgb: np.ndarray | None = None) -> None:
-        """The latest depth frame (metres), the camera that took it and its colour frame, for the checks."""
+    def update_view(self, depth: np.ndarray, camera: CameraModel, rgb: np.ndarray | None = None,
+                    stamp_s: float | None = None) -> None:
+        """The latest depth frame (metres), the camera that took it, its colour frame and its stamp (s, on the
+        robot's clock; None: unknown), for the checks."""
         self._view = (depth, camera)
         self._rgb = rgb
+        self._view_stamp = stamp_s
         self._view_count += 1
 
     # ------------------------------------------------------------------ plans
@@ -165,6 +171,9 @@ class PlanExecutor:
         # only a frame that arrives from now on counts: one taken before the subtask (before a retreat, or
         # of the scene before a reset) may not show what the plan's keypoints refer to
         self._ground = (self._view_count, 0) if self.grounding is not None and sub.skill in ("pick", "push") else None
+        # and, where the node knows the stamps, only a frame taken after the newest robot state: a frame taken
+        # before a reset can reach the node after the plan that follows the reset (large images travel slower)
+        self._ground_after = self.robot_time_s
         self.last_progress = 0.0
         self._progress_history: list[float] = []
         self.detail = f"running {sub.code}"
@@ -292,6 +301,9 @@ class PlanExecutor:
         steps += 1
         if self._view is None or self._rgb is None or self._view_count == tried:
             self._ground = (tried, steps)
+        elif self._ground_after is not None and self._view_stamp is not None \
+                and self._view_stamp < self._ground_after:  # taken before the subtask began: wait for the next
+            self._ground = (self._view_count, steps)
         else:
             depth, camera = self._view
             result = keypoint_grounding(self.plan.subtasks[self.index], self._rgb, depth, camera, self.grounding)

@@ -23,6 +23,7 @@ until a plan with a new ``plan_id``. Parameters: :mod:`robo_cerebellum.params`.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -77,6 +78,7 @@ class CerebellumNode(Node):
         self._width = 1.0
         self._rgb: np.ndarray | None = None
         self._depth: np.ndarray | None = None
+        self._depth_stamp: float | None = None
         self._new_image = False
         self._camera = CameraTracker(C.BASE_FRAME)
         self.stream = CommandStream(0.1)
@@ -261,7 +263,8 @@ class CerebellumNode(Node):
         except ValueError as exc:
             return self.get_logger().error(f"depth image ignored: {exc}", throttle_duration_sec=2.0)
         if self._rgb is not None:
-            self._depth, self._new_image = depth, True  # encoded by the policy thread
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9  # robot clock, for the grounding check
+            self._depth, self._depth_stamp, self._new_image = depth, stamp, True  # encoded by the policy thread
             self._image_time = min(time.monotonic(), self._rgb_time)  # bad colour beside good depth goes stale
 
     # ------------------------------------------------------------------ policy thread
@@ -281,6 +284,7 @@ class CerebellumNode(Node):
 
     def _take_inputs(self, core: PlanExecutor) -> None:
         """Jumps, cancels, plans and images that arrived since the last step, in that order."""
+        core.robot_time_s = self._state_stamp if math.isfinite(self._state_stamp) else None
         if self.stream.take_jump() and self._jump is not None:
             self.get_logger().warning(core.robot_jumped(*self._jump))
         if self._pending_cancel is not None:
@@ -297,7 +301,8 @@ class CerebellumNode(Node):
                 return self.get_logger().error(f"camera frame not usable: {exc}", throttle_duration_sec=2.0)
             cam = self._camera.model
             if cam is not None and self._depth.shape[:2] == (cam.height, cam.width):
-                core.update_view(self._depth, cam, self._rgb if self._rgb.shape[:2] == self._depth.shape[:2] else None)
+                core.update_view(self._depth, cam, self._rgb if self._rgb.shape[:2] == self._depth.shape[:2] else None,
+                                 self._depth_stamp)
 
     def _policy_step(self) -> None:
         core, state = self.executor_core, self._state

@@ -179,3 +179,18 @@ def test_executor_without_a_colour_frame_gives_up_unchecked(scene) -> None:
         results.append(ex.tick(Observation(HOME, Q0, 1.0), 0.0, 0.0, 0.05))
     assert all(r.failure is None for r in results)
     assert ex._ground is None  # 2 s without a colour frame: the pick goes on unchecked
+
+
+def test_executor_does_not_check_a_frame_taken_before_the_plan_that_arrives_after_it(scene) -> None:
+    """A frame of the scene before a reset can reach the node after the plan made for the new scene (seen in
+    ``check faults``: a false ``grasp_missed``); its stamp, older than the robot state at the plan's start, says so."""
+    _, rgb, depth, camera = scene
+    ex = tiny_executor()
+    ex.robot_time_s = 10.0  # the newest robot state when the plan starts
+    ex.set_plan(_plan(_pick("red block", BLOCKS["blue"])), HOME, Q0)
+    ex.update_view(depth, camera, rgb, stamp_s=9.9)  # taken before: not looked at
+    assert ex.tick(Observation(HOME, Q0, 1.0), 0.0, 0.0, 0.05).state == State.RUNNING
+    assert ex._ground is not None and ex.last_grounding == ""
+    ex.update_view(depth, camera, rgb, stamp_s=10.02)  # taken after the plan began: checked
+    result = ex.tick(Observation(HOME, Q0, 1.0), 0.0, 0.0, 0.05)
+    assert result.state == State.FAILED and "not red" in result.failure.detail
