@@ -46,10 +46,6 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                        help="progress head value that ends a subtask at run time (kept in the checkpoint's config; "
                             "models/cerebellum_200hz uses 0.82: at 200 Hz the progress labels hold 0.875 while the "
                             "arm catches up)")
-    train.add_argument("--progress-ramp", action="store_true",
-                       help="train the progress head on labels that rise to 1.0 over a subtask's last flat stretch "
-                            "(the wait for the arm to reach the last waypoint), so 200 Hz checkpoints can end subtasks "
-                            "at the default --progress-done")
     train.add_argument("--time-input", action="store_true",
                        help="also feed the time spent in the subtask (off: the policy acts on state, not a clock)")
     train.set_defaults(func=_train)
@@ -74,7 +70,7 @@ def _train(args: argparse.Namespace) -> int:
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
                                 max_minutes=args.max_minutes, seed=args.seed, drift_noise_m=args.drift_noise,
                                 gripper_weight=args.gripper_weight, rotation_weight=args.rotation_weight,
-                                state_delay_s=args.state_delay, progress_ramp=args.progress_ramp)
+                                state_delay_s=args.state_delay)
         summary = train(args.data, args.out, model_cfg, train_cfg)
     except (ValueError, FileNotFoundError) as exc:
         LOG.error("%s", exc)

@@ -58,7 +58,6 @@ class TrainConfig:
     drift_noise_m: float = 0.01
     drift_fraction: float = 0.5
     state_delay_s: float = 0.0
-    progress_ramp: bool = False
     gripper_weight: float = 2.0
     rotation_weight: float = 1.0
     threads: int = 2
@@ -115,15 +114,13 @@ def delayed_index(length: int, max_steps: int, rng: np.random.Generator) -> np.n
 
 
 def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator | None, noise: float,
-                    drift_m: float = 0.0, drift_fraction: float = 0.0, state_delay_s: float = 0.0,
-                    progress_ramp: bool = False) -> dict:
+                    drift_m: float = 0.0, drift_fraction: float = 0.0, state_delay_s: float = 0.0) -> dict:
     """Inputs and targets of one episode.
 
     The observed end-effector position is perturbed (DART-style): white noise of ``noise`` (m) per step and,
     in ``drift_fraction`` of the episodes, a slowly wandering offset of ``drift_m`` (m). The target offset is
     computed from the perturbed position, so the policy learns to steer back onto the demonstration from
     states the expert never visited (the states a lagging or drifting policy reaches in closed loop).
-    With ``progress_ramp`` the progress labels pass :func:`ramp_final_plateau`.
     With ``state_delay_s`` the observed robot state (pose and finger width) is the newest of states that each
     arrive up to that long late (:func:`delayed_index`): the age and jitter of a state that crossed DDS.
     """
@@ -143,37 +140,9 @@ def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator
         "frame": a[K_FRAME], "images": a[K_IMAGES],
         "delta": ((a[K_TARGET_POS][ahead] - ee_pos) / cfg.delta_scale).astype(np.float32),
         "rot6d": quat_to_rot6d(a[K_TARGET_QUAT][ahead]).astype(np.float32),
-        "gripper": a[K_GRIPPER_CMD][ahead].astype(np.float32),
-        "progress": (ramp_final_plateau(a[K_PROGRESS], a[K_SUBTASK]) if progress_ramp
-                     else a[K_PROGRESS].astype(np.float32)),
+        "gripper": a[K_GRIPPER_CMD][ahead].astype(np.float32), "progress": a[K_PROGRESS].astype(np.float32),
         "failure": a[K_FAILURE].astype(np.float32),
     }
-
-
-def ramp_final_plateau(progress: np.ndarray, subtask: np.ndarray) -> np.ndarray:
-    """Progress labels whose last flat stretch in each subtask rises linearly to the subtask's final 1.0.
-
-    The expert's label of a subtask's last segment stops rising when the commanded pose has arrived and
-    holds there (0.875 for a place) until the arm catches up; only the subtask's last step reads 1.0.
-    At 20 Hz that wait is a step or two; at 200 Hz it is tens of steps, and a head trained on it peaks
-    below any threshold that would end the subtask (:attr:`TrainConfig.progress_ramp`). The ramp keeps
-    every other label as it was and never lowers one.
-    """
-    out = np.asarray(progress, np.float32).copy()
-    n = len(out)
-    if n == 0:
-        return out
-    starts = np.r_[0, np.flatnonzero(np.diff(subtask)) + 1]
-    ends = np.r_[starts[1:], n] - 1
-    for start, end in zip(starts, ends, strict=True):
-        if end - start < 2 or out[end] < out[end - 1]:
-            continue
-        k = end - 1
-        while k > start and abs(out[k - 1] - out[end - 1]) < 1e-6:
-            k -= 1
-        if k < end - 1:  # steps k..end-1 hold one value: rise from it to the last label over k..end
-            out[k:end + 1] = np.linspace(out[k], out[end], end - k + 1, dtype=np.float32)
-    return out
 
 
 def lead_index(subtask: np.ndarray, steps: int) -> np.ndarray:
@@ -270,8 +239,7 @@ def _evaluate(net: CerebellumNet, episodes: list[Episode], cfg: CerebellumConfig
     sums: dict[str, float] = {}
     with torch.no_grad():
         for i in range(0, len(episodes), train_cfg.batch_size):
-            chunk = [episode_tensors(ep, cfg, None, 0.0, progress_ramp=train_cfg.progress_ramp)
-                     for ep in episodes[i:i + train_cfg.batch_size]]
+            chunk = [episode_tensors(ep, cfg, None, 0.0) for ep in episodes[i:i + train_cfg.batch_size]]
             total, terms = compute_loss(net, collate(chunk), train_cfg.gripper_weight, train_cfg.rotation_weight)
             for k, v in {"loss": float(total), **terms}.items():
                 sums[k] = sums.get(k, 0.0) + v * len(chunk)
@@ -307,8 +275,7 @@ def train(data: Path, out: Path, model_cfg: CerebellumConfig, train_cfg: TrainCo
     for epoch in range(state["epoch"], train_cfg.epochs):
         for group in _batches(train_eps, train_cfg.batch_size, rng):
             batch = collate([episode_tensors(e, model_cfg, rng, train_cfg.pos_noise_m, train_cfg.drift_noise_m,
-                                             train_cfg.drift_fraction, train_cfg.state_delay_s,
-                                             train_cfg.progress_ramp) for e in group])
+                                             train_cfg.drift_fraction, train_cfg.state_delay_s) for e in group])
             loss, terms = compute_loss(net, batch, train_cfg.gripper_weight, train_cfg.rotation_weight)
             opt.zero_grad()
             loss.backward()

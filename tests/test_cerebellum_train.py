@@ -145,18 +145,3 @@ def test_delayed_states_are_the_newest_arrived_within_the_delay() -> None:
     assert delayed_index(5, 0, rng).tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="state_delay_s"):
         TrainConfig(state_delay_s=-0.01)
-
-
-def test_the_progress_ramp_rises_over_the_wait_for_the_arm_and_changes_nothing_else() -> None:
-    from robo_cerebellum.train import ramp_final_plateau
-
-    # subtask 0: rises, waits at 0.875 for 4 steps, ends at 1.0; subtask 1: no wait (a 20 Hz subtask)
-    progress = np.array([0.1, 0.5, 0.75, 0.875, 0.875, 0.875, 0.875, 1.0, 0.2, 0.6, 0.9, 1.0], np.float32)
-    subtask = np.array([0] * 8 + [1] * 4)
-    out = ramp_final_plateau(progress, subtask)
-    np.testing.assert_allclose(out[3:8], np.linspace(0.875, 1.0, 5))
-    np.testing.assert_array_equal(out[:3], progress[:3])
-    np.testing.assert_array_equal(out[8:], progress[8:])  # nothing flat at the end: unchanged
-    assert np.all(out >= progress)
-    # a subtask cut off before its 1.0 (the recording ended) keeps its labels
-    np.testing.assert_array_equal(ramp_final_plateau(progress[:6], subtask[:6]), progress[:6])
