@@ -333,7 +333,11 @@ class ExpertController:
             wp = self._wps[self._seg]
             total = float(np.linalg.norm(wp.pos - self._seg_start))
             frac = 1.0 if total < 1e-9 else 1.0 - float(np.linalg.norm(wp.pos - self._pos)) / total
-            frac = 0.5 * frac + 0.5 * min(1.0, self._hold / max(1, wp.hold + 1))
+            if wp.hold > 0:  # half the segment's span for the move, half for the hold
+                frac = 0.5 * frac + 0.5 * min(1.0, self._hold / max(1, wp.hold + 1))
+            # a segment without a hold (a subtask's last lift or retreat) spans its whole share: the label
+            # reaches 1.0 as the commanded pose arrives, not only on the subtask's last step (at 200 Hz the
+            # head then learns to end a subtask; with half the share it peaked at 0.875)
             progress, phase = (self._seg + frac) / n, wp.phase
         return ControlOutput(
             self._pos.copy(),
