@@ -304,6 +304,8 @@ class PlanExecutor:
         elif self._ground_after is not None and self._view_stamp is not None \
                 and self._view_stamp < self._ground_after:  # taken before the subtask began: wait for the next
             self._ground = (self._view_count, steps)
+            self.last_grounding = (f"the newest frame is stamped {self._view_stamp:.3f} s, before the subtask "
+                                   f"began ({self._ground_after:.3f} s on the robot's clock)")
         else:
             depth, camera = self._view
             result = keypoint_grounding(self.plan.subtasks[self.index], self._rgb, depth, camera, self.grounding)
