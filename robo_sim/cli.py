@@ -31,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     col.add_argument("--camera-hz", type=float, default=5.0, help="image rate recorded (Hz)")
     col.add_argument("--image-size", type=int, default=128, help="square image size (pixels)")
     col.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    col.add_argument("--progress-label", choices=["half", "full"], default="half",
+                     help="the expert's progress label of a segment without a hold (a subtask's last lift or "
+                          "retreat): half its share, as every shipped checkpoint was trained on, or full (reaches "
+                          "1.0 as the commanded pose arrives; tried at 200 Hz: models/cerebellum_200hz/README.md)")
     col.set_defaults(func=_collect)
 
     ev = group.add_parser("eval", help="success rate of a policy per task family")
@@ -58,6 +62,7 @@ def _collect(args: argparse.Namespace) -> int:
             episodes=args.episodes, split=args.split, seed0=args.seed0, perturb=tuple(args.perturb),
             perturb_fraction=args.perturb_fraction, family=args.family, control_hz=args.control_hz,
             camera_hz=args.camera_hz, image_size=args.image_size, storage=args.storage,
+            progress_label=args.progress_label,
         )
         summary = collect(cfg, args.out, workers=args.workers)
     except ValueError as exc:

@@ -25,6 +25,7 @@ from typing import Any
 
 from robo_common.parallel import run_jobs
 from robo_sim import catalog
+from robo_sim.expert import ExpertConfig
 
 LOG = logging.getLogger(__name__)
 MANIFEST = "collection.json"
@@ -47,6 +48,7 @@ class CollectConfig:
         image_size: Square image resolution in pixels.
         storage: ``mcap`` or ``sqlite3``.
         timeout_s: Simulated-time limit per episode.
+        progress_label: The expert's progress label (:attr:`robo_sim.expert.ExpertConfig.progress_label`).
     """
 
     episodes: int
@@ -60,10 +62,12 @@ class CollectConfig:
     image_size: int = 128
     storage: str = "mcap"
     timeout_s: float = 60.0
+    progress_label: str = "half"
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+        ExpertConfig(progress_label=self.progress_label)  # validates it
         if self.split not in ("seen", "unseen"):
             raise ValueError(f"split must be 'seen' or 'unseen', got {self.split!r}")
         bad = [m for m in self.perturb if m not in catalog.PERTURB_MODES]
@@ -130,6 +134,7 @@ def record_one(cfg: CollectConfig, i: int, out: Path) -> dict[str, Any]:
         result = run_episode(
             seed, cfg.split, family=cfg.family, perturb=mode, control_hz=cfg.control_hz,
             render_every=cfg.render_every, timeout_s=cfg.timeout_s, world=world,
+            expert=ExpertConfig(progress_label=cfg.progress_label),
             on_start=lambda plan, expert: recorder.start(plan, expert, world), on_step=recorder.on_step,
         )
         meta = recorder.finish(result, {"name": name, "control_hz": cfg.control_hz, "camera_hz": cfg.camera_hz})
@@ -159,7 +164,8 @@ def _check_manifest(cfg: CollectConfig, out: Path) -> None:
     wanted["perturb"] = list(cfg.perturb)
     if path.exists():
         have = json.loads(path.read_text())
-        have_cfg = {k: v for k, v in have.get("config", {}).items() if k != "episodes"}
+        have_cfg = {"progress_label": "half",  # collections made before the option had the half label
+                    **{k: v for k, v in have.get("config", {}).items() if k != "episodes"}}
         want_cfg = {k: v for k, v in wanted.items() if k != "episodes"}
         if have_cfg != want_cfg:
             raise ValueError(

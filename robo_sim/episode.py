@@ -134,6 +134,7 @@ def run_episode(
     timeout_s: float = 60.0,
     world: SimWorld | None = None,
     on_start: Callable[[PlanData, PlanData], None] | None = None,
+    expert: ExpertConfig | None = None,
 ) -> EpisodeResult:
     """Run the expert on ``make_task(seed, split, family)`` in closed loop.
 
@@ -149,6 +150,7 @@ def run_episode(
         world: Reuse this world (its objects are replaced); a new one is made and closed otherwise.
         on_start: Called once before the first step with the plan the expert executes (perturbed
             for plan-level perturbations) and the unperturbed ground-truth plan.
+        expert: The expert's settings (default :class:`ExpertConfig`).
 
     ``StepRecord.time`` is simulated time since the episode's first control step began.
     """
@@ -158,7 +160,7 @@ def run_episode(
     own = world is None
     world = world or SimWorld(WorldConfig(control_period=1.0 / control_hz))
     try:
-        return _run(seed, split, family, perturb, cfg, world, on_step, on_start)
+        return _run(seed, split, family, perturb, cfg, world, on_step, on_start, expert)
     finally:
         if own:
             world.close()
@@ -173,6 +175,7 @@ def _run(
     world: SimWorld,
     on_step: Callable[[StepRecord], None] | None,
     on_start: Callable[[PlanData, PlanData], None] | None = None,
+    expert: ExpertConfig | None = None,
 ) -> EpisodeResult:
     t0 = time.perf_counter()
     task = make_task(seed, split, family)
@@ -186,7 +189,7 @@ def _run(
     if on_start:
         on_start(plan, clean_plan)
     t_start = world.sim_time
-    ctrl = ExpertController(plan, world, ExpertConfig())
+    ctrl = ExpertController(plan, world, expert or ExpertConfig())
     monitor = FailureMonitor(plan, world)
     max_steps = int(cfg.timeout_s * cfg.control_hz)
     step = 0

@@ -50,8 +50,15 @@ class ExpertConfig:
     settle_s: float = 0.1
     pos_tol: float = 0.008
     max_wait_s: float = 1.25
+    progress_label: str = "half"
+    """How a segment without a hold (a subtask's last lift or retreat) counts in the progress label: ``half``
+    (the label of every shipped checkpoint: its move fills half its share, so a subtask's label reaches
+    (n - 0.5) / n and jumps to 1.0 on its last step) or ``full`` (the move fills its whole share: the label
+    reaches 1.0 as the commanded pose arrives)."""
 
     def __post_init__(self) -> None:
+        if self.progress_label not in ("half", "full"):
+            raise ValueError(f"ExpertConfig.progress_label must be 'half' or 'full', got {self.progress_label!r}")
         for name in ("approach_height", "fast_speed", "slow_speed", "push_speed", "angular_speed", "pos_tol",
                      "push_z", "close_s", "open_s", "settle_s", "max_wait_s"):
             if not getattr(self, name) > 0:
@@ -333,11 +340,8 @@ class ExpertController:
             wp = self._wps[self._seg]
             total = float(np.linalg.norm(wp.pos - self._seg_start))
             frac = 1.0 if total < 1e-9 else 1.0 - float(np.linalg.norm(wp.pos - self._pos)) / total
-            if wp.hold > 0:  # half the segment's span for the move, half for the hold
+            if wp.hold > 0 or self.cfg.progress_label == "half":  # half the share for the move, half the hold
                 frac = 0.5 * frac + 0.5 * min(1.0, self._hold / max(1, wp.hold + 1))
-            # a segment without a hold (a subtask's last lift or retreat) spans its whole share: the label
-            # reaches 1.0 as the commanded pose arrives, not only on the subtask's last step (at 200 Hz the
-            # head then learns to end a subtask; with half the share it peaked at 0.875)
             progress, phase = (self._seg + frac) / n, wp.phase
         return ControlOutput(
             self._pos.copy(),
