@@ -263,7 +263,7 @@ class CerebellumNode(Node):
         except ValueError as exc:
             return self.get_logger().error(f"depth image ignored: {exc}", throttle_duration_sec=2.0)
         if self._rgb is not None:
-            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9  # robot clock, for the grounding check
+            stamp = conv.stamp_to_ns(msg.header.stamp) / 1e9  # robot clock, as the state's: the grounding check
             self._depth, self._depth_stamp, self._new_image = depth, stamp, True  # encoded by the policy thread
             self._image_time = min(time.monotonic(), self._rgb_time)  # bad colour beside good depth goes stale
 
