@@ -8,6 +8,7 @@ the brain v2's code lines into the planner's text format with keypoint pixels fr
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
@@ -69,15 +70,51 @@ def check_instruction_colours(instruction: str, scene: Sequence[SeenObject]) -> 
                              f"does not see on the table (it sees: {listing})", instruction)
 
 
+def check_script(instruction: str) -> None:
+    """Raise :class:`PlanParseError` when most letters of ``instruction`` are not Latin (Chinese, Japanese,
+    Cyrillic, ...): the brain v2 reads English, and on words it cannot read its decoder would still pick some
+    listed objects, a plan nobody asked for. Emoji, digits and punctuation are not letters and do not count."""
+    letters = [c for c in instruction if unicodedata.category(c).startswith("L")]
+    other = Counter(unicodedata.name(c, "UNKNOWN").split()[0] for c in letters
+                    if not unicodedata.name(c, "").startswith("LATIN"))
+    if letters and sum(other.values()) * 2 > len(letters):
+        scripts = ", ".join(name.lower() for name, _ in other.most_common(2))
+        raise PlanParseError(1, f"not understood: the instruction is written in {scripts} script; the brain reads "
+                             "instructions in English", instruction)
+
+
+def left_to_right(lines: Sequence[str], names: Sequence[str]) -> list[str]:
+    """``lines`` with independent pick-and-place pairs in the order of their blocks in ``names`` (the listing,
+    left to right), the order the system prompt asks for and the expert's plans, which the cerebellum learned
+    from, always use. Pairs are independent when no block that is moved is also a target; anything else
+    (a push, a stack onto a block that moves, a pick without its place) is left as the model wrote it."""
+    body = [line for line in lines if line != "done()"]
+    if len(body) < 4 or len(body) % 2 or body == list(lines):
+        return list(lines)
+    calls = [parse_call(line, i + 1) for i, line in enumerate(body)]
+    pairs = [(calls[i], calls[i + 1], body[i], body[i + 1]) for i in range(0, len(body), 2)]
+    if not all(a.skill == "pick" and b.skill == "place" for a, b, _, _ in pairs):
+        return list(lines)
+    moved = {str(a.args["object"]) for a, _, _, _ in pairs}
+    if moved & {str(b.args["target"]) for _, b, _, _ in pairs} or any(m not in names for m in moved):
+        return list(lines)
+    pairs.sort(key=lambda p: list(names).index(str(p[0].args["object"])))
+    return [line for _, _, pick, place in pairs for line in (pick, place)] + ["done()"]
+
+
 def answer_text_with_keypoints(lines: Sequence[str], scene: Sequence[SeenObject], camera: CameraModel,
-                               reasoning: str) -> str:
+                               reasoning: str, placed_before: Sequence[str] = ()) -> str:
     """The planner's text of ``lines`` with keypoint pixels from ``scene`` (grasp: the block's top-face
     centre; place: a block's top or a container's floor, with :data:`SLOTS_M` when a container gets
-    more than one block; push: behind the object and past it along the direction)."""
+    more than one block; push: behind the object and past it along the direction).
+
+    ``placed_before``: the targets of ``place`` steps already done (a correction's finished steps), so that
+    a container that got a block before gets the next one in its next slot, not on top of the first.
+    """
     names = {o.name: o for o in scene}
     calls = [parse_call(line, i + 1) for i, line in enumerate(lines)]
-    places = Counter(str(c.args["target"]) for c in calls if c.skill == "place")
-    used: Counter[str] = Counter()
+    used: Counter[str] = Counter(placed_before)
+    places = Counter(str(c.args["target"]) for c in calls if c.skill == "place") + used
     out = [f"Reasoning: {reasoning}", "Plan:"]
     for line, call in zip(lines, calls, strict=True):
         if call.skill == "pick":
@@ -107,4 +144,5 @@ def _place_pixel(target: SeenObject, slot: tuple[float, float], camera: CameraMo
     return _round(camera.project(np.array([x + slot[0], y + slot[1], CONTAINER_FLOOR_M])))
 
 
-__all__ = ["answer_text_with_keypoints", "check_grounded", "check_instruction_colours"]
+__all__ = ["answer_text_with_keypoints", "check_grounded", "check_instruction_colours", "check_script",
+           "left_to_right"]

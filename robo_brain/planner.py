@@ -25,7 +25,9 @@ Corrections
     undoes a goal that holds. Otherwise two modes (``PlannerConfig.correction``):
 
     * ``prompt``: the model gets the failure, the plan so far with each step's status and the
-      expert findings, reasons step by step and writes the remaining steps itself (chat models).
+      expert findings, reasons step by step and writes the remaining steps itself (chat models; the
+      brain v2 when its adapter learned corrections: a ``Why:`` diagnosis, then the remaining steps,
+      decoded under the skill grammar over the names it sees, keypoints from the current listing).
     * ``replan``: for small fixed-format models that only learned instruction + image -> plan
       (the embedded default): the model re-plans the instruction on the *current* image, and
       :func:`resume_subtasks` drops the steps the old plan already finished (a failed ``place``
@@ -55,7 +57,13 @@ import numpy as np
 from robo_brain.backends import BackendError, BrainBackend, GenerationSettings
 from robo_brain.checks import CheckConfig, Finding, run_checks
 from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, step_goal
-from robo_brain.grounding import answer_text_with_keypoints, check_grounded, check_instruction_colours
+from robo_brain.grounding import (
+    answer_text_with_keypoints,
+    check_grounded,
+    check_instruction_colours,
+    check_script,
+    left_to_right,
+)
 from robo_brain.keypoints import KeypointConfig, make_locator, pixel_on_plane
 from robo_brain.perception import PUSH_Z_M, PerceptionConfig, SeenObject, listing_text, perceive
 from robo_brain.verify import verify_plan
@@ -65,6 +73,7 @@ from robo_common.plan_language import (
     TextLimits,
     format_step,
     generate_with_retry,
+    parse_call,
     plan_from_model_output,
     skill_language_description,
 )
@@ -332,7 +341,30 @@ class Planner:
                 return answer.lines[0]
             reasoning = (f"I see {listing_text(scene)}. Least sure choice: p={answer.min_probability:.2f} "
                          f"over {len(answer.decisions)} decisions.")
-            return answer_text_with_keypoints(answer.lines, scene, camera, reasoning)
+            return answer_text_with_keypoints(left_to_right(answer.lines, names), scene, camera, reasoning)
+
+        return generate_with_retry(generate, [], build, 0)
+
+    def _run_scene_correction(self, plan: PlanData, failure: FailureInfo, findings: list[Finding],
+                              scene: list[SeenObject], camera: CameraModel, build,  # noqa: ANN001
+                              cancel: threading.Event | None):  # noqa: ANN202 - RetryOutcome
+        """A scene-reading back-end's own correction (``correction: prompt``): it reads the plan so far with each
+        step's status, the failure and the checks' problems, writes a ``Why:`` diagnosis and the steps still to
+        do; keypoints come from the current listing (a container that got a block before gets the next slot)."""
+        names, blocks = [o.name for o in scene], [o.name for o in scene if o.is_block]
+        failed = failure.subtask_index
+        steps = correction_steps(plan, failed)
+        placed = [str(parse_call(s.code, i + 1).args.get("target")) for i, s in enumerate(plan.subtasks[:failed])
+                  if s.skill == "place"]
+        problems = [f.line() for f in findings if not f.ok]
+
+        def generate(_convo: list[dict]) -> str:
+            answer = self.backend.correct_lines(names, blocks, plan.instruction, steps,
+                                                f"{failure.kind}: {failure.detail}", problems, cancel)
+            why, lines = answer.lines[0], answer.lines[1:]
+            reasoning = (f"I see {listing_text(scene)}. {why} (least sure choice: p={answer.min_probability:.2f} "
+                         f"over {len(answer.decisions)} decisions).")
+            return answer_text_with_keypoints(lines, scene, camera, reasoning, placed)
 
         return generate_with_retry(generate, [], build, 0)
 
@@ -358,6 +390,12 @@ class Planner:
             scene = self.scene(rgb, depth, camera)
         except ValueError as exc:
             return PlanResult(Outcome.FAILED, None, errors=[str(exc)], timing={"total": time.perf_counter() - t0})
+        if self.reads_scene and self.config.ground:
+            try:
+                check_script(instruction)
+            except PlanParseError as exc:  # a refusal of the instruction: the running plan is kept
+                return PlanResult(Outcome.FAILED, None, errors=[str(exc)], timing={"total": time.perf_counter() - t0},
+                                  ungrounded=True)
         locate = self.locator(depth, camera)
 
         grounding: list[str] = []
@@ -411,7 +449,9 @@ class Planner:
             new.reasoning = _revision_reasoning(plan, failure, findings, revision, reasoning)
             return new
 
-        if self.reads_scene:
+        if self.reads_scene and not replan:
+            outcome = self._run_scene_correction(plan, failure, findings, scene or [], camera, build, cancel)
+        elif self.reads_scene:
             outcome = self._run_scene(plan.instruction, scene or [], camera, build, cancel)
         elif replan:
             messages = self.plan_messages(plan.instruction, camera.width, camera.height, ee_position)
@@ -487,6 +527,13 @@ class Planner:
         new = PlanData(plan.plan_id, revision, plan.instruction, reasoning, subtasks, plan.frame_id, stamp_ns)
         return PlanResult(Outcome.CORRECTED, new, findings=[verdict.line()],
                           timing={"generate": [], "total": time.perf_counter() - t0})
+
+
+def correction_steps(plan: PlanData, failed: int) -> list[tuple[str, str]]:
+    """The plan so far as a correction prompt shows it: ``(status, code line)``, status ``done`` before the failed
+    step, ``FAILED`` for it and ``todo`` after it."""
+    return [("done" if i < failed else "FAILED" if i == failed else "todo", s.code)
+            for i, s in enumerate(plan.subtasks)]
 
 
 def resume_subtasks(plan: PlanData, failure: FailureInfo,
@@ -574,4 +621,4 @@ def _result(outcome, kind: Outcome, findings: list[str], t0: float,  # noqa: ANN
 
 
 __all__ = ["CORRECTION_MODES", "GOAL_CHECK_KINDS", "FailureInfo", "GoalVerdict", "Outcome", "PlanParseError",
-           "PlanResult", "Planner", "PlannerConfig", "resume_subtasks", "sanitize_instruction"]
+           "PlanResult", "Planner", "PlannerConfig", "correction_steps", "resume_subtasks", "sanitize_instruction"]

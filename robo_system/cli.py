@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from robo_common.cli import command_group
@@ -67,6 +68,15 @@ def register_brain_lm(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--base", default="smollm2-135m-instruct", help="converted base (make setup)")
     t.add_argument("--max-minutes", type=float, default=0.0, help="stop (resumable) after this wall time")
     t.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    t.add_argument("--corrections", default="data/brain_lm/corrections_seen.jsonl",
+                   help="correction records (made in the simulator where missing, with --correction-episodes)")
+    t.add_argument("--correction-episodes", type=int, default=0,
+                   help="perturbed seen-split episodes (seeds 20000+) whose corrections are learned (0: none)")
+    t.add_argument("--correction-prob", type=float, default=0.3, help="share of correction examples per batch")
+    t.add_argument("--cerebellum", type=Path, default=DEFAULT_CHECKPOINT,
+                   help="cerebellum checkpoint that runs the correction episodes")
+    t.add_argument("--init-adapter", default="",
+                   help="start from this adapter folder (e.g. models/brain_lm) instead of a new LoRA")
     t.set_defaults(func=_train_brain_lm)
     g = command_group(sub, "eval", "evaluate a model").add_parser(
         "grounding", help="plan instructions that must be refused or grounded; count plans naming absent objects")
@@ -76,6 +86,19 @@ def register_brain_lm(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     g.add_argument("--json", type=Path, default=None, help="write the report (with every row) here")
     g.set_defaults(func=_eval_grounding)
+    c = command_group(sub, "eval", "evaluate a model").add_parser(
+        "brain-corrections", help="the brain v2's own corrections on simulator correction records, against the "
+                                  "expert's answers (diagnosis and remaining steps)")
+    c.add_argument("--model", default=str(resource_path("models", "brain_lm")), help="brain v2 checkpoint folder")
+    c.add_argument("--records", default="data/brain_lm/corrections_unseen.jsonl",
+                   help="correction records (made where missing, with --episodes)")
+    c.add_argument("--episodes", type=int, default=100, help="perturbed episodes that make the records")
+    c.add_argument("--split", choices=["seen", "unseen"], default="unseen")
+    c.add_argument("--seed0", type=int, default=300_000, help="first seed (training used 20000+)")
+    c.add_argument("--cerebellum", type=Path, default=DEFAULT_CHECKPOINT, help="cerebellum checkpoint")
+    c.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    c.add_argument("--json", type=Path, default=None, help="write the report (with every row) here")
+    c.set_defaults(func=_eval_brain_corrections)
 
 
 def register_faults(sub: argparse._SubParsersAction) -> None:
@@ -185,6 +208,8 @@ def _closed_loop_arguments(p: argparse.ArgumentParser, episodes: int = 100) -> N
                    help="learned failure probability that, held 3 steps, counts as a failure (1.0: head off)")
     p.add_argument("--no-verify", action="store_true",
                    help="take the cerebellum's SUCCEEDED as the stack's verdict (no look at the goals in the image)")
+    p.add_argument("--correction", choices=["auto", "prompt", "replan"], default="auto",
+                   help="the brain's correction mode (auto: prompt when the model learned corrections, else replan)")
     p.add_argument("--lockstep-period", type=float, default=0.05, metavar="S",
                    help="with --ros: sim_node waits for the cerebellum's step at every S simulated seconds "
                         "(sim.launch.py's default); 0: the simulator runs in real time")
@@ -195,7 +220,7 @@ def _closed_loop_setup(args: argparse.Namespace):  # noqa: ANN202 - (BrainSpec, 
     from robo_system.closed_loop import BrainSpec, ClosedLoopConfig
 
     CerebellumPolicy.load(args.checkpoint)
-    brain = BrainSpec.parse(args.brain)
+    brain = replace(BrainSpec.parse(args.brain), correction=args.correction)
     cfg = ClosedLoopConfig(failure_threshold=args.failure_threshold, timeout_s=args.timeout,
                            max_corrections=args.max_corrections,
                            correction=not getattr(args, "no_correction", False), verify=not args.no_verify,
@@ -342,9 +367,33 @@ def _train_brain_lm(args: argparse.Namespace) -> int:
     from robo_system.datasets.brain_lm import build_records
 
     records = build_records(args.records, range(args.scenes), "seen")
+    corrections = []
+    if args.correction_episodes > 0:
+        from robo_system.datasets.corrections import build_corrections, correction_stats
+
+        corrections = build_corrections(args.corrections, args.cerebellum, args.correction_episodes)
+        LOG.info("correction records: %s", json.dumps(correction_stats(corrections)))
     cfg = LMTrainConfig(out=args.out, base=args.base, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                        rank=args.rank, max_minutes=args.max_minutes, threads=args.threads)
-    print(json.dumps(train(cfg, records)))
+                        rank=args.rank, max_minutes=args.max_minutes, threads=args.threads,
+                        correction_prob=args.correction_prob if corrections else 0.0, init_adapter=args.init_adapter)
+    print(json.dumps(train(cfg, records, corrections=corrections)))
+    return 0
+
+
+def _eval_brain_corrections(args: argparse.Namespace) -> int:
+    import torch
+
+    from robo_brain.lm.backend import LMPlannerBackend
+    from robo_system.datasets.corrections import build_corrections, evaluate_corrections
+
+    records = build_corrections(args.records, args.cerebellum, args.episodes, args.split, seed0=args.seed0)
+    torch.set_num_threads(args.threads)
+    report = evaluate_corrections(LMPlannerBackend(args.model), records)
+    report.update(model=args.model, split=args.split, records_file=args.records)
+    print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=1))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
     return 0
 
 

@@ -57,13 +57,15 @@ class BrainSpec:
 
     ``embedded`` names brain_node's default (``models/brain_lm``, the brain v2; ``models/brain_embedded`` is
     v1). ``snap_radius``: the
-    planner's grasp-pixel snapping (the brain node's ``keypoint_snap_radius``, default 6).
+    planner's grasp-pixel snapping (the brain node's ``keypoint_snap_radius``, default 6). ``correction``: the
+    planner's correction mode (``auto``, ``prompt`` or ``replan``; brain_node's ``correction`` parameter).
     """
 
     kind: str = "oracle"
     model_path: str = ""
     threads: int = 1
     snap_radius: int = 6
+    correction: str = "auto"
 
     @classmethod
     def parse(cls, text: str) -> BrainSpec:
@@ -154,7 +156,8 @@ class ModelBrain:
         from robo_brain.backends import BackendConfig, make_backend
 
         backend = make_backend(BackendConfig(backend="transformers", model_path=spec.model_path))
-        self.planner = Planner(backend, PlannerConfig(max_corrections=max_corrections, snap_radius=spec.snap_radius))
+        self.planner = Planner(backend, PlannerConfig(max_corrections=max_corrections, snap_radius=spec.snap_radius,
+                                                      correction=spec.correction))
         self.name = spec.name
 
     def plan(self, task: Task, world: SimWorld) -> BrainAnswer:

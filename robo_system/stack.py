@@ -575,7 +575,8 @@ def ros_rows(checkpoint: Path, brain, specs: list[tuple], cfg, timeout_s: float 
                                 lockstep_period_s=cfg.lockstep_period_s,
                                 params={"cerebellum_node": {"failure_threshold": cfg.failure_threshold},
                                         "brain_node": {"max_corrections": cfg.max_corrections if cfg.correction
-                                                       else 0, "verify_goals": cfg.verify}})
+                                                       else 0, "verify_goals": cfg.verify,
+                                                       "correction": getattr(brain, "correction", "auto")}})
         domain = None if stacks == 1 else 1 + (base + 17 * (k + 1)) % 101  # distinct domains in 1..101
         jobs.append((stack_cfg, brain.kind, specs[k::stacks], timeout_s or cfg.timeout_s + 30.0, domain))
     rows = [row for part in run_jobs(_ros_episodes, jobs, stacks, len(specs), "closed loop (ROS)",

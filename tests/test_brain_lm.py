@@ -394,3 +394,177 @@ def test_the_grammar_picks_only_while_the_place_and_done_still_fit() -> None:
     assert any(x.startswith("pick(") for x in options(2, ["push(...)"] * 2)[0])
     late, _ = options(3, ["push(...)"] * 3)  # a pick here would leave no room for its place and done()
     assert late and not any(x.startswith("pick(") for x in late)
+
+
+# ---------------------------------------------------------------- corrections written by the model
+def test_a_correction_prompt_shows_the_plan_so_far_and_its_answer_starts_with_a_diagnosis() -> None:
+    from robo_brain.lm.prompt import correction_user_text, reason_lines, reason_of
+
+    text = correction_user_text(["red block", "blue bowl"], "put the red block in the blue bowl",
+                                [("done", 'pick(object="red block")'), ("FAILED", 'place(target="blue bowl")'),
+                                 ("todo", "done()")], "object_dropped: the object is no longer in the hand",
+                                ["[problem] a", "[problem] b", "[problem] c", "[problem] d", "[problem] e"])
+    assert 'done pick(object="red block")\nFAILED place(target="blue bowl")\ntodo done()' in text
+    assert "Failure: object_dropped" in text and "[problem] d" in text and "[problem] e" not in text  # at most 4
+    whys = reason_lines(["red block", "small red block"])
+    assert len(whys) == 6 and all(reason_of(w)[1] in ("red block", "small red block") for w in whys)
+    assert reason_of("Why: the small red block is in the gripper, place it") == ("held", "small red block")
+    assert reason_of('pick(object="red block")') is None
+
+
+def test_the_correction_grammar_diagnoses_first_then_redoes_something() -> None:
+    from robo_brain.lm.backend import correction_grammar
+
+    names, blocks = ["red block", "green block", "blue bowl"], ["red block", "green block"]
+    options = correction_grammar(blocks, names, 9, [*blocks, "yellow block"])
+    first, final = options(0, [])
+    assert all(line.startswith("Why: ") for line in first) and not final
+    assert "Why: the yellow block is in the gripper, place it" in first  # a held block may not be listed
+    held = "Why: the red block is in the gripper, place it"
+    second, _ = options(1, [held])
+    assert second and all(line.startswith("place(") for line in second)
+    assert 'place(target="red block")' not in second
+    regrasp, final = options(1, ["Why: the red block is not in the gripper, pick it again"])
+    assert "done()" not in regrasp and not any(line.startswith("cannot(") for line in regrasp)
+    assert 'pick(object="red block")' in regrasp
+    after, _ = options(2, ["Why: the red block is not in the gripper, pick it again", 'pick(object="red block")'])
+    assert after and all(line.startswith("place(") for line in after)
+
+
+def test_the_expert_correction_follows_the_simulator_truth() -> None:
+    from robo_common.plan_types import PlanData, SubtaskData
+    from robo_system.datasets.corrections import expert_correction, failed_object
+
+    codes = ['pick(object="red block")', 'place(target="blue bowl")', 'push(object="green block", direction="left")',
+             "done()"]
+    plan = PlanData("p", 0, "x", "", [SubtaskData(i, c, c.split("(")[0], []) for i, c in enumerate(codes)])
+    assert failed_object(plan, 1) == "red block" and failed_object(plan, 2) == "green block"
+    assert expert_correction(plan, 0, held=False) == ["Why: the red block is not in the gripper, pick it again",
+                                                      *codes]
+    assert expert_correction(plan, 0, held=True) == ["Why: the red block is in the gripper, place it", *codes[1:]]
+    assert expert_correction(plan, 1, held=False) == ["Why: the red block is not in the gripper, pick it again",
+                                                      codes[0], *codes[1:]]
+    assert expert_correction(plan, 1, held=True) == ["Why: the red block is in the gripper, place it", *codes[1:]]
+    assert expert_correction(plan, 2, held=False)[0] == "Why: the green block did not move far enough, push it again"
+    assert expert_correction(plan, 3, held=False) is None
+
+
+def _correction_record():  # noqa: ANN202
+    from robo_brain.lm.data import CorrectionRecord
+
+    task = TaskRecord(5, "seen", "pick_place", "", "put the red block in the blue bowl", ["red block", "blue bowl"],
+                      ["red block"], [], obj="red block", dest="blue bowl")
+    return CorrectionRecord(task, [("done", 'pick(object="red block")'), ("FAILED", 'place(target="blue bowl")'),
+                                   ("todo", "done()")],
+                            "object_dropped: gripper closed to 0.00 of open while placing",
+                            ["[problem] the red block is not at the place point"],
+                            ["Why: the red block is not in the gripper, pick it again", 'pick(object="red block")',
+                             'place(target="blue bowl")', "done()"], "slip")
+
+
+def test_correction_examples_rename_a_colour_everywhere_and_round_trip_as_json() -> None:
+    from robo_brain.lm.data import CorrectionRecord, correction_example
+
+    rec = _correction_record()
+    assert CorrectionRecord.from_json(json.loads(json.dumps(rec.to_json()))) == rec
+    rng = random.Random(3)
+    renamed_seen = 0
+    for _ in range(40):
+        text, answer = correction_example(rec, rng, template_prob=0.25, rename_prob=0.5)
+        listing = text.splitlines()[0].removeprefix("Objects: ").split(", ")
+        named = [n for line in answer[1:] for n in re.findall(r'"([^"]+)"', line)]
+        assert all(n in listing for n in named), (text, answer)
+        assert answer[0].startswith("Why: the ") and answer[-1] == "done()"
+        renamed_seen += "red block" not in listing or "blue bowl" not in listing
+    assert 5 < renamed_seen < 35
+
+
+def test_an_adapter_trained_on_corrections_writes_them_itself(renderer: SceneRenderer, tiny_base: str,
+                                                              tmp_path: Path) -> None:
+    from robo_brain.lm.backend import LMPlannerBackend
+    from robo_brain.lm.train import LMTrainConfig, train
+    from robo_brain.planner import FailureInfo, Outcome, Planner
+
+    task, rgb, depth, camera, plan = _scene_and_pixels(renderer)
+    names = [o.name for o in perceive(rgb, depth, camera)]
+    rec = TaskRecord(0, "seen", "pick_place", "", task.instruction, names,
+                     [o.name for o in task.scene.objects if o.is_block], [s.code for s in plan.subtasks],
+                     **task_words(task))
+    out = tmp_path / "lm"
+    with pytest.raises(ValueError, match="no correction records"):
+        train(LMTrainConfig(out=str(out), base=tiny_base, steps=1, correction_prob=0.5), [rec], progress=False)
+    train(LMTrainConfig(out=str(out), base=tiny_base, steps=2, batch_size=2, rank=2, threads=1, correction_prob=0.5),
+          [rec], progress=False, corrections=[_correction_record()])
+    assert json.loads((out / "brain_lm.json").read_text())["corrections"] is True
+    planner = Planner(LMPlannerBackend(out))
+    assert planner.correction_mode == "prompt"
+    failure = FailureInfo("grasp_missed", "gripper closed to 0.00 of open: nothing between the fingers", 0)
+    result = planner.correct(plan, failure, rgb, depth, camera)
+    if result.outcome == Outcome.FAILED:  # an untrained model may write lines the listing cannot ground
+        assert result.reason
+    else:
+        assert result.plan.revision == plan.revision + 1 and "Why: the " in result.plan.reasoning
+        assert result.plan.subtasks[-1].code == "done()"
+        for sub in result.plan.subtasks:
+            assert all(n in names for n in re.findall(r'"([^"]+)"', sub.code)
+                       if n not in ("left", "right", "forward", "backward"))
+
+
+def test_the_recorder_writes_down_what_the_brain_would_read_and_the_expert_answer(renderer: SceneRenderer) -> None:
+    from robo_brain.planner import FailureInfo
+    from robo_sim.tasks import make_task as task_of
+    from robo_system.datasets.corrections import RecordingExpert
+
+    task, _, _, plan = renderer.scene(20_004, "seen", "pick_place")
+    brain = RecordingExpert()
+    failure = FailureInfo("grasp_missed", "gripper closed to 0.00 of open: nothing between the fingers", 0)
+    answer = brain.correct(plan, failure, task_of(20_004, "seen", "pick_place"), renderer.world)
+    assert answer.plan is not None and not brain.skipped, brain.skipped
+    rec, = brain.records
+    assert rec.answer == [f"Why: the {task_words(task)['obj']} is not in the gripper, pick it again",
+                          *[s.code for s in plan.subtasks]]
+    assert rec.steps[0] == ("FAILED", plan.subtasks[0].code) and rec.failure.startswith("grasp_missed: ")
+    assert sorted(rec.task.names) == sorted(o.name for o in task.scene.objects)
+
+
+def test_an_instruction_in_another_script_is_refused_before_the_model_guesses(renderer: SceneRenderer) -> None:
+    from robo_brain.backends import BrainBackend
+    from robo_brain.grounding import check_script
+    from robo_brain.planner import Outcome, Planner
+    from robo_common.plan_language import PlanParseError
+
+    for text in ("把绿色方块推到左边", "赤いブロックを青いボウルに入れて", "положи красный блок в миску"):
+        with pytest.raises(PlanParseError, match="reads instructions in English"):
+            check_script(text)
+    for text in ("put the red block in the blue bowl 🙂", "🔴➡️🥣", "stack the red cube on the 青 block", "café"):
+        check_script(text)  # emoji are not letters; a word of another script among English ones is not refused
+
+    class NeverAsked(BrainBackend):
+        wants_scene = True
+        name = "never"
+
+        def generate(self, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
+            raise AssertionError("the model must not be asked")
+
+        def plan_lines(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            raise AssertionError("the model must not be asked")
+
+    _, rgb, depth, camera, _ = _scene_and_pixels(renderer)
+    result = Planner(NeverAsked()).plan("把红色方块放进蓝色的碗里", rgb, depth, camera)
+    assert result.outcome == Outcome.FAILED and result.ungrounded and "cjk script" in result.reason
+
+
+def test_independent_pick_and_place_pairs_are_taken_left_to_right() -> None:
+    from robo_brain.grounding import left_to_right
+
+    names = ["yellow tray", "red block", "red bowl", "yellow block"]
+    pick, place = 'pick(object="{}")', 'place(target="{}")'
+    wrote = [pick.format("yellow block"), place.format("yellow tray"), pick.format("red block"),
+             place.format("red bowl"), "done()"]
+    assert left_to_right(wrote, names) == [*wrote[2:4], *wrote[0:2], "done()"]
+    stacked = [pick.format("yellow block"), place.format("red block"), pick.format("red block"),
+               place.format("red bowl"), "done()"]
+    assert left_to_right(stacked, names) == stacked  # the red block moves and is a target: order matters
+    pushed = ['push(object="red block", direction="left")', "done()"]
+    assert left_to_right(pushed, names) == pushed
+    assert left_to_right(wrote[:2] + ["done()"], names) == wrote[:2] + ["done()"]

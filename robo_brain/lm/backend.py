@@ -6,12 +6,17 @@ installed base, :func:`robo_brain.lm.weights.base_path`) and ``brain_lm.json`` (
 answer limits). The adapter is merged into the base at load time, so inference runs the plain
 transformers model. The constant system prompt is run once at load; each request feeds only its own
 turn on top of that cache, then decodes with :func:`robo_brain.lm.decode.decode_lines`.
+
+An adapter trained on corrections (``"corrections": true`` in ``brain_lm.json``) also writes a
+correction itself (:meth:`LMPlannerBackend.correct_lines`: a ``Why:`` diagnosis, then the steps still to
+do), so ``correction: auto`` resolves to ``prompt`` for it; one trained on plans only re-plans.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import warnings
@@ -23,7 +28,7 @@ import numpy as np
 
 from robo_brain.backends import BackendError, BrainBackend, Cancelled, GenerationSettings
 from robo_brain.lm.decode import Decision, DecodeCancelled, decode_lines
-from robo_brain.lm.prompt import REFUSALS, prompt_parts, step_lines
+from robo_brain.lm.prompt import REFUSALS, correction_user_text, prompt_parts, reason_lines, reason_of, step_lines
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +66,6 @@ class LMPlannerBackend(BrainBackend):
     """Plans from a scene listing with a pretrained LM + LoRA adapter (see the module docstring)."""
 
     wants_scene = True
-    plans_only = True
 
     def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
         """Load the adapter at ``model_path`` on its installed base.
@@ -82,10 +86,16 @@ class LMPlannerBackend(BrainBackend):
 
             torch.set_num_threads(threads)
         self.max_lines = int(self.config.get("max_lines", 9))
+        self.corrects = bool(self.config.get("corrections", False))
         self._lock = threading.Lock()
         self._prefix_cache, self._prefix_len = self._run_prefix()
         self.load_s = time.perf_counter() - t0
         logger.info("loaded brain v2 %s on %s in %.2f s", path, self.config["base"], self.load_s)
+
+    @property
+    def plans_only(self) -> bool:
+        """Whether the adapter only learned first plans (corrections then re-plan the instruction)."""
+        return not self.corrects
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -114,12 +124,36 @@ class LMPlannerBackend(BrainBackend):
             Cancelled: ``cancel`` was set.
             BackendError: the model failed.
         """
+        blocks = [b for b in names if b in set(blocks)]
+        options = skill_grammar(blocks, list(names), self.max_lines)
+        return self._decode(prompt_parts(names, instruction).user, options, self.max_lines, cancel)
+
+    def correct_lines(self, names: Sequence[str], blocks: Sequence[str], instruction: str,
+                      steps: Sequence[tuple[str, str]], failure: str, problems: Sequence[str],
+                      cancel: threading.Event | None = None) -> LMAnswer:
+        """The model's correction: a ``Why:`` line, then the steps still to do (:func:`correction_grammar`).
+
+        ``steps``: the plan so far as ``(status, code line)``, status ``done``, ``FAILED`` or ``todo``;
+        ``failure``: ``kind: detail``; ``problems``: the expert checks' problem lines.
+
+        Raises:
+            Cancelled: ``cancel`` was set.
+            BackendError: the model failed.
+        """
+        blocks = [b for b in names if b in set(blocks)]
+        text = correction_user_text(names, instruction, steps, failure, problems)
+        # a block in the gripper may be too high to be listed: the plan's own objects can be diagnosed too
+        planned = [m for _, code in steps for m in re.findall(r'object="([^"]+)"', code)]
+        whys = [*blocks, *(n for n in dict.fromkeys(planned) if n not in blocks)]
+        options = correction_grammar(blocks, list(names), self.max_lines, whys)
+        parts = prompt_parts(names, instruction, text)
+        return self._decode(parts.user, options, self.max_lines + 1, cancel)
+
+    def _decode(self, user: str, options, max_lines: int,  # noqa: ANN001 - decode.LineOptions
+                cancel: threading.Event | None) -> LMAnswer:
         import torch
 
         t0 = time.perf_counter()
-        blocks = [b for b in names if b in set(blocks)]
-        options = skill_grammar(blocks, list(names), self.max_lines)
-
         with self._lock, torch.inference_mode():
             cache = self._prefix_cache
             extra = cache.get_seq_length() - self._prefix_len
@@ -131,8 +165,8 @@ class LMPlannerBackend(BrainBackend):
                 return out.logits[0, -1]
 
             try:
-                first = step(self._ids(prompt_parts(names, instruction).user))
-                lines, decisions = decode_lines(step, first, options, self.tokenizer, self.max_lines, cancel)
+                first = step(self._ids(user))
+                lines, decisions = decode_lines(step, first, options, self.tokenizer, max_lines, cancel)
             except DecodeCancelled as exc:
                 raise Cancelled(str(exc)) from exc
             except Exception as exc:  # noqa: BLE001 - surface as one error type
@@ -167,6 +201,30 @@ def skill_grammar(blocks: list[str], names: list[str], max_lines: int = 9):  # n
     return options
 
 
+def correction_grammar(blocks: list[str], names: list[str], max_lines: int = 9,  # noqa: ANN201 - decode.LineOptions
+                       why_blocks: Sequence[str] | None = None):
+    """The lines a correction may write: first one ``Why:`` line (:func:`~robo_brain.lm.prompt.reason_lines`
+    over ``why_blocks``, default ``blocks``); after "the X is in the gripper" a ``place`` of X first, else a
+    pick or a push first (a correction redoes something); then :func:`skill_grammar` over ``max_lines`` more
+    lines."""
+    plan = skill_grammar(blocks, names, max_lines)
+    whys = reason_lines(list(why_blocks) if why_blocks is not None else blocks)
+
+    def options(i: int, lines: list[str]) -> tuple[list[str], list[str]]:
+        if i == 0:
+            return whys, []
+        steps = lines[1:]
+        if i == 1:
+            kind, obj = reason_of(lines[0]) or ("", "")
+            if kind == "held":
+                return plan(1, [f'pick(object="{obj}")'])
+            allowed, final = plan(0, [])
+            return [x for x in allowed if x not in final], final
+        return plan(i - 1, steps)
+
+    return options
+
+
 def load_model(path: Path, base: str):  # noqa: ANN201 - (model, tokenizer)
     """The base named ``base`` with the adapter at ``path`` merged in, and the base's tokenizer."""
     import torch
@@ -187,4 +245,5 @@ def load_model(path: Path, base: str):  # noqa: ANN201 - (model, tokenizer)
     return model.eval(), tokenizer
 
 
-__all__ = ["CONFIG_FILE", "LMAnswer", "LMPlannerBackend", "is_lm_checkpoint", "load_model", "skill_grammar"]
+__all__ = ["CONFIG_FILE", "LMAnswer", "LMPlannerBackend", "correction_grammar", "is_lm_checkpoint", "load_model",
+           "skill_grammar"]

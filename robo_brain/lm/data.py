@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from robo_brain.lm.prompt import REFUSALS
+from robo_brain.lm.prompt import REFUSALS, correction_user_text
 
 COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "pink", "cyan", "white")
 HELDOUT_COLOURS = ("purple", "cyan", "orange")
@@ -222,17 +222,25 @@ def absent_object(r: TaskRecord, rng: random.Random) -> str | None:
     return reworded(swapped, rng, typo_prob=0.0)
 
 
-def renamed(r: TaskRecord, rng: random.Random) -> TaskRecord:
-    """``r`` with one of its colours replaced by a stand-in word everywhere (names, instruction, lines, words)."""
-    present = [c for c in COLOURS if any(c in n.split() for n in r.names)]
+def _colour_swap(names: Sequence[str], rng: random.Random):  # noqa: ANN202 - Callable[[str], str] | None
+    """A function that renames one colour of ``names`` to a stand-in word in any text (None: no colour)."""
+    present = [c for c in COLOURS if any(c in n.split() for n in names)]
     if not present:
-        return r
+        return None
     old = rng.choice(present)
-    new = rng.choice([c for c in STAND_INS if not any(c in n.split() for n in r.names)])
+    new = rng.choice([c for c in STAND_INS if not any(c in n.split() for n in names)])
 
     def sub(text: str) -> str:
         return re.sub(rf"\b{old}\b", new, text)
 
+    return sub
+
+
+def renamed(r: TaskRecord, rng: random.Random) -> TaskRecord:
+    """``r`` with one of its colours replaced by a stand-in word everywhere (names, instruction, lines, words)."""
+    sub = _colour_swap(r.names, rng)
+    if sub is None:
+        return r
     return TaskRecord(r.seed, r.split, r.family, r.variant, sub(r.instruction), [sub(n) for n in r.names],
                       [sub(b) for b in r.blocks], [sub(line) for line in r.lines], sub(r.obj), sub(r.dest),
                       r.direction, sub(r.colour), dict(r.extra))
@@ -263,5 +271,53 @@ def examples_for(r: TaskRecord, rng: random.Random, n: int, template_prob: float
     return out
 
 
-__all__ = ["HELDOUT_COLOURS", "NOT_UNDERSTOOD", "STAND_INS", "TaskRecord", "WORDINGS", "absent_object", "examples_for",
-           "renamed", "reworded"]
+@dataclass
+class CorrectionRecord:
+    """One correction the simulator produced, with the expert's answer.
+
+    Attributes:
+        task: The scene's task (its ``names`` and ``blocks``: the listing *at the correction*; ``lines``: unused).
+        steps: The plan the cerebellum ran, ``(status, code line)`` with status ``done``, ``FAILED`` or ``todo``.
+        failure: The failure report, ``kind: detail``.
+        problems: The expert checks' problem lines (``[problem] ...``).
+        answer: The expert's answer: a ``Why:`` line (:data:`robo_brain.lm.prompt.REASONS`, chosen from the
+            simulator's truth: is the object in the gripper) and the steps still to do, ``done()`` last.
+        perturb: The perturbation of the episode (``''``: none).
+    """
+
+    task: TaskRecord
+    steps: list[tuple[str, str]]
+    failure: str
+    problems: list[str]
+    answer: list[str]
+    perturb: str = ""
+
+    def to_json(self) -> dict:
+        """JSON-ready dict."""
+        return {**asdict(self), "steps": [list(s) for s in self.steps]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> CorrectionRecord:
+        """The record of :meth:`to_json`'s dict."""
+        return cls(TaskRecord(**d["task"]), [(str(a), str(b)) for a, b in d["steps"]], d["failure"],
+                   list(d["problems"]), list(d["answer"]), d.get("perturb", ""))
+
+
+def correction_example(c: CorrectionRecord, rng: random.Random, template_prob: float = 0.25,
+                       rename_prob: float = 0.0) -> tuple[str, list[str]]:
+    """One (correction user text, answer lines) pair of ``c``: the instruction said in a new way as for a first
+    plan, and a share ``rename_prob`` with a colour renamed everywhere (listing, plan, report, answer)."""
+    task, steps, failure, problems, answer = c.task, list(c.steps), c.failure, list(c.problems), list(c.answer)
+    sub = _colour_swap(task.names, rng) if rename_prob and rng.random() < rename_prob else None
+    if sub is not None:
+        task = TaskRecord(c.task.seed, c.task.split, c.task.family, c.task.variant, sub(c.task.instruction),
+                          [sub(n) for n in c.task.names], [sub(b) for b in c.task.blocks], [], sub(c.task.obj),
+                          sub(c.task.dest), c.task.direction, sub(c.task.colour), dict(c.task.extra))
+        steps = [(status, sub(code)) for status, code in steps]
+        failure, problems, answer = sub(failure), [sub(p) for p in problems], [sub(a) for a in answer]
+    text = task.instruction if rng.random() < template_prob else reworded(task, rng)
+    return correction_user_text(task.names, text, steps, failure, problems), answer
+
+
+__all__ = ["CorrectionRecord", "HELDOUT_COLOURS", "NOT_UNDERSTOOD", "STAND_INS", "TaskRecord", "WORDINGS",
+           "absent_object", "correction_example", "examples_for", "renamed", "reworded"]

@@ -12,7 +12,17 @@ and answers with code lines only, keypoints coming from perception (:mod:`robo_b
     done()
 
 or one refusal line, :data:`REFUSALS`, when the instruction names something the brain does not see or
-is not a request it can do. Chat markup is SmolLM2's (``<|im_start|>role ... <|im_end|>``); each part is
+is not a request it can do.
+
+A correction turn (:func:`correction_user_text`) adds the plan so far with each step's status, the
+cerebellum's failure report and the expert checks' problems; the answer starts with one ``Why:`` line,
+the model's diagnosis (:func:`reason_lines`: is the object in the gripper, did the push go far enough),
+then the steps still to do::
+
+    Why: the red block is not in the gripper, pick it again
+    pick(object="red block")
+    place(target="blue bowl")
+    done() Chat markup is SmolLM2's (``<|im_start|>role ... <|im_end|>``); each part is
 tokenized on its own and concatenated, so training and the constrained decoder see the same ids.
 """
 
@@ -36,6 +46,13 @@ SYSTEM_PROMPT = (
     'If the instruction names something that is not listed, answer cannot(reason="not in the scene"). If it '
     'is not a request to move these objects, answer cannot(reason="not understood").'
 )
+CORRECTION_ASK = "Say why the failed step failed, then write the steps still to do (done steps are not repeated)."
+REASONS = {"regrasp": "Why: the {obj} is not in the gripper, pick it again",
+           "held": "Why: the {obj} is in the gripper, place it",
+           "repush": "Why: the {obj} did not move far enough, push it again"}
+"""Diagnosis kind -> the ``Why:`` line a correction's answer starts with (``{obj}``: a listed block)."""
+MAX_CHECKS = 4
+"""At most this many expert-check problems go into a correction turn (the prompt's length is latency)."""
 REFUSALS = {"not in the scene": 'cannot(reason="not in the scene")',
             "not understood": 'cannot(reason="not understood")'}
 """Refusal reason -> the line the model writes."""
@@ -56,10 +73,36 @@ def user_text(names: Sequence[str], instruction: str) -> str:
     return f"Objects: {', '.join(names) or 'none'}\nInstruction: {instruction}"
 
 
-def prompt_parts(names: Sequence[str], instruction: str) -> PromptParts:
-    """The chat-formatted prompt of one plan request."""
+def correction_user_text(names: Sequence[str], instruction: str, steps: Sequence[tuple[str, str]], failure: str,
+                         problems: Sequence[str]) -> str:
+    """The user turn of a correction: listing, instruction, the plan so far (``(status, code line)``, status
+    ``done``, ``FAILED`` or ``todo``), the failure report and the expert checks' problems."""
+    plan = "\n".join(f"{status} {code}" for status, code in steps)
+    checks = "; ".join(problems[:MAX_CHECKS]) or "none"
+    return (f"{user_text(names, instruction)}\nPlan so far:\n{plan}\nFailure: {failure}\nProblems seen: {checks}\n"
+            f"{CORRECTION_ASK}")
+
+
+def prompt_parts(names: Sequence[str], instruction: str, correction: str | None = None) -> PromptParts:
+    """The chat-formatted prompt of one plan request (``correction``: a correction's user text instead,
+    :func:`correction_user_text`)."""
+    text = correction if correction is not None else user_text(names, instruction)
     return PromptParts(f"<|im_start|>system\n{SYSTEM_PROMPT}{END}\n",
-                       f"<|im_start|>user\n{user_text(names, instruction)}{END}\n<|im_start|>assistant\n")
+                       f"<|im_start|>user\n{text}{END}\n<|im_start|>assistant\n")
+
+
+def reason_lines(blocks: Sequence[str]) -> list[str]:
+    """Every ``Why:`` line a correction may start with: each diagnosis of :data:`REASONS` for each block."""
+    return [template.format(obj=b) for template in REASONS.values() for b in blocks]
+
+
+def reason_of(line: str) -> tuple[str, str] | None:
+    """``(kind, object)`` of a ``Why:`` line of :func:`reason_lines`, or None."""
+    for kind, template in REASONS.items():
+        head, tail = template.split("{obj}")
+        if line.startswith(head) and line.endswith(tail) and len(line) > len(head) + len(tail):
+            return kind, line[len(head):len(line) - len(tail)]
+    return None
 
 
 def step_lines(blocks: Sequence[str], targets: Sequence[str]) -> list[str]:
@@ -76,5 +119,6 @@ def answer_text(lines: Sequence[str]) -> str:
     return "".join(f"{line}\n" for line in lines[:-1]) + lines[-1] + END
 
 
-__all__ = ["END", "REFUSALS", "SYSTEM_PROMPT", "PromptParts", "answer_text", "prompt_parts", "step_lines",
+__all__ = ["CORRECTION_ASK", "END", "MAX_CHECKS", "REASONS", "REFUSALS", "SYSTEM_PROMPT", "PromptParts",
+           "answer_text", "correction_user_text", "prompt_parts", "reason_lines", "reason_of", "step_lines",
            "user_text"]

@@ -1,6 +1,9 @@
 """``robo-stack train brain-lm``: LoRA-tune the pretrained base on scene listings + varied instructions.
 
-Each step draws ``batch_size`` records (:class:`~robo_brain.lm.data.TaskRecord`), says each task in a
+Each step draws ``batch_size`` examples. A share ``correction_prob`` are corrections
+(:class:`~robo_brain.lm.data.CorrectionRecord`, made in the simulator with perturbations: plan so far,
+failure report, expert-check problems -> a ``Why:`` diagnosis and the steps still to do), the rest first
+plans from records (:class:`~robo_brain.lm.data.TaskRecord`), says each task in a
 new way (:func:`~robo_brain.lm.data.examples_for`: the simulator's template, a rewording or a refusal)
 and teaches the answer lines (loss on the answer tokens only). The system prompt is the same for every
 example, so it runs once per step (batch 1, with gradients through the adapter) and its keys and
@@ -26,7 +29,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from robo_brain.lm.backend import CONFIG_FILE
-from robo_brain.lm.data import TaskRecord, examples_for
+from robo_brain.lm.data import CorrectionRecord, TaskRecord, correction_example, examples_for
 from robo_brain.lm.decode import encode_answer
 from robo_brain.lm.prompt import prompt_parts
 
@@ -56,6 +59,8 @@ class LMTrainConfig:
         max_minutes: Stop (resumable) after this wall time; 0: no limit.
         threads: Torch CPU threads.
         max_lines: Longest answer the decoder allows (saved for inference).
+        correction_prob: Share of correction examples (when correction records are given).
+        init_adapter: Start from this adapter folder (e.g. a shipped one) instead of a new LoRA; its rank wins.
     """
 
     out: str
@@ -74,6 +79,8 @@ class LMTrainConfig:
     max_minutes: float = 0.0
     threads: int = 2
     max_lines: int = 9
+    correction_prob: float = 0.0
+    init_adapter: str = ""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "rank", "save_every", "threads", "max_lines"):
@@ -81,7 +88,7 @@ class LMTrainConfig:
                 raise ValueError(f"LMTrainConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if not self.lr > 0:
             raise ValueError(f"LMTrainConfig.lr must be > 0, got {self.lr!r}")
-        for name in ("template_prob", "refusal_prob", "rename_prob", "dropout"):
+        for name in ("template_prob", "refusal_prob", "rename_prob", "dropout", "correction_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"LMTrainConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
 
@@ -94,13 +101,14 @@ def _lr_at(step: int, cfg: LMTrainConfig) -> float:
 
 
 def batch_tensors(tokenizer, pairs: Sequence[tuple[list[str], str, list[str]]], pad_id: int):  # noqa: ANN001, ANN201
-    """Suffix ids, attention mask and labels of a batch of ``(names, instruction, lines)``: the user turn
-    and the answer of each, right-padded; labels are the answer tokens (-100 elsewhere)."""
+    """Suffix ids, attention mask and labels of a batch of ``(names, instruction, lines[, correction text])``:
+    the user turn and the answer of each, right-padded; labels are the answer tokens (-100 elsewhere)."""
     import torch
 
     rows, labels = [], []
-    for names, instruction, lines in pairs:
-        user = tokenizer(prompt_parts(names, instruction).user, add_special_tokens=False)["input_ids"]
+    for names, instruction, lines, *correction in pairs:
+        text = correction[0] if correction else None
+        user = tokenizer(prompt_parts(names, instruction, text).user, add_special_tokens=False)["input_ids"]
         answer = encode_answer(tokenizer, lines)
         rows.append(user + answer)
         labels.append([-100] * len(user) + answer)
@@ -136,8 +144,9 @@ def shared_prefix_loss(model, prefix_ids: list[int], ids, mask, labels):  # noqa
                                              ignore_index=-100)
 
 
-def train(cfg: LMTrainConfig, records: Sequence[TaskRecord], progress: bool = True) -> dict:
-    """Tune the adapter on ``records`` (see the module docstring); return the last metrics."""
+def train(cfg: LMTrainConfig, records: Sequence[TaskRecord], progress: bool = True,
+          corrections: Sequence[CorrectionRecord] = ()) -> dict:
+    """Tune the adapter on ``records`` and ``corrections`` (see the module docstring); return the last metrics."""
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -146,6 +155,8 @@ def train(cfg: LMTrainConfig, records: Sequence[TaskRecord], progress: bool = Tr
 
     if not records:
         raise ValueError("train brain-lm: no training records")
+    if cfg.correction_prob > 0 and not corrections:
+        raise ValueError("train brain-lm: correction_prob > 0 but no correction records")
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -157,6 +168,10 @@ def train(cfg: LMTrainConfig, records: Sequence[TaskRecord], progress: bool = Tr
         model = PeftModel.from_pretrained(model, out, is_trainable=True)
         state = torch.load(state_file, weights_only=False)
         logger.info("resuming %s at step %d", out, state["step"])
+    elif cfg.init_adapter:
+        model = PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
+        state = None
+        logger.info("starting from the adapter %s", cfg.init_adapter)
     else:
         lora = LoraConfig(r=cfg.rank, lora_alpha=2 * cfg.rank, lora_dropout=cfg.dropout,
                           target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM")
@@ -177,8 +192,13 @@ def train(cfg: LMTrainConfig, records: Sequence[TaskRecord], progress: bool = Tr
     bar = tqdm(total=cfg.steps, initial=step, desc="train brain-lm", unit="step", disable=not progress)
     with (out / "metrics.jsonl").open("a") as log:
         while step < cfg.steps:
-            pairs = []
+            pairs: list[tuple] = []
             for r in rng.sample(list(records), min(cfg.batch_size, len(records))):
+                if corrections and rng.random() < cfg.correction_prob:
+                    c = rng.choice(corrections)
+                    turn, lines = correction_example(c, rng, cfg.template_prob, cfg.rename_prob)
+                    pairs.append((c.task.names, "", lines, turn))
+                    continue
                 (text, lines), = examples_for(r, rng, 1, cfg.template_prob, cfg.refusal_prob, cfg.rename_prob)
                 pairs.append((r.names, text, lines))
             ids, mask, labels = batch_tensors(tokenizer, pairs, pad_id)
@@ -215,6 +235,7 @@ def _save(model, optim, rng: random.Random, step: int, cfg: LMTrainConfig, out: 
         peft_cfg.base_model_name_or_path = cfg.base
     model.save_pretrained(out)
     (out / CONFIG_FILE).write_text(json.dumps({"base": cfg.base, "max_lines": cfg.max_lines,
+                                               "corrections": cfg.correction_prob > 0,
                                                "train": asdict(cfg), "step": step}, indent=1) + "\n")
     tmp = out / "trainer_state.pt.tmp"
     torch.save({"step": step, "optimizer": optim.state_dict(), "rng": rng.getstate()}, tmp)
