@@ -4,7 +4,10 @@
 #      keypoint error, latency (1 torch thread, first plan of each scene);
 #   2. the paraphrase set tests/data/paraphrases.jsonl on both splits (never trained on);
 #   3. refusals: tests/data/other_languages.txt and tests/data/adversarial.txt (no plan may name an
-#      object the scene does not have; each should be refused).
+#      object the scene does not have; each should be refused);
+#   4. its own corrections (when the adapter learned them) on correction records of the unseen split made
+#      in the simulator with perturbations (seeds 300 000+, made on the first run, never trained on):
+#      the diagnosis and the steps left against the expert's answer.
 # ~15 min on one core. Writes bench/results/brain_lm_*.json. Run alone (timings).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -19,6 +22,10 @@ for split in seen unseen; do
 done
 "$RS" eval grounding --model "$MODEL" --threads 1 --json "$OUT/brain_lm_grounding.json" \
   tests/data/other_languages.txt tests/data/adversarial.txt || true
+if grep -q -e '"corrections": true' -e '"correction_adapter"' "$MODEL/brain_lm.json"; then
+  "$RS" eval brain-corrections --model "$MODEL" --split unseen --episodes "${CORR_EPISODES:-100}" \
+    --json "$OUT/brain_lm_corrections_unseen.json" > /dev/null
+fi
 "$ROOT/.venv/bin/python" - "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
@@ -36,4 +43,9 @@ g = json.loads((out / "brain_lm_grounding.json").read_text())
 for path, f in g["files"].items():
     print(f"{path}: {f['instructions']} instructions, {f['refused']} refused, {f['planned']} planned, "
           f"{f['plans_with_ungrounded_names']} plans naming an absent object")
+c = out / "brain_lm_corrections_unseen.json"
+if c.is_file():
+    c = json.loads(c.read_text())
+    print(f"corrections (unseen, {c['records']}): diagnosis {c['why_accuracy']}, steps {c['steps_exact']}, "
+          f"both {c['both']}, p50/p95 {c['seconds_p50']:.2f}/{c['seconds_p95']:.2f} s; by diagnosis {c['by_why']}")
 PY

@@ -51,7 +51,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
                                  "holds; 0: the latest frame at once."),
     "correction": ("auto", "How corrections are made: prompt (the model writes the remaining steps from the "
                    "failure, plan so far and expert findings), replan (re-plan on the current image and resume "
-                   "after the finished steps), auto (replan for plan-only models such as the embedded one)."),
+                   "after the finished steps), auto (prompt for chat models and a brain v2 adapter trained on "
+                   "corrections, replan for plan-only models such as the first embedded brain)."),
     "workspace": ([0.15, 0.85, -0.5, 0.5, -0.03, 0.45], "Keypoint box [x_min, x_max, y_min, y_max, z_min, z_max] "
                   "in the base frame (m)."),
     "table_z": (0.0, "Height of the table top in the base frame (m)."),

@@ -361,6 +361,8 @@ class Planner:
         def generate(_convo: list[dict]) -> str:
             answer = self.backend.correct_lines(names, blocks, plan.instruction, steps,
                                                 f"{failure.kind}: {failure.detail}", problems, cancel)
+            if answer.lines[0].startswith("cannot("):  # nothing of the plan can be redone in this image
+                return answer.lines[0]
             why, lines = answer.lines[0], answer.lines[1:]
             reasoning = (f"I see {listing_text(scene)}. {why} (least sure choice: p={answer.min_probability:.2f} "
                          f"over {len(answer.decisions)} decisions).")

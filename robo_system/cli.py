@@ -77,6 +77,9 @@ def register_brain_lm(sub: argparse._SubParsersAction) -> None:
                    help="cerebellum checkpoint that runs the correction episodes")
     t.add_argument("--init-adapter", default="",
                    help="start from this adapter folder (e.g. models/brain_lm) instead of a new LoRA")
+    t.add_argument("--correction-adapter-of", default="",
+                   help="after training, make this adapter the corrections adapter of that checkpoint folder (--out "
+                        "must be inside it): its first plans stay its own, its corrections come from --out")
     t.set_defaults(func=_train_brain_lm)
     g = command_group(sub, "eval", "evaluate a model").add_parser(
         "grounding", help="plan instructions that must be refused or grounded; count plans naming absent objects")
@@ -376,7 +379,18 @@ def _train_brain_lm(args: argparse.Namespace) -> int:
     cfg = LMTrainConfig(out=args.out, base=args.base, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                         rank=args.rank, max_minutes=args.max_minutes, threads=args.threads,
                         correction_prob=args.correction_prob if corrections else 0.0, init_adapter=args.init_adapter)
+    if args.correction_adapter_of:
+        owner = Path(args.correction_adapter_of)
+        if Path(args.out).resolve().parent != owner.resolve() or not (owner / "brain_lm.json").is_file():
+            LOG.error("--correction-adapter-of %s: --out must be a folder directly inside a brain v2 checkpoint "
+                      "folder, got --out %s", owner, args.out)
+            return 2
     print(json.dumps(train(cfg, records, corrections=corrections)))
+    if args.correction_adapter_of:
+        config_file = Path(args.correction_adapter_of) / "brain_lm.json"
+        config = json.loads(config_file.read_text())
+        config_file.write_text(json.dumps({**config, "correction_adapter": Path(args.out).name}, indent=1) + "\n")
+        LOG.info("%s now takes its corrections from %s", args.correction_adapter_of, args.out)
     return 0
 
 

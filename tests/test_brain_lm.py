@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -412,23 +413,29 @@ def test_a_correction_prompt_shows_the_plan_so_far_and_its_answer_starts_with_a_
     assert reason_of('pick(object="red block")') is None
 
 
-def test_the_correction_grammar_diagnoses_first_then_redoes_something() -> None:
+def test_the_correction_grammar_diagnoses_first_then_redoes_only_the_plans_steps() -> None:
     from robo_brain.lm.backend import correction_grammar
 
-    names, blocks = ["red block", "green block", "blue bowl"], ["red block", "green block"]
-    options = correction_grammar(blocks, names, 9, [*blocks, "yellow block"])
+    names, blocks = ["red block", "green block", "pink block", "blue bowl"], ["red block", "green block", "pink block"]
+    plan = ['pick(object="yellow block")', 'place(target="blue bowl")', 'pick(object="red block")',
+            'place(target="blue bowl")', 'push(object="green block", direction="left")', "done()"]
+    options = correction_grammar(blocks, names, 9, plan)
     first, final = options(0, [])
     assert all(line.startswith("Why: ") for line in first) and not final
     assert "Why: the yellow block is in the gripper, place it" in first  # a held block may not be listed
-    held = "Why: the red block is in the gripper, place it"
-    second, _ = options(1, [held])
-    assert second and all(line.startswith("place(") for line in second)
-    assert 'place(target="red block")' not in second
-    regrasp, final = options(1, ["Why: the red block is not in the gripper, pick it again"])
-    assert "done()" not in regrasp and not any(line.startswith("cannot(") for line in regrasp)
-    assert 'pick(object="red block")' in regrasp
-    after, _ = options(2, ["Why: the red block is not in the gripper, pick it again", 'pick(object="red block")'])
-    assert after and all(line.startswith("place(") for line in after)
+    assert "Why: the yellow block is not in the gripper, pick it again" not in first  # not listed: not pickable
+    assert not any("pink block" in line for line in first)  # not in the plan: a correction never brings it in
+    assert "Why: the green block did not move far enough, push it again" in first
+    assert options(1, ["Why: the red block is in the gripper, place it"])[0] == ['place(target="blue bowl")']
+    assert options(1, ["Why: the red block is not in the gripper, pick it again"])[0] == ['pick(object="red block")']
+    assert all(x.startswith('push(object="green block"') for x in
+               options(1, ["Why: the green block did not move far enough, push it again"])[0])
+    why = "Why: the red block is not in the gripper, pick it again"
+    after, _ = options(2, [why, 'pick(object="red block")'])
+    assert after == ['place(target="blue bowl")']
+    later, final = options(3, [why, 'pick(object="red block")', 'place(target="blue bowl")'])
+    assert 'pick(object="red block")' not in later and "done()" in later and final == ["done()"]
+    assert not any("pink block" in line for line in later)
 
 
 def test_the_expert_correction_follows_the_simulator_truth() -> None:
@@ -498,6 +505,18 @@ def test_an_adapter_trained_on_corrections_writes_them_itself(renderer: SceneRen
     assert json.loads((out / "brain_lm.json").read_text())["corrections"] is True
     planner = Planner(LMPlannerBackend(out))
     assert planner.correction_mode == "prompt"
+    # a plan-only adapter with a second adapter for corrections in a subfolder
+    two = tmp_path / "two"
+    train(LMTrainConfig(out=str(two), base=tiny_base, steps=1, batch_size=1, rank=2, threads=1), [rec], progress=False)
+    shutil.copytree(out, two / "corrections")
+    config = json.loads((two / "brain_lm.json").read_text())
+    assert not config["corrections"] and Planner(LMPlannerBackend(two)).correction_mode == "replan"
+    (two / "brain_lm.json").write_text(json.dumps({**config, "correction_adapter": "corrections"}))
+    both = LMPlannerBackend(two)
+    assert not both.plans_only and both.correction_model is not both.model
+    steps = [("FAILED", plan.subtasks[0].code), *[("todo", s.code) for s in plan.subtasks[1:]]]
+    assert both.correct_lines(names, rec.blocks, rec.instruction, steps, "grasp_missed: x", []).lines[0].startswith(
+        ("Why: ", "cannot("))
     failure = FailureInfo("grasp_missed", "gripper closed to 0.00 of open: nothing between the fingers", 0)
     result = planner.correct(plan, failure, rgb, depth, camera)
     if result.outcome == Outcome.FAILED:  # an untrained model may write lines the listing cannot ground

@@ -9,7 +9,10 @@ turn on top of that cache, then decodes with :func:`robo_brain.lm.decode.decode_
 
 An adapter trained on corrections (``"corrections": true`` in ``brain_lm.json``) also writes a
 correction itself (:meth:`LMPlannerBackend.correct_lines`: a ``Why:`` diagnosis, then the steps still to
-do), so ``correction: auto`` resolves to ``prompt`` for it; one trained on plans only re-plans.
+do), so ``correction: auto`` resolves to ``prompt`` for it; one trained on plans only re-plans. A
+checkpoint can also name a second adapter for corrections (``"correction_adapter": "<subfolder>"``): the
+first plans then come from its own adapter and the corrections from the second, each merged into its
+own copy of the base (twice the memory, ~0.55 GB more), so teaching corrections cannot change first plans.
 """
 
 from __future__ import annotations
@@ -28,11 +31,14 @@ import numpy as np
 
 from robo_brain.backends import BackendError, BrainBackend, Cancelled, GenerationSettings
 from robo_brain.lm.decode import Decision, DecodeCancelled, decode_lines
-from robo_brain.lm.prompt import REFUSALS, correction_user_text, prompt_parts, reason_lines, reason_of, step_lines
+from robo_brain.lm.prompt import REASONS, REFUSALS, correction_user_text, prompt_parts, reason_of, step_lines
+from robo_common.plan_language import DIRECTIONS
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "brain_lm.json"
+NOTHING_TO_REDO = 'cannot(reason="none of the plan\'s objects can be picked, placed or pushed in this image")'
+"""A correction's answer when the current listing leaves no step of the plan to redo (the model is not asked)."""
 
 
 @dataclass
@@ -79,6 +85,8 @@ class LMPlannerBackend(BrainBackend):
         try:
             self.config = json.loads((path / CONFIG_FILE).read_text())
             self.model, self.tokenizer = load_model(path, self.config["base"])
+            second = self.config.get("correction_adapter")
+            self.correction_model = load_model(path / second, self.config["base"])[0] if second else self.model
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise BackendError(f"brain v2 back-end: cannot load {str(path)!r}: {type(exc).__name__}: {exc}") from exc
         if threads:
@@ -86,9 +94,11 @@ class LMPlannerBackend(BrainBackend):
 
             torch.set_num_threads(threads)
         self.max_lines = int(self.config.get("max_lines", 9))
-        self.corrects = bool(self.config.get("corrections", False))
+        self.corrects = bool(self.config.get("corrections", False) or self.config.get("correction_adapter"))
         self._lock = threading.Lock()
-        self._prefix_cache, self._prefix_len = self._run_prefix()
+        self._prefix_cache, self._prefix_len = self._run_prefix(self.model)
+        self._correction_cache = (self._prefix_cache if self.correction_model is self.model
+                                  else self._run_prefix(self.correction_model)[0])
         self.load_s = time.perf_counter() - t0
         logger.info("loaded brain v2 %s on %s in %.2f s", path, self.config["base"], self.load_s)
 
@@ -100,14 +110,14 @@ class LMPlannerBackend(BrainBackend):
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _run_prefix(self):  # noqa: ANN202 - (DynamicCache, int)
+    def _run_prefix(self, model):  # noqa: ANN001, ANN202 - (DynamicCache, int)
         import torch
         from transformers import DynamicCache
 
         ids = self._ids(prompt_parts([], "").prefix)
         cache = DynamicCache()
         with torch.inference_mode():
-            self.model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True)
+            model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True)
         return cache, len(ids)
 
     def warm_up(self, size: int = 128) -> float:  # noqa: ARG002 - same signature as the transformers back-end
@@ -142,26 +152,26 @@ class LMPlannerBackend(BrainBackend):
         """
         blocks = [b for b in names if b in set(blocks)]
         text = correction_user_text(names, instruction, steps, failure, problems)
-        # a block in the gripper may be too high to be listed: the plan's own objects can be diagnosed too
-        planned = [m for _, code in steps for m in re.findall(r'object="([^"]+)"', code)]
-        whys = [*blocks, *(n for n in dict.fromkeys(planned) if n not in blocks)]
-        options = correction_grammar(blocks, list(names), self.max_lines, whys)
+        options = correction_grammar(blocks, list(names), self.max_lines, [code for _, code in steps])
+        if not options(0, [])[0]:
+            return LMAnswer([NOTHING_TO_REDO], [], 0.0)
         parts = prompt_parts(names, instruction, text)
-        return self._decode(parts.user, options, self.max_lines + 1, cancel)
+        return self._decode(parts.user, options, self.max_lines + 1, cancel, correction=True)
 
     def _decode(self, user: str, options, max_lines: int,  # noqa: ANN001 - decode.LineOptions
-                cancel: threading.Event | None) -> LMAnswer:
+                cancel: threading.Event | None, correction: bool = False) -> LMAnswer:
         import torch
 
         t0 = time.perf_counter()
+        model = self.correction_model if correction else self.model
         with self._lock, torch.inference_mode():
-            cache = self._prefix_cache
+            cache = self._correction_cache if correction else self._prefix_cache
             extra = cache.get_seq_length() - self._prefix_len
             if extra > 0:
                 cache.crop(-extra)  # back to the system prompt (transformers 5: a negative count removes)
 
             def step(ids: list[int]) -> torch.Tensor:
-                out = self.model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True, logits_to_keep=1)
+                out = model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True, logits_to_keep=1)
                 return out.logits[0, -1]
 
             try:
@@ -202,27 +212,57 @@ def skill_grammar(blocks: list[str], names: list[str], max_lines: int = 9):  # n
 
 
 def correction_grammar(blocks: list[str], names: list[str], max_lines: int = 9,  # noqa: ANN201 - decode.LineOptions
-                       why_blocks: Sequence[str] | None = None):
-    """The lines a correction may write: first one ``Why:`` line (:func:`~robo_brain.lm.prompt.reason_lines`
-    over ``why_blocks``, default ``blocks``); after "the X is in the gripper" a ``place`` of X first, else a
-    pick or a push first (a correction redoes something); then :func:`skill_grammar` over ``max_lines`` more
-    lines."""
-    plan = skill_grammar(blocks, names, max_lines)
-    whys = reason_lines(list(why_blocks) if why_blocks is not None else blocks)
+                       plan_lines: Sequence[str] | None = None):
+    """The lines a correction may write, over the objects and targets of the plan so far (``plan_lines``; None:
+    every listed name): a correction redoes the plan's steps, it never brings in another object.
+
+    First one ``Why:`` line (:data:`~robo_brain.lm.prompt.REASONS`): "not in the gripper" for a listed block the
+    plan picks, "in the gripper" for any block it picks (one held high is not listed), "did not move far
+    enough" for a listed block it pushes. Then the step the diagnosis names: a ``pick`` of that block, a
+    ``place`` of the held one (not onto itself), a ``push`` of it. Then pick-and-place pairs and pushes of the
+    plan's blocks, each block picked at most once, and ``done()``. ``max_lines`` counts the steps, not the
+    ``Why:`` line.
+    """
+    picked = _named(plan_lines, "pick", "object") if plan_lines is not None else list(blocks)
+    pushed = _named(plan_lines, "push", "object") if plan_lines is not None else list(blocks)
+    targets = _named(plan_lines, "place", "target") if plan_lines is not None else list(names)
+    listed = set(names)
+    pickable = [b for b in blocks if b in picked]
+    pushable = [b for b in blocks if b in pushed]
+    places = [t for t in targets if t in listed]
+
+    def place_lines(held: str) -> list[str]:
+        return [f'place(target="{t}")' for t in places if t != held]
+
+    def push_lines(obj: str) -> list[str]:
+        return [f'push(object="{obj}", direction="{d}")' for d in DIRECTIONS]
+
+    whys = [REASONS["regrasp"].format(obj=b) for b in pickable if place_lines(b)]
+    whys += [REASONS["held"].format(obj=b) for b in picked if place_lines(b)]
+    whys += [REASONS["repush"].format(obj=b) for b in pushable]
+    total = max_lines + 1
 
     def options(i: int, lines: list[str]) -> tuple[list[str], list[str]]:
         if i == 0:
             return whys, []
-        steps = lines[1:]
         if i == 1:
             kind, obj = reason_of(lines[0]) or ("", "")
-            if kind == "held":
-                return plan(1, [f'pick(object="{obj}")'])
-            allowed, final = plan(0, [])
-            return [x for x in allowed if x not in final], final
-        return plan(i - 1, steps)
+            first = {"held": place_lines(obj), "regrasp": [f'pick(object="{obj}")'], "repush": push_lines(obj)}
+            return first.get(kind, []), []
+        steps = lines[1:]
+        if steps[-1].startswith("pick("):
+            return place_lines(steps[-1].split('"')[1]), ["done()"]
+        done = {line.split('"')[1] for line in steps if line.startswith("pick(")}
+        picks = [f'pick(object="{b}")' for b in pickable if b not in done and place_lines(b)] if i + 2 < total else []
+        return [*picks, *(line for b in pushable for line in push_lines(b)), "done()"], ["done()"]
 
     return options
+
+
+def _named(lines: Sequence[str], skill: str, arg: str) -> list[str]:
+    """The ``arg`` names of the ``skill`` lines of ``lines``, in order, once each."""
+    return list(dict.fromkeys(m for line in lines if line.startswith(f"{skill}(")
+                              for m in re.findall(rf'{arg}="([^"]+)"', line)))
 
 
 def load_model(path: Path, base: str):  # noqa: ANN201 - (model, tokenizer)

@@ -132,7 +132,11 @@ def read_corrections(path: str | Path) -> tuple[list[CorrectionRecord], set[tupl
     for line in path.read_text().splitlines():
         if not line.strip():
             continue
-        d = json.loads(line)
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by an interrupted run: its episode is run again
+            pending = []
+            continue
         if "episode" in d:
             done.add((int(d["episode"]), str(d["perturb"])))
             records += pending
@@ -165,6 +169,8 @@ def build_corrections(path: str | Path, checkpoint: str | Path, episodes: int, s
                disable=not progress)
     try:
         with path.open("a") as out:
+            if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+                out.write("\n")  # after a line cut by an interrupted run
             for seed, mode in todo:
                 brain.records, brain.perturb = [], mode
                 family = FAMILIES[seed % len(FAMILIES)]
