@@ -27,7 +27,8 @@ Corrections
     * ``prompt``: the model gets the failure, the plan so far with each step's status and the
       expert findings, reasons step by step and writes the remaining steps itself (chat models; the
       brain v2 when its adapter learned corrections: a ``Why:`` diagnosis, then the remaining steps,
-      decoded under the skill grammar over the names it sees, keypoints from the current listing).
+      decoded under the skill grammar over the names it sees, keypoints from the current listing; when
+      none of the plan's objects is listed under its name any more, it re-plans as ``replan`` does).
     * ``replan``: for small fixed-format models that only learned instruction + image -> plan
       (the embedded default): the model re-plans the instruction on the *current* image, and
       :func:`resume_subtasks` drops the steps the old plan already finished (a failed ``place``
@@ -438,7 +439,7 @@ class Planner:
 
         grounding: list[str] = []
 
-        def build(text: str) -> PlanData:
+        def build(text: str, replan: bool = replan) -> PlanData:
             _refusal(text, scene, grounding)
             new = plan_from_model_output(text, instruction=plan.instruction, locate=locate, plan_id=plan.plan_id,
                                          revision=revision, stamp_ns=stamp_ns, limits=self.config.limits,
@@ -453,6 +454,13 @@ class Planner:
 
         if self.reads_scene and not replan:
             outcome = self._run_scene_correction(plan, failure, findings, scene or [], camera, build, cancel)
+            if not outcome.ok:  # nothing of the plan can be redone as named (a block's name changed): re-plan
+                logger.info("the model's correction is not usable (%s): re-planning the instruction instead",
+                            outcome.errors[-1] if outcome.errors else "no answer")
+                again = self._run_scene(plan.instruction, scene or [], camera, lambda t: build(t, True), cancel)
+                again.errors = [*outcome.errors, *again.errors]
+                again.outputs = [*outcome.outputs, *again.outputs]
+                outcome = again
         elif self.reads_scene:
             outcome = self._run_scene(plan.instruction, scene or [], camera, build, cancel)
         elif replan:

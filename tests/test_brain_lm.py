@@ -587,3 +587,31 @@ def test_independent_pick_and_place_pairs_are_taken_left_to_right() -> None:
     pushed = ['push(object="red block", direction="left")', "done()"]
     assert left_to_right(pushed, names) == pushed
     assert left_to_right(wrote[:2] + ["done()"], names) == wrote[:2] + ["done()"]
+
+
+def test_a_correction_that_finds_nothing_of_the_plan_to_redo_falls_back_to_a_replan(renderer: SceneRenderer) -> None:
+    from robo_brain.backends import BrainBackend
+    from robo_brain.lm.backend import NOTHING_TO_REDO, LMAnswer
+    from robo_brain.planner import FailureInfo, Outcome, Planner
+
+    task, rgb, depth, camera, plan = _scene_and_pixels(renderer)
+    lines = [s.code for s in plan.subtasks]
+
+    class Renamed(BrainBackend):
+        wants_scene, plans_only, name = True, False, "renamed"
+
+        def generate(self, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
+            raise AssertionError("not a chat model")
+
+        def correct_lines(self, *args, **kwargs) -> LMAnswer:  # noqa: ANN002, ANN003
+            return LMAnswer([NOTHING_TO_REDO], [], 0.0)
+
+        def plan_lines(self, *args, **kwargs) -> LMAnswer:  # noqa: ANN002, ANN003
+            return LMAnswer(lines, [], 0.0)
+
+    planner = Planner(Renamed())
+    assert planner.correction_mode == "prompt"
+    result = planner.correct(plan, FailureInfo("grasp_missed", "nothing between the fingers", 0), rgb, depth, camera)
+    assert result.outcome == Outcome.CORRECTED, result.errors
+    assert result.plan.code_lines() == lines and "Re-planned on the current image" in result.plan.reasoning
+    assert any("none of the plan's objects" in e for e in result.errors)
