@@ -51,6 +51,52 @@ NOUN_KINDS = {"block": ("block",), "blocks": ("block",), "cube": ("block",), "cu
 """Nouns an instruction may put after a colour, and the kinds of object they mean."""
 
 
+MODIFIERS = frozenset("""
+a an the this that these those each every all both other another same matching its their your my our one two three
+four any some either first second third last next left right leftmost rightmost middle centre center near far nearer
+nearest closest farthest furthest front back base top bottom big small large little tiny huge larger smaller bigger
+biggest smallest largest remaining single lone only empty colour color coloured colored correct proper corresponding
+appropriate respective own loose stacked
+""".split())
+"""Words that may stand before an object noun besides colour words (determiners, sizes, places)."""
+COLOUR_WORDS = frozenset([*CHROMATIC, *ACHROMATIC, *SYNONYMS, "brown", "magenta", "violet", "teal", "lime", "navy",
+                          "gold", "silver", "beige", "maroon", "olive", "turquoise", "lavender", "crimson", "scarlet",
+                          "indigo", "aqua", "tan", "golden"])
+"""Colour words a person may use; whether the scene has one is the colour check's and the model's to say."""
+
+
+def _near(word: str, known: frozenset[str]) -> bool:
+    """``word`` is one of ``known`` or a typo of one (1 edit for short words, 2 from 5 letters on)."""
+    if word in known:
+        return True
+    limit = 1 if len(word) <= 4 else 2
+    return any(abs(len(word) - len(k)) <= limit and _edits(word, k) <= limit for k in known)
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance, with a swap of neighbours counted as one edit."""
+    d = [[max(i, j) if i == 0 or j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+def check_object_words(instruction: str, scene: Sequence[SeenObject]) -> None:
+    """Raise :class:`PlanParseError` when an object noun (block, cube, bowl, tray, container, ...) follows a word
+    that is neither a colour word, a determiner or size (:data:`MODIFIERS`), nor a typo of one: "the robon
+    block" names an object the brain cannot see, and a plan of other objects would not be what was asked."""
+    words = re.findall(r"[a-z]+", instruction.lower())
+    known = MODIFIERS | COLOUR_WORDS
+    for before, noun in zip(words, words[1:], strict=False):
+        if noun in NOUN_KINDS and not before.isdigit() and not _near(before, known) and before not in NOUN_KINDS:
+            listing = ", ".join(o.name for o in scene) or "nothing"
+            raise PlanParseError(1, f"the instruction names {before} {noun}, which the brain does not see on the table "
+                                 f"(it sees: {listing})", instruction)
+
+
 def check_instruction_colours(instruction: str, scene: Sequence[SeenObject]) -> None:
     """Raise :class:`PlanParseError` when the instruction names a basic colour that no listed object has
     ("the blue block" on a table without anything blue), or a colour and a kind no object has together
@@ -144,5 +190,6 @@ def _place_pixel(target: SeenObject, slot: tuple[float, float], camera: CameraMo
     return _round(camera.project(np.array([x + slot[0], y + slot[1], CONTAINER_FLOOR_M])))
 
 
-__all__ = ["answer_text_with_keypoints", "check_grounded", "check_instruction_colours", "check_script",
+__all__ = ["answer_text_with_keypoints", "check_grounded", "check_instruction_colours", "check_object_words",
+           "check_script",
            "left_to_right"]

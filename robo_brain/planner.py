@@ -62,6 +62,7 @@ from robo_brain.grounding import (
     answer_text_with_keypoints,
     check_grounded,
     check_instruction_colours,
+    check_object_words,
     check_script,
     left_to_right,
 )
@@ -324,6 +325,7 @@ class Planner:
                 instruction: str = "") -> None:
         if self.config.ground and scene is not None:
             try:
+                check_object_words(instruction, scene)
                 check_instruction_colours(instruction, scene)
                 check_grounded(plan, scene)
             except PlanParseError as exc:

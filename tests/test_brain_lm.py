@@ -615,3 +615,20 @@ def test_a_correction_that_finds_nothing_of_the_plan_to_redo_falls_back_to_a_rep
     assert result.outcome == Outcome.CORRECTED, result.errors
     assert result.plan.code_lines() == lines and "Re-planned on the current image" in result.plan.reasoning
     assert any("none of the plan's objects" in e for e in result.errors)
+
+
+def test_an_object_word_that_is_no_colour_size_or_determiner_is_refused_but_typos_are_not() -> None:
+    from robo_brain.grounding import check_object_words
+    from robo_common.plan_language import PlanParseError
+
+    with pytest.raises(PlanParseError, match="names robon block"):
+        check_object_words("put the robon block in the osr block", [])
+    for text in ("put the yelow block in the bowl", "put the rde cube in the blue tray", "stack the small one on the "
+                 "large green brick", "build a two-block tower: orange block at the bottom, yellow block on top",
+                 "put the teal cube in the matching container", "move the block to the moon"):
+        check_object_words(text, [])
+    rng = random.Random(0)
+    rec = TaskRecord(0, "seen", "stack", "", "stack the red block on the blue block", ["red block", "blue block"],
+                     ["red block", "blue block"], [], obj="red block", dest="blue block")
+    for _ in range(300):  # the training wordings are never refused
+        check_object_words(reworded(rec, rng), [])
