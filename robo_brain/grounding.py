@@ -84,14 +84,20 @@ def _edits(a: str, b: str) -> int:
     return d[len(a)][len(b)]
 
 
+DETERMINERS = frozenset("the a an this that these those each every all both".split())
+"""Words after which a word before an object noun modifies it ("the robon block"), rather than being a verb
+("sort blocks") or a particle ("tidy up blocks")."""
+
+
 def check_object_words(instruction: str, scene: Sequence[SeenObject]) -> None:
-    """Raise :class:`PlanParseError` when an object noun (block, cube, bowl, tray, container, ...) follows a word
-    that is neither a colour word, a determiner or size (:data:`MODIFIERS`), nor a typo of one: "the robon
-    block" names an object the brain cannot see, and a plan of other objects would not be what was asked."""
+    """Raise :class:`PlanParseError` when a determiner, a word and an object noun (block, cube, bowl, tray,
+    container, ...) follow each other and the word is neither a colour word, a size or place word
+    (:data:`MODIFIERS`), nor a typo of one: "the robon block" names an object the brain cannot see, and a plan
+    of other objects would not be what was asked."""
     words = re.findall(r"[a-z]+", instruction.lower())
     known = MODIFIERS | COLOUR_WORDS
-    for before, noun in zip(words, words[1:], strict=False):
-        if noun in NOUN_KINDS and not before.isdigit() and not _near(before, known) and before not in NOUN_KINDS:
+    for det, before, noun in zip(words, words[1:], words[2:], strict=False):
+        if det in DETERMINERS and noun in NOUN_KINDS and not _near(before, known) and before not in NOUN_KINDS:
             listing = ", ".join(o.name for o in scene) or "nothing"
             raise PlanParseError(1, f"the instruction names {before} {noun}, which the brain does not see on the table "
                                  f"(it sees: {listing})", instruction)

@@ -625,7 +625,8 @@ def test_an_object_word_that_is_no_colour_size_or_determiner_is_refused_but_typo
         check_object_words("put the robon block in the osr block", [])
     for text in ("put the yelow block in the bowl", "put the rde cube in the blue tray", "stack the small one on the "
                  "large green brick", "build a two-block tower: orange block at the bottom, yellow block on top",
-                 "put the teal cube in the matching container", "move the block to the moon"):
+                 "put the teal cube in the matching container", "move the block to the moon", "sort blocks by "
+                 "colour", "tidy up blocks", "put it in whichever container fits"):
         check_object_words(text, [])
     rng = random.Random(0)
     rec = TaskRecord(0, "seen", "stack", "", "stack the red block on the blue block", ["red block", "blue block"],
