@@ -204,6 +204,16 @@ def _scene_and_pixels(renderer: SceneRenderer):  # noqa: ANN202
     return task, rgb, depth, _camera(renderer), plan
 
 
+def _scene_record(renderer: SceneRenderer):  # noqa: ANN202
+    """The pick_place scene of :func:`_scene_and_pixels`, its perceived names and its training record."""
+    task, rgb, depth, camera, plan = _scene_and_pixels(renderer)
+    names = [o.name for o in perceive(rgb, depth, camera)]
+    rec = TaskRecord(0, "seen", "pick_place", "", task.instruction, names,
+                     [o.name for o in task.scene.objects if o.is_block], [s.code for s in plan.subtasks],
+                     **task_words(task))
+    return task, rgb, depth, camera, plan, names, rec
+
+
 def test_a_plan_naming_an_object_the_brain_does_not_see_is_refused_with_the_name(renderer: SceneRenderer,
                                                                                  tmp_path: Path) -> None:
     from robo_brain.backends.scripted import ScriptedBackend
@@ -233,11 +243,7 @@ def test_the_lm_planner_plans_only_seen_names_with_perception_keypoints(renderer
     from robo_brain.lm.train import LMTrainConfig, train
     from robo_brain.planner import Outcome, Planner
 
-    task, rgb, depth, camera, plan = _scene_and_pixels(renderer)
-    names = [o.name for o in perceive(rgb, depth, camera)]
-    rec = TaskRecord(0, "seen", "pick_place", "", task.instruction, names,
-                     [o.name for o in task.scene.objects if o.is_block], [s.code for s in plan.subtasks],
-                     **task_words(task))
+    task, rgb, depth, camera, plan, names, rec = _scene_record(renderer)
     out = tmp_path / "lm"
     train(LMTrainConfig(out=str(out), base=tiny_base, steps=1, batch_size=1, rank=2, threads=1), [rec],
           progress=False)
@@ -492,11 +498,7 @@ def test_an_adapter_trained_on_corrections_writes_them_itself(renderer: SceneRen
     from robo_brain.lm.train import LMTrainConfig, train
     from robo_brain.planner import FailureInfo, Outcome, Planner
 
-    task, rgb, depth, camera, plan = _scene_and_pixels(renderer)
-    names = [o.name for o in perceive(rgb, depth, camera)]
-    rec = TaskRecord(0, "seen", "pick_place", "", task.instruction, names,
-                     [o.name for o in task.scene.objects if o.is_block], [s.code for s in plan.subtasks],
-                     **task_words(task))
+    task, rgb, depth, camera, plan, names, rec = _scene_record(renderer)
     out = tmp_path / "lm"
     with pytest.raises(ValueError, match="no correction records"):
         train(LMTrainConfig(out=str(out), base=tiny_base, steps=1, correction_prob=0.5), [rec], progress=False)
