@@ -103,6 +103,68 @@ def check_object_words(instruction: str, scene: Sequence[SeenObject]) -> None:
                                  f"(it sees: {listing})", instruction)
 
 
+PLACE_NOUNS = frozenset("""
+robot robots arm gripper hand side sides left right front back rear forward forwards backward backwards top bottom
+base middle centre center edge edges corner table tabletop surface stack tower pile you me camera way spot place
+position area one ones it them
+""".split())
+"""Words for where something may go that are no object of the scene listing (the robot's left, the table, the
+stack), and the pronouns that stand for an object ("the red one")."""
+CONTAINER_NOUNS = frozenset("""
+dish dishes plate plates basket baskets box boxes bin bins cup cups pot pots tub tubs crate crates bucket buckets
+receptacle receptacles holder pan mug
+""".split())
+"""Other words a person may use for a bowl or a tray; which container is meant is the model's to say."""
+PREPOSITIONS = frozenset("to into onto in inside on toward towards at beside near next over across off".split())
+PHRASE_ENDS = PREPOSITIONS | frozenset("and then please thanks thank now but so while with without using by from of "
+                                       "for a an".split())
+
+
+def check_destination(instruction: str, scene: Sequence[SeenObject]) -> None:
+    """Raise :class:`PlanParseError` when a place the instruction sends something to ("to the moon", "in the
+    kitchen") has neither an object noun (block, bowl, tray, ...), nor a word for a place on the table (the
+    robot's left, the stack: :data:`PLACE_NOUNS`), nor only colour and size words ("on the red"): the brain would
+    otherwise put the block somewhere it sees, which is not what was asked."""
+    words = re.findall(r"[a-z]+", instruction.lower())
+    nouns = frozenset(NOUN_KINDS) | PLACE_NOUNS | CONTAINER_NOUNS
+    modifiers = MODIFIERS | COLOUR_WORDS | {"s"}
+    for i in range(len(words) - 2):
+        if words[i] not in PREPOSITIONS or words[i + 1] not in ("the", "your", "my"):
+            continue
+        run: list[str] = []
+        for w in words[i + 2:]:
+            if w in PHRASE_ENDS:
+                break
+            run.append(w)
+        unknown = [w for w in run if not _near(w, nouns) and not _near(w, modifiers)]
+        if unknown and not any(_near(w, nouns) for w in run):
+            listing = ", ".join(o.name for o in scene) or "nothing"
+            raise PlanParseError(1, f"the instruction asks for '{words[i]} the {' '.join(run)}', which names nothing "
+                                 f"the brain sees on the table (it sees: {listing})", instruction)
+
+
+ENGLISH_SHARE = 0.6
+"""Below this share of English words (or typos of the brain's own words) an instruction is not read: the training
+wordings, typos and made-up colour names included, never go below 0.8."""
+
+
+def check_english(instruction: str, lexicon: frozenset[str] | None) -> None:
+    """Raise :class:`PlanParseError` when at least two words and more than ``1 - ENGLISH_SHARE`` of the words of
+    ``instruction`` are neither in ``lexicon`` (English words; the LM back-end uses its tokenizer's whole-word
+    tokens) nor a colour, size, place or object word of the brain or a typo of one ("sorteer de blokken op
+    kleur"). On such words the decoder would still pick some listed objects, a plan nobody asked for.
+    ``lexicon=None`` (a back-end without one) checks nothing."""
+    if lexicon is None:
+        return
+    words = re.findall(r"[^\W\d_]+", instruction.lower())
+    own = MODIFIERS | COLOUR_WORDS | frozenset(NOUN_KINDS) | PLACE_NOUNS | CONTAINER_NOUNS
+    unknown = [w for w in words if w not in lexicon and not _near(w, own)]
+    if len(unknown) >= 2 and len(unknown) > (1.0 - ENGLISH_SHARE) * len(words):
+        raise PlanParseError(1, f"not understood: {len(unknown)} of {len(words)} words are not English "
+                             f"({', '.join(dict.fromkeys(unknown))}); the brain reads instructions in English",
+                             instruction)
+
+
 def check_instruction_colours(instruction: str, scene: Sequence[SeenObject]) -> None:
     """Raise :class:`PlanParseError` when the instruction names a basic colour that no listed object has
     ("the blue block" on a table without anything blue), or a colour and a kind no object has together
@@ -196,6 +258,5 @@ def _place_pixel(target: SeenObject, slot: tuple[float, float], camera: CameraMo
     return _round(camera.project(np.array([x + slot[0], y + slot[1], CONTAINER_FLOOR_M])))
 
 
-__all__ = ["answer_text_with_keypoints", "check_grounded", "check_instruction_colours", "check_object_words",
-           "check_script",
-           "left_to_right"]
+__all__ = ["answer_text_with_keypoints", "check_destination", "check_english", "check_grounded",
+           "check_instruction_colours", "check_object_words", "check_script", "left_to_right"]

@@ -60,6 +60,8 @@ from robo_brain.checks import CheckConfig, Finding, run_checks
 from robo_brain.goal_check import GoalCheckConfig, GoalVerdict, step_goal
 from robo_brain.grounding import (
     answer_text_with_keypoints,
+    check_destination,
+    check_english,
     check_grounded,
     check_instruction_colours,
     check_object_words,
@@ -326,6 +328,7 @@ class Planner:
         if self.config.ground and scene is not None:
             try:
                 check_object_words(instruction, scene)
+                check_destination(instruction, scene)
                 check_instruction_colours(instruction, scene)
                 check_grounded(plan, scene)
             except PlanParseError as exc:
@@ -398,6 +401,7 @@ class Planner:
         if self.reads_scene and self.config.ground:
             try:
                 check_script(instruction)
+                check_english(instruction, getattr(self.backend, "english_words", None))
             except PlanParseError as exc:  # a refusal of the instruction: the running plan is kept
                 return PlanResult(Outcome.FAILED, None, errors=[str(exc)], timing={"total": time.perf_counter() - t0},
                                   ungrounded=True)

@@ -377,21 +377,24 @@ def test_a_colour_with_the_wrong_kind_is_refused_too() -> None:
 
 
 @pytest.mark.parametrize("split", ["seen", "unseen"])
-def test_the_colour_check_refuses_no_paraphrase_or_template_on_its_own_scene(split: str) -> None:
-    from robo_brain.grounding import check_instruction_colours
+def test_the_instruction_checks_refuse_no_paraphrase_or_template_on_its_own_scene(split: str) -> None:
+    from robo_brain.grounding import check_destination, check_instruction_colours, check_object_words
     from robo_brain.perception import SeenObject
 
     def listing(task) -> list[SeenObject]:  # noqa: ANN001 - the simulator's truth as a listing
         return [SeenObject(o.name, o.kind, o.color, "", (0.0, 0.0, 0.0), 0.0, 0.0, 0.0, 0.0, 1)
                 for o in task.scene.objects]
 
+    checks = (check_instruction_colours, check_destination, check_object_words)
     for a in assign_scenes(load_paraphrases(DATA), split, 1_000_000):
         task = make_task(a.seed, split, a.entry.family)
-        check_instruction_colours(a.instruction, listing(task))
-        check_instruction_colours(task.instruction, listing(task))
+        for check in checks:
+            check(a.instruction, listing(task))
+            check(task.instruction, listing(task))
     for seed in range(1_000_000, 1_000_200):
         task = make_task(seed, split, ("pick_place", "stack", "rearrange", "push")[seed % 4])
-        check_instruction_colours(task.instruction, listing(task))
+        for check in checks:
+            check(task.instruction, listing(task))
 
 
 def test_the_grammar_picks_only_while_the_place_and_done_still_fit() -> None:
@@ -635,3 +638,77 @@ def test_an_object_word_that_is_no_colour_size_or_determiner_is_refused_but_typo
                      ["red block", "blue block"], [], obj="red block", dest="blue block")
     for _ in range(300):  # the training wordings are never refused
         check_object_words(reworded(rec, rng), [])
+
+
+def test_a_place_that_is_nothing_on_the_table_is_refused_but_places_on_it_are_not() -> None:
+    from robo_brain.grounding import check_destination
+    from robo_common.plan_language import PlanParseError
+
+    for text, phrase in (("move the block to the moon", "to the moon"), ("put the cube on the shelf", "on the shelf"),
+                         ("pick up the red block and drop it into the fridge, please", "into the fridge")):
+        with pytest.raises(PlanParseError, match=f"asks for '{phrase}'"):
+            check_destination(text, [])
+    for text in ("move the red block a little to the left", "put the green cube in the basket", "put it on the red",
+                 "push the block toward the edge of the table", "slide the cube to the robot's left side",
+                 "stack the small pink block on the large one", "put the red one in the bwol on the rihgt"):
+        check_destination(text, [])
+    rng = random.Random(0)
+    for family, direction in (("pick_place", ""), ("stack", ""), ("push", "forward"), ("push", "backward"),
+                              ("push", "left"), ("push", "right")):
+        rec = TaskRecord(0, "seen", family, "", "x", ["red block", "blue bowl"], ["red block"], [],
+                         obj="red block", dest="" if family == "push" else "blue bowl", direction=direction)
+        for _ in range(200):  # the training wordings are never refused
+            check_destination(reworded(rec, rng), [])
+
+
+def test_an_instruction_mostly_in_another_language_is_refused_before_the_model_guesses(
+        renderer: SceneRenderer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import AutoTokenizer
+
+    from robo_brain.backends import BrainBackend
+    from robo_brain.grounding import check_english
+    from robo_brain.lm.backend import whole_words
+    from robo_brain.lm.weights import ENV_DIR, base_path
+    from robo_brain.planner import Outcome, Planner
+    from robo_common.plan_language import PlanParseError
+
+    monkeypatch.delenv(ENV_DIR, raising=False)  # the installed base, not the tiny one of this module's fixture
+    try:
+        lexicon = whole_words(AutoTokenizer.from_pretrained(base_path("smollm2-135m-instruct")))
+    except FileNotFoundError as exc:
+        pytest.skip(f"needs the installed base's tokenizer: {exc}")
+    assert lexicon is not None and whole_words(_tokenizer_chars()) is None
+    with pytest.raises(PlanParseError, match=r"3 of 5 words are not English \(sorteer, blokken, kleur\)"):
+        check_english("sorteer de blokken op kleur", lexicon)
+    for text in ("put the yelow block in the bwol pleese", "stack the xqzt cube on the teal one", "push it leftward",
+                 "Could you kindly relocate the crimson brick onto the turquoise receptacle?"):
+        check_english(text, lexicon)
+    check_english("sorteer de blokken op kleur", None)  # no lexicon, no check
+    rng = random.Random(0)
+    rec = TaskRecord(0, "seen", "pick_place", "", "x", ["red block", "blue bowl"], ["red block"], [],
+                     obj="red block", dest="blue bowl")
+    for _ in range(300):
+        check_english(reworded(rec, rng), lexicon)
+
+    class NeverAsked(BrainBackend):
+        wants_scene = True
+        name = "never"
+        english_words = lexicon
+
+        def generate(self, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
+            raise AssertionError("the model must not be asked")
+
+        def plan_lines(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            raise AssertionError("the model must not be asked")
+
+    _, rgb, depth, camera, _ = _scene_and_pixels(renderer)
+    result = Planner(NeverAsked()).plan("sorteer de blokken op kleur", rgb, depth, camera)
+    assert result.outcome == Outcome.FAILED and result.ungrounded and "not English" in result.reason
+
+
+def _tokenizer_chars():  # noqa: ANN202 - a character-level tokenizer (no whole words)
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {c: i for i, c in enumerate("abcdefghijklmnopqrstuvwxyz ")}
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token=" ")))

@@ -94,6 +94,7 @@ class LMPlannerBackend(BrainBackend):
 
             torch.set_num_threads(threads)
         self.max_lines = int(self.config.get("max_lines", 9))
+        self.english_words = whole_words(self.tokenizer)
         self.corrects = bool(self.config.get("corrections", False) or self.config.get("correction_adapter"))
         self._lock = threading.Lock()
         self._prefix_cache, self._prefix_len = self._run_prefix(self.model)
@@ -263,6 +264,18 @@ def _named(lines: Sequence[str], skill: str, arg: str) -> list[str]:
     """The ``arg`` names of the ``skill`` lines of ``lines``, in order, once each."""
     return list(dict.fromkeys(m for line in lines if line.startswith(f"{skill}(")
                               for m in re.findall(rf'{arg}="([^"]+)"', line)))
+
+
+MIN_WHOLE_WORDS = 5000
+"""A tokenizer with fewer whole-word tokens than this (a character-level test tokenizer) gives no lexicon."""
+
+
+def whole_words(tokenizer) -> frozenset[str] | None:  # noqa: ANN001 - a transformers tokenizer
+    """The lower-case words that ``tokenizer`` writes as one token after a space (SmolLM2: ~25 000 of its 49 152
+    tokens): the brain's lexicon of English for :func:`~robo_brain.grounding.check_english`; None when there are
+    fewer than :data:`MIN_WHOLE_WORDS` (no word-level vocabulary to tell a language by)."""
+    words = frozenset(t[1:].lower() for t in tokenizer.get_vocab() if t[:1] in ("Ġ", "▁") and t[1:].isalpha())
+    return words if len(words) >= MIN_WHOLE_WORDS else None
 
 
 def load_model(path: Path, base: str):  # noqa: ANN201 - (model, tokenizer)
