@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from robo_brain.checks import CheckConfig, run_checks
 from robo_brain.lm.data import CorrectionRecord, TaskRecord
-from robo_brain.lm.prompt import REASONS
+from robo_brain.lm.prompt import REASONS, reason_of
 from robo_brain.perception import perceive
 from robo_brain.planner import FailureInfo, correction_steps
 from robo_common.plan_language import parse_call
@@ -191,14 +191,21 @@ def build_corrections(path: str | Path, checkpoint: str | Path, episodes: int, s
     return records
 
 
+def _why_kind(record: CorrectionRecord) -> str:
+    """The diagnosis kind (a key of :data:`REASONS`) of the expert's answer of ``record``."""
+    found = reason_of(record.answer[0])
+    if found is None:
+        raise ValueError(f"correction of seed {record.task.seed} does not start with a Why: line: {record.answer[0]!r}")
+    return found[0]
+
+
 def correction_stats(records: Sequence[CorrectionRecord]) -> dict:
     """Counts by diagnosis, failure kind and family (what the model card reports)."""
     def count(keys: list[str]) -> dict[str, int]:
         return {k: keys.count(k) for k in sorted(set(keys))}
 
     return {"records": len(records),
-            "why": count([next(k for k, t in REASONS.items() if r.answer[0].startswith(t.split("{obj}")[0])
-                               and r.answer[0].endswith(t.split("{obj}")[1])) for r in records]),
+            "why": count([_why_kind(r) for r in records]),
             "failure": count([r.failure.split(":")[0] for r in records]),
             "family": count([r.task.family for r in records]),
             "perturb": count([r.perturb or "none" for r in records])}
@@ -222,10 +229,10 @@ def evaluate_corrections(backend, records: Sequence[CorrectionRecord], progress:
     def rate(sel: list[dict], key: str) -> float | None:
         return round(sum(x[key] for x in sel) / len(sel), 3) if sel else None
 
-    stats = correction_stats(records)
+    kinds = [_why_kind(r) for r in records]
     by_why = {}
-    for kind in stats["why"]:
-        sel = [x for x, r in zip(rows, records, strict=True) if correction_stats([r])["why"].get(kind)]
+    for kind in sorted(set(kinds)):
+        sel = [x for x, k in zip(rows, kinds, strict=True) if k == kind]
         by_why[kind] = {"n": len(sel), "why": rate(sel, "why_ok"), "steps": rate(sel, "steps_ok")}
     secs = sorted(x["seconds"] for x in rows)
     return {"records": len(rows), "why_accuracy": rate(rows, "why_ok"), "steps_exact": rate(rows, "steps_ok"),
