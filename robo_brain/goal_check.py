@@ -64,6 +64,9 @@ class GoalCheckConfig:
         push_max_lateral: Largest sideways drift of a successful push.
         push_strip: Half width of the strip along the push that is searched.
         push_max_height: Highest object pixel of a pushed block (it stays on the table).
+        container_max_top: Highest a block resting on a container's floor reaches above the table (the
+            largest block, 5 cm, on the 8 mm floor, with the 1.5 cm the simulator's own "in" test allows):
+            a block whose top pixels are higher lies on something in the container, another block or the rim.
     """
 
     table_z: float = 0.0
@@ -80,11 +83,12 @@ class GoalCheckConfig:
     push_max_lateral: float = 0.035
     push_strip: float = 0.06
     push_max_height: float = 0.08
+    container_max_top: float = 0.073
 
     def __post_init__(self) -> None:
         for name in ("min_height", "container_radius", "block_radius", "below_place", "above_place",
                      "same_colour_rise_container", "same_colour_rise_block", "push_min_along",
-                     "push_max_lateral", "push_strip", "push_max_height"):
+                     "push_max_lateral", "push_strip", "push_max_height", "container_max_top"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"GoalCheckConfig.{name} must be > 0, got {value!r}")
@@ -202,6 +206,13 @@ def _place_goal(sub: SubtaskData, held: str, target: str, rgb: np.ndarray, depth
     low = (points[:, 2] >= lowest) & (points[:, 2] <= place[2] + cfg.above_place)
     hits = int(np.count_nonzero(near & low))
     where = f"within {radius * 100:.0f} cm of the place point of the {target}"
+    if hits >= cfg.min_pixels and container:
+        top = float(np.percentile(points[near & (points[:, 2] >= lowest), 2], 95)) - cfg.table_z
+        if top > cfg.container_max_top:
+            return GoalVerdict(False, f"{sub.code}: the {held} is {where} but not down in it: its top is "
+                                      f"{top * 100:.1f} cm above the table, higher than a block on the floor of the "
+                                      f"{target} reaches ({cfg.container_max_top * 100:.1f} cm): on another block "
+                                      "or the rim?")
     if hits >= cfg.min_pixels:
         return GoalVerdict(True, f"{sub.code}: the current image shows the {held} {where} ({hits} {term} pixels)")
     above = int(np.count_nonzero(near & (points[:, 2] > place[2] + cfg.above_place)))

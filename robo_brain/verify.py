@@ -215,6 +215,31 @@ def missed_goals(replanned: PlanData, done: Sequence[PlanData], instruction: str
     return out
 
 
+LISTED_SLACK_M = 0.04
+"""Beyond the place check's radius, how far from a re-plan's place point the listing may put its object (a
+container's slot is 3.3 cm from its centre) before the goal is taken as not reached."""
+
+
+def _listed_elsewhere(plan: PlanData, index: int, cfg: GoalCheckConfig) -> GoalVerdict | None:
+    """A re-plan's ``place`` step whose object the scene listing of the same image puts far from the place
+    point (its grasp keypoint is where the listing sees it now): the goal does not hold, whatever pixels of its
+    colour are near the place point (a block of that colour already there, merged with the container in the
+    listing, read as this one). None when the step is no such place or the object is near enough."""
+    sub = plan.subtasks[index]
+    if sub.skill != "place" or index == 0 or plan.subtasks[index - 1].skill != "pick":
+        return None
+    grasp, place = plan.subtasks[index - 1].keypoint("grasp"), sub.keypoint("place")
+    held, target = step_arg(plan.subtasks[index - 1], "object"), step_arg(sub, "target")
+    if grasp is None or place is None or not held or not target:
+        return None
+    limit = (cfg.container_radius if is_container(target) else cfg.block_radius) + LISTED_SLACK_M
+    d = float(np.linalg.norm(np.asarray(grasp.point, float)[:2] - np.asarray(place.point, float)[:2]))
+    if d <= limit:
+        return None
+    return GoalVerdict(False, f"{sub.code}: the scene listing of the current image puts the {held} {d * 100:.0f} cm "
+                              f"from the place point of the {target} (at most {limit * 100:.0f} cm for the goal)")
+
+
 def verify_plan(plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: CameraModel, *,
                 goal: GoalCheckConfig, perception: PerceptionConfig, limits: TextLimits, locate: Locate,
                 max_corrections: int, stamp_ns: int = 0, earlier: Sequence[PlanData] = (),
@@ -238,9 +263,11 @@ def verify_plan(plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: Came
     replanned = replan() if replan is not None and not redo else None
     missed = missed_goals(replanned, done, plan.instruction) if replanned is not None else []
     if missed:  # the plan's goals hold: does the instruction ask for more?
+        first_missed = len(plan.subtasks)
         plan.subtasks = [SubtaskData(i, s.code, s.skill, list(s.keypoints))
                          for i, s in enumerate([*plan.subtasks, *missed])]
-        verdicts = step_verdicts(plan, rgb, depth, camera, goal, first_push)
+        verdicts = [(i, _listed_elsewhere(plan, i, goal) or v) if i >= first_missed else (i, v)
+                    for i, v in step_verdicts(plan, rgb, depth, camera, goal, first_push)]
         redo = steps_to_redo(plan, verdicts)
     findings = [v.line() for _, v in verdicts]
     if not redo:

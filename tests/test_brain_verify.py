@@ -238,3 +238,40 @@ def test_a_replan_on_merged_or_unasked_objects_is_not_taken_as_left_out() -> Non
                  ('place(target="small yellow block")', (0.5, 0.0, 0.04)), ("done()",)])
     assert [s.code for s in missed_goals(away, [done], "")] == [
         'pick(object="yellow block")', 'place(target="yellow bowl")']
+
+
+def test_a_block_lying_on_another_block_in_the_bowl_is_not_down_in_it(sim) -> None:
+    """The simulator's "in" wants the block on the container's floor: a second block put down on the first
+    (two blocks into one bowl) is near the place point but its top is too high; the goal is not reached."""
+    from robo_brain.goal_check import step_goal
+
+    world, red, green, camera = sim
+    rgb, depth = _arrange(world, red, green, (*BOWL, 0.10), (*BOWL, 0.03))
+    verdict = step_goal(_plan(world), 1, rgb, depth, camera)
+    assert verdict.holds is False and "not down in it" in verdict.text, verdict.text
+    rgb, depth = _arrange(world, red, green, (*BOWL, 0.04), GREEN_START)
+    assert step_goal(_plan(world), 1, rgb, depth, camera).holds is True
+    world.move_object(red, RED_START)
+    world.move_object(green, GREEN_START)
+    world.settle(0.2)
+
+
+def test_a_replanned_step_whose_object_the_listing_puts_elsewhere_is_not_reached() -> None:
+    """A re-plan on the final image names "yellow block" (the one left out) for the yellow bowl, where a small
+    yellow block already is: the pixels near the place point are that one's; the listing puts the named block
+    18 cm away, so the goal does not hold."""
+    from robo_brain.goal_check import GoalCheckConfig
+    from robo_brain.verify import _listed_elsewhere
+    from robo_common.plan_types import KeypointData
+
+    def plan(at: tuple[float, float], target: str) -> PlanData:
+        return PlanData("p", 0, "sort the blocks", "", [
+            SubtaskData(0, 'pick(object="yellow block")', "pick", [KeypointData("grasp", (*at, 0.05), 0.0, 0.0)]),
+            SubtaskData(1, f'place(target="{target}")', "place", [KeypointData("place", (0.41, 0.17, 0.01), 0.0, 0.0)]),
+            SubtaskData(2, "done()", "done", [])])
+
+    far = _listed_elsewhere(plan((0.60, 0.12), "yellow bowl"), 1, GoalCheckConfig())
+    assert far is not None and far.holds is False and "puts the yellow block 20 cm" in far.text, far
+    assert _listed_elsewhere(plan((0.44, 0.18), "yellow bowl"), 1, GoalCheckConfig()) is None
+    assert _listed_elsewhere(plan((0.49, 0.17), "red block"), 1, GoalCheckConfig()) is not None  # 8 cm off a block
+    assert _listed_elsewhere(plan((0.60, 0.12), "yellow bowl"), 0, GoalCheckConfig()) is None  # not a place
