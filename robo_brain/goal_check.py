@@ -64,9 +64,10 @@ class GoalCheckConfig:
         push_max_lateral: Largest sideways drift of a successful push.
         push_strip: Half width of the strip along the push that is searched.
         push_max_height: Highest object pixel of a pushed block (it stays on the table).
-        container_max_top: Highest a block resting on a container's floor reaches above the table (the
-            largest block, 5 cm, on the 8 mm floor, with the 1.5 cm the simulator's own "in" test allows):
-            a block whose top pixels are higher lies on something in the container, another block or the rim.
+        container_max_top: Highest a block resting on a container's floor reaches above the table (95th
+            percentile of its pixels): a block whose top is higher lies on something in the container, another
+            block or the rim. In closed-loop runs blocks lying on another block in a bowl read 8.2-10.1 cm,
+            blocks the simulator counts as in (some tilted against the wall) up to 7.7 cm.
     """
 
     table_z: float = 0.0
@@ -83,7 +84,7 @@ class GoalCheckConfig:
     push_max_lateral: float = 0.035
     push_strip: float = 0.06
     push_max_height: float = 0.08
-    container_max_top: float = 0.073
+    container_max_top: float = 0.08
 
     def __post_init__(self) -> None:
         for name in ("min_height", "container_radius", "block_radius", "below_place", "above_place",

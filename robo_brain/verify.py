@@ -215,6 +215,32 @@ def missed_goals(replanned: PlanData, done: Sequence[PlanData], instruction: str
     return out
 
 
+SEVERAL_WORDS = frozenset("all every each both sort tidy group match blocks cubes bricks them".split())
+"""Words of an instruction about several objects: only such an instruction can have a first plan that left one
+out. A re-plan of "put the large red block in the red bowl" on the final image, the large block now merged with
+the bowl in the listing, names the small red block: moving it would do what nobody asked."""
+
+
+CONTAINER_NOUNS = ("bowl", "tray", "container", "bowls", "trays", "containers")
+
+
+def asks_for_several(instruction: str) -> bool:
+    """Whether ``instruction`` is about several objects, the only kind the re-plan on the final image looks at: it
+    has a word of :data:`SEVERAL_WORDS`, or "and" with a colour that is no container's within the next three words
+    ("put red in the bowl and green on the tray"; not "... and place it in the blue bowl")."""
+    words = re.findall(r"[a-z]+", instruction.lower())
+    if SEVERAL_WORDS & set(words):
+        return True
+    for i, w in enumerate(words):
+        if w != "and":
+            continue
+        for j in range(i + 1, min(i + 4, len(words))):
+            nxt = words[j + 1] if j + 1 < len(words) else ""
+            if named_colour(words[j]) is not None and nxt not in CONTAINER_NOUNS:
+                return True
+    return False
+
+
 LISTED_SLACK_M = 0.04
 """Beyond the place check's radius, how far from a re-plan's place point the listing may put its object (a
 container's slot is 3.3 cm from its centre) before the goal is taken as not reached."""
@@ -260,7 +286,7 @@ def verify_plan(plan: PlanData, rgb: np.ndarray, depth: np.ndarray, camera: Came
     plan = goal_steps(plan, earlier)
     verdicts = step_verdicts(plan, rgb, depth, camera, goal, first_push)
     redo = steps_to_redo(plan, verdicts)
-    replanned = replan() if replan is not None and not redo else None
+    replanned = replan() if replan is not None and not redo and asks_for_several(plan.instruction) else None
     missed = missed_goals(replanned, done, plan.instruction) if replanned is not None else []
     if missed:  # the plan's goals hold: does the instruction ask for more?
         first_missed = len(plan.subtasks)

@@ -275,3 +275,16 @@ def test_a_replanned_step_whose_object_the_listing_puts_elsewhere_is_not_reached
     assert _listed_elsewhere(plan((0.44, 0.18), "yellow bowl"), 1, GoalCheckConfig()) is None
     assert _listed_elsewhere(plan((0.49, 0.17), "red block"), 1, GoalCheckConfig()) is not None  # 8 cm off a block
     assert _listed_elsewhere(plan((0.60, 0.12), "yellow bowl"), 0, GoalCheckConfig()) is None  # not a place
+
+
+def test_only_an_instruction_about_several_objects_is_planned_again_on_the_final_image() -> None:
+    """A re-plan of a one-object task on the final image names what is left of that colour (the instructed block
+    merged with its bowl): it is not asked at all."""
+    from robo_brain.verify import asks_for_several
+
+    for text in ("put red in the bowl and green on the tray", "sort the blocks by colour", "put the red block and the "
+                 "green block in the bowl", "match every cube with the container of the same color"):
+        assert asks_for_several(text), text
+    for text in ("place the large red block inside the red bowl", "pick up the red block and place it in the blue "
+                 "bowl", "stack the red block on the blue one", "push the pink block to the left"):
+        assert not asks_for_several(text), text
