@@ -76,6 +76,7 @@ class BackendConfig:
         timeout_s: Per-request timeout (``openai``).
         retries: Retries after a failed request (``openai``), with exponential backoff.
         trust_remote_code: Allow checkpoint-provided code (``transformers``); off by default.
+        threads: CPU threads of torch for ``transformers`` (``torch.set_num_threads``); 0 leaves torch's default.
     """
 
     backend: str = "transformers"
@@ -87,12 +88,15 @@ class BackendConfig:
     timeout_s: float = 60.0
     retries: int = 2
     trust_remote_code: bool = False
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"BackendConfig.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"BackendConfig.dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.threads < 0:
+            raise ValueError(f"BackendConfig.threads must be >= 0 (0: torch's default), got {self.threads}")
         if not self.timeout_s > 0:
             raise ValueError(f"BackendConfig.timeout_s must be > 0, got {self.timeout_s!r}")
         if not 0 <= self.retries <= 10:
@@ -155,6 +159,10 @@ def make_backend(config: BackendConfig) -> BrainBackend:
     if config.backend == "transformers":
         from robo_brain.lm.backend import LMPlannerBackend, is_lm_checkpoint
 
+        if config.threads:
+            import torch
+
+            torch.set_num_threads(config.threads)
         if is_lm_checkpoint(config.model_path):
             return LMPlannerBackend(config.model_path)
         from robo_brain.backends.transformers_backend import TransformersBackend
