@@ -24,7 +24,7 @@ MEASURED_KINDS = ("tracking_error", "no_progress", "timeout", "unsafe_command")
 """Failure kinds that are measurements of the arm itself (a stall, a lag): true when reported."""
 
 
-def world_failure(world: SimWorld, plan: PlanData, index: int, kind: str) -> str:
+def world_failure(world: SimWorld, plan: PlanData, index: int, kind: str, gripper_width: float | None = None) -> str:
     """Why the simulator's ground truth agrees that subtask ``index`` of ``plan`` has failed ("" if it does not).
 
     Checked at the moment the monitor reports ``kind`` in an episode without an injected perturbation:
@@ -33,7 +33,12 @@ def world_failure(world: SimWorld, plan: PlanData, index: int, kind: str) -> str
     that did not move its object along (as the task's success test counts it, from where its
     keypoints say the object stood), or a failure of the arm itself (``MEASURED_KINDS``). A report
     that none of these confirms (e.g. the learned head firing on a good push) is a false alarm.
+
+    ``gripper_width``: the finger opening (0-1) to judge a pick by, default the world's now. Over DDS a report
+    reaches sim_node after the cerebellum's hold may have opened the fingers again; the session passes the
+    narrowest opening of the moments before the report (:data:`robo_sim.sim_session.JUDGE_WINDOW_S`).
     """
+    width = world.gripper_width01() if gripper_width is None else gripper_width
     sub = plan.subtasks[index]
     if kind in MEASURED_KINDS and sub.skill != "push":
         return kind
@@ -54,7 +59,7 @@ def world_failure(world: SimWorld, plan: PlanData, index: int, kind: str) -> str
             in_hand = hand_distance(world, name)
             if moved > 0.03 and in_hand > HAND_RADIUS:
                 return f"{name} is {moved * 100:.1f} cm from its grasp keypoint"
-            if world.gripper_width01() < EMPTY_WIDTH and in_hand > HAND_RADIUS:
+            if width < EMPTY_WIDTH and in_hand > HAND_RADIUS:
                 return f"fingers closed {in_hand * 100:.1f} cm from {name}"
         elif sub.skill == "place" and index > 0 and plan.subtasks[index - 1].skill == "pick":
             name = parse_code(plan.subtasks[index - 1].code)[1]["object"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,10 @@ from robo_sim.world import CameraInfo, SimWorld, WorldConfig
 
 LOG = logging.getLogger(__name__)
 
+JUDGE_WINDOW_S = 0.5
+"""A failure report is judged with the narrowest finger opening of this much simulated time before it arrives:
+over DDS the cerebellum's hold may have opened the fingers again by then (a grasp_missed whose fingers had
+closed on nothing read as not confirmed)."""
 PERTURB_STEP_HZ = 20.0
 """The step-level perturbations of a DDS episode count steps of this rate on the simulated clock (the rate their
 durations were written for; :class:`~robo_sim.episode.Perturber` converts seconds to steps)."""
@@ -74,6 +79,7 @@ class SimSession:
         self._pending = 0.0
         self._next_frame = 0.0
         self._reset_at = -math.inf  # simulated time of the last reset (frames from before it are dropped)
+        self._widths: deque[tuple[float, float]] = deque()  # (sim time, finger opening) of the last moments
 
     @property
     def sim_time(self) -> float:
@@ -91,6 +97,7 @@ class SimSession:
         task = make_task(seed, split, family)
         self.plans, self.failures = {}, []
         self.world.reset_robot()
+        self._widths.clear()
         build_scene(self.world, task.scene)
         self.task = task
         self.expert_plan = expert_plan(task, self.world)
@@ -134,6 +141,10 @@ class SimSession:
         if steps:
             self.world.step_control(steps)
             self._pending -= steps * self._physics_dt
+            now = self.sim_time
+            self._widths.append((now, self.world.gripper_width01()))
+            while self._widths and self._widths[0][0] < now - JUDGE_WINDOW_S:
+                self._widths.popleft()
         if self.renderer is not None and self.sim_time >= self._next_frame and not self.renderer.busy:
             self.renderer.request(take_snapshot(self.world))
             self._next_frame = max(self._next_frame + 1.0 / self.config.camera_rate_hz, self.sim_time)
@@ -216,7 +227,8 @@ class SimSession:
         row: dict[str, Any] = {"plan_id": plan_id, "revision": int(revision), "subtask": int(index), "kind": kind,
                                "sim_time": self.sim_time, "judged": False, "confirmed": ""}
         if plan is not None and 0 <= index < len(plan.subtasks):
-            row.update(judged=True, confirmed=world_failure(self.world, plan, index, kind))
+            width = min([w for _, w in self._widths] + [self.world.gripper_width01()])
+            row.update(judged=True, confirmed=world_failure(self.world, plan, index, kind, gripper_width=width))
         self.failures.append(row)
         del self.failures[:-20]
         return row

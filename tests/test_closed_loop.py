@@ -106,8 +106,18 @@ def test_sim_session_judges_failure_reports_on_the_plans_it_saw() -> None:
         row = session.judge_failure(session.expert_plan.plan_id, 0, 0, "grasp_missed")
         assert row["judged"] and row["confirmed"] == ""
         assert session.judge_failure(session.expert_plan.plan_id, 0, 0, "tracking_error")["confirmed"]
+        # fingers closed on nothing, then opened again before the report arrives (over DDS the hold reopens them):
+        # judged by the narrowest opening of the last half second, the world confirms the missed grasp
+        session.command_gripper(0.0)
+        session.advance(0.4)
+        session.command_gripper(1.0)
+        session.advance(0.2)
+        row = session.judge_failure(session.expert_plan.plan_id, 0, 0, "grasp_missed")
+        assert "fingers closed" in row["confirmed"], row
+        session.advance(1.0)  # long after: only the open fingers are left to judge by
+        assert session.judge_failure(session.expert_plan.plan_id, 0, 0, "grasp_missed")["confirmed"] == ""
         episode = session.episode_dict()
-        assert len(episode["failures"]) == 3
+        assert len(episode["failures"]) == 5
         tr = EpisodeTrace("x", 0.0, plans=[session.expert_plan], failures=[(0.0, "tracking_error", 0, "")],
                           episode=episode)
         assert first_failure_verdict(tr) == "tracking_error"
