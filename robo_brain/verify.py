@@ -221,9 +221,6 @@ out. A re-plan of "put the large red block in the red bowl" on the final image, 
 the bowl in the listing, names the small red block: moving it would do what nobody asked."""
 
 
-CONTAINER_NOUNS = ("bowl", "tray", "container", "bowls", "trays", "containers")
-
-
 def asks_for_several(instruction: str) -> bool:
     """Whether ``instruction`` is about several objects, the only kind the re-plan on the final image looks at: it
     has a word of :data:`SEVERAL_WORDS`, or "and" with a colour that is no container's within the next three words
@@ -236,7 +233,7 @@ def asks_for_several(instruction: str) -> bool:
             continue
         for j in range(i + 1, min(i + 4, len(words))):
             nxt = words[j + 1] if j + 1 < len(words) else ""
-            if named_colour(words[j]) is not None and nxt not in CONTAINER_NOUNS:
+            if named_colour(words[j]) is not None and not (nxt and is_container(nxt)):
                 return True
     return False
 
