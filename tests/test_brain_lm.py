@@ -21,6 +21,7 @@ from robo_sim.tasks import make_task
 from robo_system.datasets.brain import SceneRenderer, camera_model
 from robo_system.datasets.brain_lm import task_words
 from robo_system.datasets.paraphrases import assign_scenes, load_paraphrases
+from tests.brain_scene_helpers import NeverAsked
 
 DATA = Path(__file__).resolve().parent / "data" / "paraphrases.jsonl"
 
@@ -551,8 +552,18 @@ def test_the_recorder_writes_down_what_the_brain_would_read_and_the_expert_answe
     assert sorted(rec.task.names) == sorted(o.name for o in task.scene.objects)
 
 
+class SceneNeverAsked(NeverAsked):
+    """A scene-reading back-end (like the brain v2) that fails the test when asked: the instruction checks that run
+    before the model refuse on their own."""
+
+    wants_scene = True
+    english_words: frozenset[str] | None = None
+
+    def plan_lines(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the model must not be asked")
+
+
 def test_an_instruction_in_another_script_is_refused_before_the_model_guesses(renderer: SceneRenderer) -> None:
-    from robo_brain.backends import BrainBackend
     from robo_brain.grounding import check_script
     from robo_brain.planner import Outcome, Planner
     from robo_common.plan_language import PlanParseError
@@ -563,18 +574,8 @@ def test_an_instruction_in_another_script_is_refused_before_the_model_guesses(re
     for text in ("put the red block in the blue bowl 🙂", "🔴➡️🥣", "stack the red cube on the 青 block", "café"):
         check_script(text)  # emoji are not letters; a word of another script among English ones is not refused
 
-    class NeverAsked(BrainBackend):
-        wants_scene = True
-        name = "never"
-
-        def generate(self, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
-            raise AssertionError("the model must not be asked")
-
-        def plan_lines(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            raise AssertionError("the model must not be asked")
-
     _, rgb, depth, camera, _ = _scene_and_pixels(renderer)
-    result = Planner(NeverAsked()).plan("把红色方块放进蓝色的碗里", rgb, depth, camera)
+    result = Planner(SceneNeverAsked()).plan("把红色方块放进蓝色的碗里", rgb, depth, camera)
     assert result.outcome == Outcome.FAILED and result.ungrounded and "cjk script" in result.reason
 
 
@@ -665,7 +666,6 @@ def test_an_instruction_mostly_in_another_language_is_refused_before_the_model_g
         renderer: SceneRenderer, monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoTokenizer
 
-    from robo_brain.backends import BrainBackend
     from robo_brain.grounding import check_english
     from robo_brain.lm.backend import whole_words
     from robo_brain.lm.weights import ENV_DIR, base_path
@@ -690,19 +690,10 @@ def test_an_instruction_mostly_in_another_language_is_refused_before_the_model_g
     for _ in range(300):
         check_english(reworded(rec, rng), lexicon)
 
-    class NeverAsked(BrainBackend):
-        wants_scene = True
-        name = "never"
-        english_words = lexicon
-
-        def generate(self, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
-            raise AssertionError("the model must not be asked")
-
-        def plan_lines(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            raise AssertionError("the model must not be asked")
-
+    backend = SceneNeverAsked()
+    backend.english_words = lexicon
     _, rgb, depth, camera, _ = _scene_and_pixels(renderer)
-    result = Planner(NeverAsked()).plan("sorteer de blokken op kleur", rgb, depth, camera)
+    result = Planner(backend).plan("sorteer de blokken op kleur", rgb, depth, camera)
     assert result.outcome == Outcome.FAILED and result.ungrounded and "not English" in result.reason
 
 
