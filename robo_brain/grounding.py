@@ -118,6 +118,10 @@ receptacle receptacles holder pan mug
 PREPOSITIONS = frozenset("to into onto in inside on toward towards at beside near next over across off".split())
 PHRASE_ENDS = PREPOSITIONS | frozenset("and then please thanks thank now but so while with without using by from of "
                                        "for a an".split())
+_PLACE_HEADS = frozenset(NOUN_KINDS) | PLACE_NOUNS | CONTAINER_NOUNS
+_MODIFIER_WORDS = MODIFIERS | COLOUR_WORDS | {"s"}  # "s": the robot's
+_OWN_WORDS = MODIFIERS | COLOUR_WORDS | _PLACE_HEADS
+"""The brain's own words: object, place and container nouns, colours, sizes and determiners."""
 
 
 def check_destination(instruction: str, scene: Sequence[SeenObject]) -> None:
@@ -126,8 +130,6 @@ def check_destination(instruction: str, scene: Sequence[SeenObject]) -> None:
     robot's left, the stack: :data:`PLACE_NOUNS`), nor only colour and size words ("on the red"): the brain would
     otherwise put the block somewhere it sees, which is not what was asked."""
     words = re.findall(r"[a-z]+", instruction.lower())
-    nouns = frozenset(NOUN_KINDS) | PLACE_NOUNS | CONTAINER_NOUNS
-    modifiers = MODIFIERS | COLOUR_WORDS | {"s"}
     for i in range(len(words) - 2):
         if words[i] not in PREPOSITIONS or words[i + 1] not in ("the", "your", "my"):
             continue
@@ -136,8 +138,7 @@ def check_destination(instruction: str, scene: Sequence[SeenObject]) -> None:
             if w in PHRASE_ENDS:
                 break
             run.append(w)
-        unknown = [w for w in run if not _near(w, nouns) and not _near(w, modifiers)]
-        if unknown and not any(_near(w, nouns) for w in run):
+        if run and not any(_near(w, _PLACE_HEADS) for w in run) and not all(_near(w, _MODIFIER_WORDS) for w in run):
             listing = ", ".join(o.name for o in scene) or "nothing"
             raise PlanParseError(1, f"the instruction asks for '{words[i]} the {' '.join(run)}', which names nothing "
                                  f"the brain sees on the table (it sees: {listing})", instruction)
@@ -157,8 +158,7 @@ def check_english(instruction: str, lexicon: frozenset[str] | None) -> None:
     if lexicon is None:
         return
     words = re.findall(r"[^\W\d_]+", instruction.lower())
-    own = MODIFIERS | COLOUR_WORDS | frozenset(NOUN_KINDS) | PLACE_NOUNS | CONTAINER_NOUNS
-    unknown = [w for w in words if w not in lexicon and not _near(w, own)]
+    unknown = [w for w in words if w not in lexicon and not _near(w, _OWN_WORDS)]
     if len(unknown) >= 2 and len(unknown) > (1.0 - ENGLISH_SHARE) * len(words):
         raise PlanParseError(1, f"not understood: {len(unknown)} of {len(words)} words are not English "
                              f"({', '.join(dict.fromkeys(unknown))}); the brain reads instructions in English",
