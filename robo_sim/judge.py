@@ -28,7 +28,8 @@ def world_failure(world: SimWorld, plan: PlanData, index: int, kind: str, grippe
     """Why the simulator's ground truth agrees that subtask ``index`` of ``plan`` has failed ("" if it does not).
 
     Checked at the moment the monitor reports ``kind`` in an episode without an injected perturbation:
-    a pick whose object left its keypoint or that closed the fingers away from the object, a place whose
+    a pick whose object left its keypoint or that closed the fingers on nothing (an opening narrower than
+    any block: even with the object a few cm from the hand, above or beside the fingers), a place whose
     object is no longer in the hand or whose release was stopped off the target's footprint, a push
     that did not move its object along (as the task's success test counts it, from where its
     keypoints say the object stood), or a failure of the arm itself (``MEASURED_KINDS``). A report
@@ -59,8 +60,8 @@ def world_failure(world: SimWorld, plan: PlanData, index: int, kind: str, grippe
             in_hand = hand_distance(world, name)
             if moved > 0.03 and in_hand > HAND_RADIUS:
                 return f"{name} is {moved * 100:.1f} cm from its grasp keypoint"
-            if width < EMPTY_WIDTH and in_hand > HAND_RADIUS:
-                return f"fingers closed {in_hand * 100:.1f} cm from {name}"
+            if width < EMPTY_WIDTH:  # narrower than any block: nothing is between the fingers, however near
+                return f"fingers closed on nothing, {in_hand * 100:.1f} cm from {name}"
         elif sub.skill == "place" and index > 0 and plan.subtasks[index - 1].skill == "pick":
             name = parse_code(plan.subtasks[index - 1].code)[1]["object"]
             in_hand = hand_distance(world, name)

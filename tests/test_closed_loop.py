@@ -79,6 +79,17 @@ def test_world_failure_confirms_only_what_the_simulator_shows() -> None:
         pos, quat = world.object_pose(body)
         world.move_object(body, pos + np.array([0.08, 0.0, 0.0]), quat)
         assert "from its grasp keypoint" in world_failure(world, plan, 0, "low_confidence")
+        # fingers closed on nothing with the block just below them (the hand stopped short of it): a missed
+        # grasp, though the block is within the "in the hand" radius of the TCP
+        world.move_object(body, pos, quat)
+        _, down = world.ee_target
+        for _ in range(400):  # the world limits each commanded step: walk the hand down to 5 cm above the block
+            world.set_ee_target(pos + np.array([0.0, 0.0, 0.05]), down)
+            world.step_control()
+        world.set_gripper(0.0)
+        world.settle(1.0)
+        assert world.gripper_width01() < 0.2 and np.linalg.norm(world.ee_pose()[0] - pos) < 0.06
+        assert "fingers closed on nothing" in world_failure(world, plan, 0, "grasp_missed")
     finally:
         world.close()
 
