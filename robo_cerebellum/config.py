@@ -33,6 +33,11 @@ class CerebellumConfig:
         visual_dim: Size of the cached visual feature.
         code_buckets: Hash buckets of the subtask code tokens.
         code_tokens: Code tokens kept per subtask.
+        code_vocabulary: The words of the subtask code the policy was trained on (the training plans'
+            words, written by ``train``). A word outside it (a held-out colour: "purple") is left out of
+            the code input: its hash bucket's embedding never received a gradient and is still its random
+            initialisation, which moved the code vector off everything the policy had seen (pushes of a
+            purple or cyan block went sideways). Empty: every word is hashed (checkpoints from before).
         policy_hz: Rate the policy was trained at (one step per control period of the data).
         workspace_center: Centre used to normalise positions (m, base frame).
         workspace_scale: Scale used to normalise positions (m).
@@ -62,6 +67,7 @@ class CerebellumConfig:
     visual_dim: int = 128
     code_buckets: int = 256
     code_tokens: int = 12
+    code_vocabulary: tuple[str, ...] = ()
     policy_hz: float = 20.0
     workspace_center: tuple[float, float, float] = (0.5, 0.0, 0.15)
     workspace_scale: float = 0.3
@@ -79,6 +85,7 @@ class CerebellumConfig:
         self.workspace_center = tuple(float(v) for v in self.workspace_center)  # type: ignore[assignment]
         self.skills = tuple(self.skills)
         self.keypoint_slots = tuple(self.keypoint_slots)
+        self.code_vocabulary = tuple(self.code_vocabulary)
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
         for name in ("hidden_size", "num_layers", "state_size", "head_dim", "chunk_size", "image_size",
@@ -115,6 +122,7 @@ class CerebellumConfig:
         data["workspace_center"] = list(self.workspace_center)
         data["skills"] = list(self.skills)
         data["keypoint_slots"] = list(self.keypoint_slots)
+        data["code_vocabulary"] = list(self.code_vocabulary)
         return data
 
     def save(self, path: Path) -> None:

@@ -31,12 +31,23 @@ def skill_index(skill: str, cfg: CerebellumConfig) -> int:
         raise ValueError(f"unknown skill {skill!r}; the policy knows {list(cfg.skills)}") from None
 
 
+def code_words(code: str) -> list[str]:
+    """The lower-case words and numbers of a pseudo-code line, in order (what the code input hashes)."""
+    return _WORD.findall(code.lower())
+
+
 def code_token_ids(code: str, cfg: CerebellumConfig) -> np.ndarray:
     """Hash the words of a pseudo-code line into ``code_tokens`` bucket ids (0 = padding).
 
-    Hashing (crc32) keeps unseen words (a new colour) usable without a vocabulary file.
+    Hashing (crc32) needs no vocabulary file. With a ``code_vocabulary`` in the config, a word outside
+    it is left out (an untrained bucket's embedding is noise to the policy); the keypoints still say
+    where the object is.
     """
-    words = _WORD.findall(code.lower())[: cfg.code_tokens]
+    words = code_words(code)
+    if cfg.code_vocabulary:
+        known = set(cfg.code_vocabulary)
+        words = [w for w in words if w in known]
+    words = words[: cfg.code_tokens]
     ids = np.zeros(cfg.code_tokens, np.int64)
     for i, word in enumerate(words):
         ids[i] = 1 + zlib.crc32(word.encode()) % (cfg.code_buckets - 1)

@@ -36,7 +36,7 @@ from robo_cerebellum.dataset import (
     Episode,
     load_episodes,
 )
-from robo_cerebellum.features import sequence_inputs
+from robo_cerebellum.features import code_words, sequence_inputs
 from robo_cerebellum.model import CerebellumNet, target_rotation
 from robo_cerebellum.policy import CerebellumPolicy
 from robo_cerebellum.rotations import geodesic_angle, quat_to_rot6d, rot6d_to_matrix
@@ -256,6 +256,7 @@ def train(data: Path, out: Path, model_cfg: CerebellumConfig, train_cfg: TrainCo
     out.mkdir(parents=True, exist_ok=True)
     episodes, bad = load_episodes(Path(data), model_cfg, progress)
     model_cfg = _with_data_rate(model_cfg, episodes)
+    model_cfg = replace(model_cfg, code_vocabulary=code_vocabulary(episodes))
     val = [e for e in episodes if is_validation(e.name, train_cfg.val_fraction)]
     train_eps = [e for e in episodes if not is_validation(e.name, train_cfg.val_fraction)]
     if not train_eps or not val:
@@ -294,6 +295,13 @@ def train(data: Path, out: Path, model_cfg: CerebellumConfig, train_cfg: TrainCo
                "best_val_loss": state["best"], "epochs_done": state["epoch"], "history": state["history"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def code_vocabulary(episodes: list[Episode]) -> tuple[str, ...]:
+    """The sorted words of every subtask code of ``episodes``' plans, and of ``done()``: what the policy's code
+    input is trained on (a word outside it is left out at run time: :func:`code_token_ids`)."""
+    words = {w for ep in episodes for sub in ep.plan.subtasks for w in code_words(sub.code)}
+    return tuple(sorted(words | set(code_words("done()"))))
 
 
 def _with_data_rate(model_cfg: CerebellumConfig, episodes: list[Episode]) -> CerebellumConfig:

@@ -48,6 +48,17 @@ def test_features_unknown_skill_and_hashing() -> None:
     assert kp[6] == 1.0 and kp[13] == 0.0  # grasp slot present, place slot absent
 
 
+def test_a_code_word_outside_the_trained_vocabulary_is_left_out() -> None:
+    words = ("pick", "object", "red", "block", "done")
+    cfg = CerebellumConfig(**TINY, code_vocabulary=words)
+    cyan, bare = code_token_ids('pick(object="cyan block")', cfg), code_token_ids('pick(object="block")', cfg)
+    assert (cyan == bare).all() and int((cyan > 0).sum()) == 3  # "cyan" dropped, not hashed to a random row
+    assert (code_token_ids('pick(object="red block")', cfg) > 0).sum() == 4
+    everything = CerebellumConfig(**TINY)  # no vocabulary (older checkpoints): every word is hashed
+    assert int((code_token_ids('pick(object="cyan block")', everything) > 0).sum()) == 4
+    assert CerebellumConfig(**cfg.to_dict()).code_vocabulary == words
+
+
 def _subtasks() -> list[SubtaskData]:
     return [SubtaskData(0, 'pick(object="red block")', "pick", [KeypointData("grasp", (0.5, 0.1, 0.02))]),
             SubtaskData(1, 'place(target="blue bowl")', "place", [KeypointData("place", (0.4, -0.1, 0.03))])]

@@ -83,7 +83,8 @@ def test_train_resume_and_closed_loop(bags: Path, tmp_path: Path) -> None:
     assert [h["epoch"] for h in log] == [1, 2]
     with pytest.raises(ValueError, match="another model config"):
         train(bags, out, CerebellumConfig(**{**TINY, "hidden_size": 64}), tcfg, progress=False)
-    CerebellumPolicy.load(out)
+    vocabulary = CerebellumPolicy.load(out).cfg.code_vocabulary
+    assert {"pick", "place", "object", "target", "done"} <= set(vocabulary) and list(vocabulary) == sorted(vocabulary)
     report = evaluate(out, 1, "seen", perturb=["slip"], workers=1, cfg=ClosedLoopConfig(timeout_s=3.0),
                       progress=False)
     assert report["episodes"] == 1 and report["perturbed_episodes"] == 1
