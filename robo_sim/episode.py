@@ -31,7 +31,7 @@ import numpy as np
 from robo_common.plan_types import KeypointData, PlanData
 from robo_common.rates import seconds_to_steps
 from robo_sim import catalog
-from robo_sim.expert import ControlOutput, ExpertConfig, ExpertController, expert_plan, parse_code
+from robo_sim.expert import ControlOutput, ExpertConfig, ExpertController, expert_plan, parse_code, step_code
 from robo_sim.scene import build_scene
 from robo_sim.tasks import PUSH_MIN_ALONG, Task, make_task
 from robo_sim.world import SimWorld, WorldConfig
@@ -485,10 +485,7 @@ class Perturber:
         self.event = FailureLabel(self.mode, step, f"{name} {detail} by {dist:.2f} m")
 
     def _first_code(self) -> str:
-        s = self.task.steps[0]
-        if s.skill == "push":
-            return f'push(object="{s.arg}", direction="{s.direction}")'
-        return f'pick(object="{s.arg}")'
+        return step_code(self.task.steps[0])
 
 
 def run_many(

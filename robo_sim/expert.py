@@ -118,20 +118,27 @@ def push_points(
     return start, start + d * (PUSH_DISTANCE + cfg.push_gap)
 
 
+def step_code(step: SkillStep) -> str:
+    """The pseudo-code line of one expert step, e.g. ``push(object="red block", direction="left")``."""
+    if step.skill == "pick":
+        return f'pick(object="{step.arg}")'
+    if step.skill == "place":
+        return f'place(target="{step.arg}")'
+    if step.skill == "push":
+        return f'push(object="{step.arg}", direction="{step.direction}")'
+    raise ValueError(f"unknown skill {step.skill!r}")
+
+
 def _subtask(world: SimWorld, index: int, step: SkillStep, cfg: ExpertConfig) -> SubtaskData:
+    code = step_code(step)
     if step.skill == "pick":
         pos, _ = world.object_pose(world.object_by_name(step.arg).body_id)
-        return SubtaskData(index, f'pick(object="{step.arg}")', "pick", [_keypoint(world, "grasp", pos)])
+        return SubtaskData(index, code, "pick", [_keypoint(world, "grasp", pos)])
     if step.skill == "place":
         pt = place_point(world, step.arg, step.slot)
-        return SubtaskData(index, f'place(target="{step.arg}")', "place", [_keypoint(world, "place", pt)])
-    if step.skill == "push":
-        s, e = push_points(world, step.arg, step.direction, cfg)
-        code = f'push(object="{step.arg}", direction="{step.direction}")'
-        return SubtaskData(
-            index, code, "push", [_keypoint(world, "push_start", s), _keypoint(world, "push_end", e)]
-        )
-    raise ValueError(f"unknown skill {step.skill!r}")
+        return SubtaskData(index, code, "place", [_keypoint(world, "place", pt)])
+    s, e = push_points(world, step.arg, step.direction, cfg)
+    return SubtaskData(index, code, "push", [_keypoint(world, "push_start", s), _keypoint(world, "push_end", e)])
 
 
 def expert_plan(task: Task, world: SimWorld, config: ExpertConfig | None = None) -> PlanData:

@@ -298,3 +298,22 @@ def test_the_shipped_cerebellum_turns_the_hand_and_pushes_a_block_to_the_side() 
         world.close()
     assert max(yaws) > 80.0, f"the hand turned at most {max(yaws):.1f} degrees"
     assert row["success"] and row["detected"] is None, row
+
+
+@pytest.mark.parametrize("name", ["cerebellum", "cerebellum_200hz"])
+def test_a_shipped_cerebellum_knows_the_words_of_its_training_plans(name: str) -> None:
+    """``code_vocabulary`` of the shipped checkpoints is the words of the plans they were trained on (the seen
+    split, seeds 0-959: their model cards); a held-out colour is outside it and left out of the code input."""
+    from robo_cerebellum.features import code_token_ids, code_words
+    from robo_cerebellum.policy import CerebellumPolicy
+    from robo_sim.expert import step_code
+    from robo_sim.tasks import make_task
+
+    words = set(code_words("done()"))
+    for seed in range(960):
+        words |= {w for step in make_task(seed, "seen").steps for w in code_words(step_code(step))}
+    cfg = CerebellumPolicy.load(resource_path("models", name)).cfg
+    assert set(cfg.code_vocabulary) == words
+    purple, bare = code_token_ids('push(object="purple block", direction="left")', cfg), code_token_ids(
+        'push(object="block", direction="left")', cfg)
+    assert (purple == bare).all()
