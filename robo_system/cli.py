@@ -204,6 +204,8 @@ def _closed_loop_arguments(p: argparse.ArgumentParser, episodes: int = 100) -> N
     p.add_argument("--episodes", type=int, default=episodes, help="clean episodes (and per perturbation mode)")
     p.add_argument("--split", choices=["seen", "unseen"], default="seen")
     p.add_argument("--seed0", type=int, default=100_000, help="first seed (training used lower seeds)")
+    p.add_argument("--family", action="append", default=None, metavar="FAMILY",
+                   help="only this task family (repeatable; default: pick_place, stack, rearrange, push in turn)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--max-corrections", type=int, default=3, help="revised plans per episode")
     p.add_argument("--timeout", type=float, default=60.0, help="simulated seconds per episode")
@@ -241,10 +243,10 @@ def _eval(args: argparse.Namespace) -> int:
             from robo_system.stack import evaluate_ros
 
             result = evaluate_ros(args.checkpoint, brain, args.episodes, args.split, args.seed0, cfg,
-                                  stacks=args.ros_stacks, perturb=args.perturb)
+                                  stacks=args.ros_stacks, perturb=args.perturb, families=args.family)
         else:
             result = evaluate(args.checkpoint, args.episodes, args.split, args.perturb, args.seed0, args.workers,
-                              cfg, brain=brain)
+                              cfg, brain=brain, families=args.family)
     except (CheckpointError, ValueError, RuntimeError) as exc:
         LOG.error("%s", exc)
         return 2
@@ -276,7 +278,8 @@ def _eval_correction(args: argparse.Namespace) -> int:
         if unknown:
             raise ValueError(f"unknown perturbation mode(s) {unknown}; known: {list(PERTURB_MODES)}")
         result = correction_value(args.checkpoint, brain, args.episodes, args.split, args.perturb, args.seed0,
-                                  args.ros_stacks if args.ros else args.workers, cfg, ros=args.ros)
+                                  args.ros_stacks if args.ros else args.workers, cfg, ros=args.ros,
+                                  families=args.family)
     except (CheckpointError, ValueError, RuntimeError) as exc:
         LOG.error("%s", exc)
         return 2

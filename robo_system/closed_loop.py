@@ -318,11 +318,19 @@ def _worker(job: tuple[str, BrainSpec, list[tuple[int, str, str | None, str | No
         world.close()
 
 
-def episode_specs(episodes: int, split: str, modes: list[str | None], seed0: int) -> list[tuple]:
-    """``(seed, split, family, mode)`` for ``episodes`` episodes per mode; families cycle, seeds are shared
-    across modes so that runs with and without a setting compare the same scenes."""
-    return [(seed0 + i // len(FAMILIES), split, FAMILIES[i % len(FAMILIES)], mode)
-            for mode in modes for i in range(episodes)]
+def episode_specs(episodes: int, split: str, modes: list[str | None], seed0: int,
+                  families: list[str] | None = None) -> list[tuple]:
+    """``(seed, split, family, mode)`` for ``episodes`` episodes per mode; ``families`` (default: all four)
+    cycle, seeds are shared across modes so that runs with and without a setting compare the same scenes.
+
+    Raises:
+        ValueError: a family the simulator does not have.
+    """
+    fams = tuple(families) if families else FAMILIES
+    unknown = sorted(set(fams) - set(FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown task families {unknown}; the simulator has {list(FAMILIES)}")
+    return [(seed0 + i // len(fams), split, fams[i % len(fams)], mode) for mode in modes for i in range(episodes)]
 
 
 def run_specs(checkpoint: Path, brain: BrainSpec, specs: list[tuple], cfg: ClosedLoopConfig, workers: int = 2,
@@ -338,11 +346,12 @@ def run_specs(checkpoint: Path, brain: BrainSpec, specs: list[tuple], cfg: Close
 
 def evaluate(checkpoint: Path, episodes: int, split: str, perturb: list[str] | None = None, seed0: int = 0,
              workers: int = 2, cfg: ClosedLoopConfig | None = None, progress: bool = True,
-             brain: BrainSpec | None = None) -> dict:
-    """Run ``episodes`` clean episodes plus ``episodes`` per perturbation mode; returns the report."""
+             brain: BrainSpec | None = None, families: list[str] | None = None) -> dict:
+    """Run ``episodes`` clean episodes plus ``episodes`` per perturbation mode (of ``families``, default all);
+    returns the report."""
     cfg = cfg or ClosedLoopConfig()
     brain = brain or BrainSpec()
-    specs = episode_specs(episodes, split, [None, *(perturb or [])], seed0)
+    specs = episode_specs(episodes, split, [None, *(perturb or [])], seed0, families)
     t0 = time.perf_counter()
     rows = run_specs(checkpoint, brain, specs, cfg, workers, progress, f"closed loop {brain.name} {split}")
     out = report(rows, split, time.perf_counter() - t0)
@@ -428,8 +437,9 @@ def verdict_matrix(pairs: list[tuple[bool, bool]]) -> dict:
 
 def correction_value(checkpoint: Path, brain: BrainSpec, episodes: int, split: str, modes: list[str],
                      seed0: int = 0, workers: int = 2, cfg: ClosedLoopConfig | None = None,
-                     progress: bool = True, ros: bool = False) -> dict:
-    """Success with and without correction on the same perturbed episodes, per perturbation mode.
+                     progress: bool = True, ros: bool = False, families: list[str] | None = None) -> dict:
+    """Success with and without correction on the same perturbed episodes (of ``families``, default all), per
+    perturbation mode.
 
     ``ros``: run the episodes as nodes over DDS (sim_node injects the perturbations; ``workers`` stacks
     side by side, each in its own ROS domain) instead of in one process.
@@ -438,7 +448,7 @@ def correction_value(checkpoint: Path, brain: BrainSpec, episodes: int, split: s
     plan, and failed without correction (the revision is what made the difference).
     """
     cfg = cfg or ClosedLoopConfig()
-    specs = episode_specs(episodes, split, list(modes), seed0)
+    specs = episode_specs(episodes, split, list(modes), seed0, families)
     t0 = time.perf_counter()
     if ros:
         from robo_system.stack import ros_rows

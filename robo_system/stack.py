@@ -587,7 +587,7 @@ def ros_rows(checkpoint: Path, brain, specs: list[tuple], cfg, timeout_s: float 
 
 def evaluate_ros(checkpoint: Path, brain, episodes: int, split: str, seed0: int, cfg,  # noqa: ANN001
                  timeout_s: float | None = None, log_dir: Path = Path("runs/ros-eval"), progress: bool = True,
-                 stacks: int = 1, perturb: list[str] | None = None) -> dict:
+                 stacks: int = 1, perturb: list[str] | None = None, families: list[str] | None = None) -> dict:
     """The closed-loop evaluation's episodes (same seeds and families, clean plus ``episodes`` per
     perturbation mode) run as nodes over DDS.
 
@@ -597,7 +597,7 @@ def evaluate_ros(checkpoint: Path, brain, episodes: int, split: str, seed0: int,
     """
     from robo_system.closed_loop import episode_specs, report
 
-    specs = episode_specs(episodes, split, [None, *(perturb or [])], seed0)
+    specs = episode_specs(episodes, split, [None, *(perturb or [])], seed0, families)
     t0 = time.perf_counter()
     rows = ros_rows(checkpoint, brain, specs, cfg, timeout_s, log_dir, progress, stacks)
     out = report(rows, split, time.perf_counter() - t0)

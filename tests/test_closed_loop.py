@@ -317,3 +317,19 @@ def test_a_shipped_cerebellum_knows_the_words_of_its_training_plans(name: str) -
     purple, bare = code_token_ids('push(object="purple block", direction="left")', cfg), code_token_ids(
         'push(object="block", direction="left")', cfg)
     assert (purple == bare).all()
+
+
+def test_episode_specs_cycle_the_asked_families_and_refuse_an_unknown_one() -> None:
+    from robo_cli.main import build_parser
+    from robo_system.closed_loop import episode_specs
+
+    specs = episode_specs(6, "unseen", [None], 200_000, ["push"])
+    assert [s[0] for s in specs] == list(range(200_000, 200_006)) and {s[2] for s in specs} == {"push"}
+    both = episode_specs(4, "seen", [None, "slip"], 0, ["stack", "push"])
+    assert [(s[0], s[2], s[3]) for s in both[:4]] == [(0, "stack", None), (0, "push", None), (1, "stack", None),
+                                                     (1, "push", None)]
+    assert len(both) == 8 and len(episode_specs(8, "seen", [None], 0)) == 8
+    with pytest.raises(ValueError, match="unknown task families"):
+        episode_specs(4, "seen", [None], 0, ["juggle"])
+    args = build_parser().parse_args(["eval", "closed-loop", "--family", "push", "--family", "stack"])
+    assert args.family == ["push", "stack"]
