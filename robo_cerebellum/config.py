@@ -34,10 +34,10 @@ class CerebellumConfig:
         code_buckets: Hash buckets of the subtask code tokens.
         code_tokens: Code tokens kept per subtask.
         code_vocabulary: The words of the subtask code the policy was trained on (the training plans'
-            words, written by ``train``). A word outside it (a held-out colour: "purple") is left out of
-            the code input: its hash bucket's embedding never received a gradient and is still its random
-            initialisation, which moved the code vector off everything the policy had seen (pushes of a
-            purple or cyan block went sideways). Empty: every word is hashed (checkpoints from before).
+            words, written by ``train``). A word outside it (a held-out colour) is left out of the code
+            input: hashed, it lands on a bucket whose embedding never received a gradient ("cyan") or on a
+            training word's ("purple" on "done"), and pushes of a purple or cyan block went sideways.
+            Empty: every word is hashed (checkpoints from before).
         policy_hz: Rate the policy was trained at (one step per control period of the data).
         workspace_center: Centre used to normalise positions (m, base frame).
         workspace_scale: Scale used to normalise positions (m).
