@@ -68,6 +68,9 @@ class PolicyState:
     visual: torch.Tensor | None = None
     subtask: SubtaskData | None = None
     keypoints: dict[str, np.ndarray] = field(default_factory=dict)
+    # the active subtask's skill and code inputs, built once in set_subtask (not on every step)
+    skill_id: torch.Tensor | None = None
+    code_ids: torch.Tensor | None = None
 
 
 class CerebellumPolicy:
@@ -122,10 +125,12 @@ class CerebellumPolicy:
         Raises:
             ValueError: for a skill the policy does not know.
         """
-        skill_index(subtask.skill, self.cfg)
+        skill_id = torch.tensor([[skill_index(subtask.skill, self.cfg)]])
         self.state.subtask = subtask
         self.state.steps_in_subtask = 0
         self.state.keypoints = {kp.name: np.asarray(kp.point, np.float64) for kp in subtask.keypoints}
+        self.state.skill_id = skill_id
+        self.state.code_ids = torch.from_numpy(code_token_ids(subtask.code, self.cfg))[None, None]
 
     @torch.inference_mode()
     def update_image(self, rgb: np.ndarray, depth: np.ndarray) -> None:
@@ -155,12 +160,10 @@ class CerebellumPolicy:
     def _embed(self, obs: Observation) -> torch.Tensor:
         st, cfg = self.state, self.cfg
         visual = st.visual if st.visual is not None else torch.zeros(cfg.visual_dim)
-        skill = torch.tensor([[skill_index(st.subtask.skill, cfg)]])
-        code = torch.from_numpy(code_token_ids(st.subtask.code, cfg))[None, None]
         kp = torch.from_numpy(keypoint_features(st.keypoints, obs.ee_pos, cfg))[None, None]
         pr = torch.from_numpy(proprio_features(obs.ee_pos, obs.ee_quat, obs.gripper_width, st.steps_in_subtask,
                                                cfg))[None, None]
-        return self.net.embed(visual[None, None], skill, code, kp, pr)
+        return self.net.embed(visual[None, None], st.skill_id, st.code_ids, kp, pr)
 
     def _command(self, obs: Observation, out: dict[str, torch.Tensor]) -> Command:
         delta = out["delta"][0, 0].double().numpy() * self.cfg.delta_scale
