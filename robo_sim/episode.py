@@ -31,7 +31,7 @@ import numpy as np
 from robo_common.plan_types import KeypointData, PlanData
 from robo_common.rates import seconds_to_steps
 from robo_sim import catalog
-from robo_sim.expert import ControlOutput, ExpertConfig, ExpertController, expert_plan, parse_code, step_code
+from robo_sim.expert import ControlOutput, ExpertConfig, ExpertController, expert_plan, parse_code
 from robo_sim.scene import build_scene
 from robo_sim.tasks import PUSH_MIN_ALONG, Task, make_task
 from robo_sim.world import SimWorld, WorldConfig
@@ -470,7 +470,7 @@ class Perturber:
                 self._knock(step, 0.07, "knocked sideways during push")
 
     def _knock(self, step: int, dist: float, detail: str) -> None:
-        name = parse_code(self._first_code())[1]["object"]
+        name = self.task.steps[0].arg  # the first step is a pick or a push: its argument is the object
         info = self.world.object_by_name(name)
         pos, quat = self.world.object_pose(info.body_id)
         if self.task.family == "push":
@@ -483,9 +483,6 @@ class Perturber:
         new[:2] += direction * dist
         self.world.move_object(info.body_id, new, quat)
         self.event = FailureLabel(self.mode, step, f"{name} {detail} by {dist:.2f} m")
-
-    def _first_code(self) -> str:
-        return step_code(self.task.steps[0])
 
 
 def run_many(
