@@ -42,6 +42,13 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--state-delay", type=float, default=0.0, metavar="S",
                        help="train on robot states that each arrive up to this long (s) late, the newest arrived "
                             "seen (DDS's state age and jitter; models/cerebellum_200hz used 0.015); 0: off")
+    train.add_argument("--width-drift", type=float, default=0.0, metavar="W",
+                       help="std of a slowly wandering offset added to the observed finger width (0-1) in the drift "
+                            "episodes, so the policy cannot copy the width it sees into its gripper command "
+                            "(0.15 for 200 Hz recordings); 0: off")
+    train.add_argument("--progress-lead", action="store_true",
+                       help="label progress at the commanded target (--target-lead ahead, as the pose): a subtask's "
+                            "end then spans the lead, not one step")
     train.add_argument("--progress-done", type=float, default=0.95, metavar="P",
                        help="progress head value that ends a subtask at run time (kept in the checkpoint's config; "
                             "models/cerebellum_200hz uses 0.82: at 200 Hz the progress labels hold 0.875 while the "
@@ -70,7 +77,8 @@ def _train(args: argparse.Namespace) -> int:
         train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
                                 max_minutes=args.max_minutes, seed=args.seed, drift_noise_m=args.drift_noise,
                                 gripper_weight=args.gripper_weight, rotation_weight=args.rotation_weight,
-                                state_delay_s=args.state_delay)
+                                state_delay_s=args.state_delay, width_drift=args.width_drift,
+                                progress_lead=args.progress_lead)
         summary = train(args.data, args.out, model_cfg, train_cfg)
     except (ValueError, FileNotFoundError) as exc:
         LOG.error("%s", exc)

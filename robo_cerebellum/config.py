@@ -50,6 +50,9 @@ class CerebellumConfig:
             same step's target leads the measured pose by ~2 mm, close to the arm's steady-state error, and
             the policy learned "a little ahead of where the hand is": it stalled 1 cm above a place point
             with the gripper command at 0.49. 0.05 s ahead is the lead a 20 Hz policy commands.
+        camera_hz: Rate of the camera frames in the training data (Hz; written by ``train`` from the
+            recordings). ``cerebellum_node`` feeds the policy frames at this rate (``policy_image_hz``).
+            0: unknown (every frame).
         time_input: Feed the time spent in the current subtask as an input. Off by default: with it the
             policy learned to close and open the gripper on a clock (the demonstrations' timing) rather
             than on where the hand is, and in closed loop, where the arm lags the expert, it released
@@ -76,6 +79,7 @@ class CerebellumConfig:
     depth_scale: float = 0.5
     progress_done: float = 0.95
     target_lead_s: float = 0.0
+    camera_hz: float = 0.0
     time_input: bool = False
     skills: tuple[str, ...] = SKILLS
     keypoint_slots: tuple[str, ...] = KEYPOINT_SLOTS
@@ -101,6 +105,8 @@ class CerebellumConfig:
                 raise ValueError(f"CerebellumConfig.{name} must be > 0, got {getattr(self, name)!r}")
         if not 0.0 <= self.target_lead_s <= 1.0:
             raise ValueError(f"target_lead_s must be in [0, 1] s, got {self.target_lead_s}")
+        if not self.camera_hz >= 0.0:
+            raise ValueError(f"camera_hz must be >= 0, got {self.camera_hz!r}")
         if not 0.5 <= self.progress_done <= 1.0:
             raise ValueError(f"progress_done must be in [0.5, 1], got {self.progress_done}")
         if len(self.workspace_center) != 3:

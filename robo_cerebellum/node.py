@@ -45,7 +45,14 @@ from robo_cerebellum.model import mamba_kernels
 from robo_cerebellum.params import PARAMETERS, settings_from_parameters
 from robo_cerebellum.policy import CerebellumPolicy, CheckpointError, Observation
 from robo_cerebellum.safety import Verdict
-from robo_cerebellum.scheduling import ControlSchedule, PolicySchedule, StatusThrottle, Throttle, raise_priority
+from robo_cerebellum.scheduling import (
+    ControlSchedule,
+    FrameThinner,
+    PolicySchedule,
+    StatusThrottle,
+    Throttle,
+    raise_priority,
+)
 from robo_cerebellum.state_gate import GateResult, RefusalSummary, StateGate
 from robo_common import constants as C
 from robo_common.bags import finger_width01
@@ -118,10 +125,13 @@ class CerebellumNode(Node):
         self.executor_core = PlanExecutor(policy, cfg.safety, cfg.monitor, cfg.scene, cfg.grounding, cfg.max_subtasks)
         self.policy_period = 1.0 / policy.cfg.policy_hz
         self._status_throttle = StatusThrottle(cfg.status_period_s)
+        self._policy_frames = FrameThinner(cfg.policy_image_hz or policy.cfg.camera_hz)
         self.stream = CommandStream(cfg.safety.state_timeout_s, cfg.interpolation_s)
-        pc = policy.cfg
+        pc, period = policy.cfg, self._policy_frames.period
+        frames = f"at {1.0 / period:g} Hz" if period else "every one"
         self.get_logger().info(f"cerebellum up: {cfg.checkpoint} ({pc.backbone} {pc.hidden_size}x{pc.num_layers}), "
-                               f"loop {self.rate:.0f} Hz, policy {pc.policy_hz:.0f} Hz"
+                               f"loop {self.rate:.0f} Hz, policy {pc.policy_hz:.0f} Hz, camera frames to the policy "
+                               f"{frames}"
                                + (f", {mamba_kernels()}" if pc.backbone == "mamba2" else ""))
 
     def _make_interfaces(self) -> None:
@@ -296,7 +306,8 @@ class CerebellumNode(Node):
         if self._new_image and self._rgb is not None and self._depth is not None:
             self._new_image = False
             try:
-                core.policy.update_image(self._rgb, self._depth)
+                if self._policy_frames.due(self._depth_stamp):
+                    core.policy.update_image(self._rgb, self._depth)
             except ValueError as exc:
                 return self.get_logger().error(f"camera frame not usable: {exc}", throttle_duration_sec=2.0)
             cam = self._camera.model

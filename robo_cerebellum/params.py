@@ -50,6 +50,9 @@ PARAMETERS: dict[str, tuple[object, str]] = {
                               "nothing but progress changes (a new state, subtask or detail goes out at once); on "
                               "the state stamps' grid under use_sim_time, where a lock-stepped sim_node waits on "
                               "it. A policy at the control rate (200 Hz) would otherwise publish 200 a second."),
+    "policy_image_hz": (0.0, "Rate at which camera frames reach the policy (Hz, by their stamps); 0: the rate of the "
+                             "checkpoint's training images (config.json camera_hz; every frame for a checkpoint "
+                             "without one). The scene checks see every frame."),
     "interpolation_s": (0.0, "Blend a new policy target in from the previous one over this long (s); 0: at once "
                              "(as in the demonstrations). A smoother command costs up to this much lag."),
 }
@@ -71,6 +74,7 @@ class NodeSettings:
     max_subtasks: int
     interpolation_s: float
     status_period_s: float
+    policy_image_hz: float
 
 
 def settings_from_parameters(par: Mapping[str, object]) -> NodeSettings:
@@ -83,6 +87,8 @@ def settings_from_parameters(par: Mapping[str, object]) -> NodeSettings:
     rate = float(par["control_rate_hz"])
     if not 1.0 <= rate <= 2000.0:
         raise ValueError(f"control_rate_hz must be in [1, 2000], got {rate!r}")
+    if not float(par["policy_image_hz"]) >= 0.0:
+        raise ValueError(f"policy_image_hz must be >= 0 Hz, got {par['policy_image_hz']!r}")
     if int(par["max_subtasks"]) < 1 or int(par["torch_threads"]) < 1:
         raise ValueError(f"max_subtasks and torch_threads must be >= 1, got {par['max_subtasks']!r}, "
                          f"{par['torch_threads']!r}")
@@ -102,4 +108,5 @@ def settings_from_parameters(par: Mapping[str, object]) -> NodeSettings:
         max_subtasks=int(par["max_subtasks"]),
         interpolation_s=max(0.0, float(par["interpolation_s"])),
         status_period_s=max(0.0, float(par["status_period_s"])),
+        policy_image_hz=float(par["policy_image_hz"]),
     )

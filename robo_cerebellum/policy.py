@@ -116,8 +116,10 @@ class CerebellumPolicy:
 
     # ------------------------------------------------------------------ episode API
     def reset(self) -> None:
-        """Forget the recurrent state (a new plan)."""
-        self.state = PolicyState()
+        """Forget the recurrent state (a new plan). The latest camera frame's feature stays: it is still what
+        the camera saw last (in training every step has one), and the next frame may be up to a camera period
+        away."""
+        self.state = PolicyState(visual=self.state.visual)
 
     def set_subtask(self, subtask: SubtaskData) -> None:
         """Make ``subtask`` the active one (keeps the recurrent state).

@@ -121,3 +121,31 @@ class Throttle:
     def reset(self) -> None:
         """The next event goes through."""
         self.last = -math.inf
+
+
+class FrameThinner:
+    """Which camera frames reach the policy: one every ``1 / rate_hz`` by the frames' own stamps, the first at
+    once. A policy trained on 5 Hz frames saw its visual feature change every 40 steps at 200 Hz; fed every
+    frame of a 15 Hz camera it meets a rhythm it was never trained on. ``rate_hz`` 0: every frame.
+
+    A frame is due when its stamp is at least 0.9 periods after the last one let through (so a 15 Hz camera
+    gives every third frame for 5 Hz, not every fourth); a stamp that goes back (a restarted simulator, a
+    replayed bag) lets its frame through and restarts the count.
+    """
+
+    def __init__(self, rate_hz: float) -> None:
+        """Let the first frame through."""
+        if not rate_hz >= 0.0:
+            raise ValueError(f"policy image rate must be >= 0 Hz, got {rate_hz!r}")
+        self.period = 1.0 / rate_hz if rate_hz > 0 else 0.0
+        self.last = -math.inf
+
+    def due(self, stamp: float | None) -> bool:
+        """True (and counts as let through) when the frame stamped ``stamp`` (s) goes to the policy; a frame
+        without a stamp always does."""
+        if self.period <= 0.0 or stamp is None or not math.isfinite(stamp):
+            return True
+        if stamp - self.last >= 0.9 * self.period or stamp < self.last:
+            self.last = stamp
+            return True
+        return False

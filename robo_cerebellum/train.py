@@ -58,6 +58,8 @@ class TrainConfig:
     drift_noise_m: float = 0.01
     drift_fraction: float = 0.5
     state_delay_s: float = 0.0
+    width_drift: float = 0.0
+    progress_lead: bool = False
     gripper_weight: float = 2.0
     rotation_weight: float = 1.0
     threads: int = 2
@@ -75,6 +77,8 @@ class TrainConfig:
                              f"{self}")
         if not 0.0 <= self.drift_fraction <= 1.0:
             raise ValueError(f"drift_fraction must be in [0, 1], got {self.drift_fraction}")
+        if not 0.0 <= self.width_drift <= 0.5:
+            raise ValueError(f"width_drift must be in [0, 0.5], got {self.width_drift}")
         if not 0.0 <= self.state_delay_s <= 0.5:
             raise ValueError(f"state_delay_s must be in [0, 0.5] s, got {self.state_delay_s}")
 
@@ -114,7 +118,8 @@ def delayed_index(length: int, max_steps: int, rng: np.random.Generator) -> np.n
 
 
 def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator | None, noise: float,
-                    drift_m: float = 0.0, drift_fraction: float = 0.0, state_delay_s: float = 0.0) -> dict:
+                    drift_m: float = 0.0, drift_fraction: float = 0.0, state_delay_s: float = 0.0,
+                    width_drift: float = 0.0, progress_lead: bool = False) -> dict:
     """Inputs and targets of one episode.
 
     The observed end-effector position is perturbed (DART-style): white noise of ``noise`` (m) per step and,
@@ -123,6 +128,14 @@ def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator
     states the expert never visited (the states a lagging or drifting policy reaches in closed loop).
     With ``state_delay_s`` the observed robot state (pose and finger width) is the newest of states that each
     arrive up to that long late (:func:`delayed_index`): the age and jitter of a state that crossed DDS.
+
+    With ``width_drift``, in ``drift_fraction`` of the episodes (drawn apart from the position's) the observed
+    finger width (0-1) carries a slowly wandering offset of that standard deviation: at 200 Hz the command of
+    one step is nearly the width seen a few steps later, and a policy that learned to copy it opened its
+    fingers wide when a push pressed them apart (and closed them when a block squeezed them). With
+    ``progress_lead`` the progress label is the one of the commanded target (``cfg.target_lead_s`` ahead, as
+    the pose label): a subtask's label of 1.0 then lasts the lead (50 ms, ten steps at 200 Hz, as long as its
+    one step at 20 Hz) instead of one step the head cannot learn to hit.
     """
     a = ep.arrays
     seen = (delayed_index(ep.length, seconds_to_steps(state_delay_s, ep.rate_hz, minimum=0), rng)
@@ -132,15 +145,19 @@ def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator
         ee_pos = ee_pos + rng.normal(0, noise, ee_pos.shape)
     if rng is not None and drift_m > 0 and rng.random() < drift_fraction:
         ee_pos = ee_pos + drift(len(ee_pos), drift_m, rng, smoothing=min(1.0, 1.0 / (DRIFT_TIME_S * ep.rate_hz)))
-    inputs = sequence_inputs(ep.plan.subtasks, a[K_SUBTASK], ee_pos, a[K_EE_QUAT][seen], a[K_GRIPPER_WIDTH][seen],
-                             cfg)
+    width = a[K_GRIPPER_WIDTH][seen]
+    if rng is not None and width_drift > 0 and rng.random() < drift_fraction:
+        offset = drift(len(width), width_drift, rng, smoothing=min(1.0, 1.0 / (DRIFT_TIME_S * ep.rate_hz)))[:, 0]
+        width = np.clip(width + offset, 0.0, 1.0)
+    inputs = sequence_inputs(ep.plan.subtasks, a[K_SUBTASK], ee_pos, a[K_EE_QUAT][seen], width, cfg)
     ahead = lead_index(a[K_SUBTASK], seconds_to_steps(cfg.target_lead_s, ep.rate_hz, minimum=0))
+    progress = a[K_PROGRESS][ahead] if progress_lead else a[K_PROGRESS]
     return {
         **inputs,
         "frame": a[K_FRAME], "images": a[K_IMAGES],
         "delta": ((a[K_TARGET_POS][ahead] - ee_pos) / cfg.delta_scale).astype(np.float32),
         "rot6d": quat_to_rot6d(a[K_TARGET_QUAT][ahead]).astype(np.float32),
-        "gripper": a[K_GRIPPER_CMD][ahead].astype(np.float32), "progress": a[K_PROGRESS].astype(np.float32),
+        "gripper": a[K_GRIPPER_CMD][ahead].astype(np.float32), "progress": progress.astype(np.float32),
         "failure": a[K_FAILURE].astype(np.float32),
     }
 
@@ -239,7 +256,8 @@ def _evaluate(net: CerebellumNet, episodes: list[Episode], cfg: CerebellumConfig
     sums: dict[str, float] = {}
     with torch.no_grad():
         for i in range(0, len(episodes), train_cfg.batch_size):
-            chunk = [episode_tensors(ep, cfg, None, 0.0) for ep in episodes[i:i + train_cfg.batch_size]]
+            chunk = [episode_tensors(ep, cfg, None, 0.0, progress_lead=train_cfg.progress_lead)
+                     for ep in episodes[i:i + train_cfg.batch_size]]
             total, terms = compute_loss(net, collate(chunk), train_cfg.gripper_weight, train_cfg.rotation_weight)
             for k, v in {"loss": float(total), **terms}.items():
                 sums[k] = sums.get(k, 0.0) + v * len(chunk)
@@ -256,7 +274,7 @@ def train(data: Path, out: Path, model_cfg: CerebellumConfig, train_cfg: TrainCo
     out.mkdir(parents=True, exist_ok=True)
     episodes, bad = load_episodes(Path(data), model_cfg, progress)
     model_cfg = _with_data_rate(model_cfg, episodes)
-    model_cfg = replace(model_cfg, code_vocabulary=code_vocabulary(episodes))
+    model_cfg = replace(model_cfg, code_vocabulary=code_vocabulary(episodes), camera_hz=_camera_rate(episodes))
     val = [e for e in episodes if is_validation(e.name, train_cfg.val_fraction)]
     train_eps = [e for e in episodes if not is_validation(e.name, train_cfg.val_fraction)]
     if not train_eps or not val:
@@ -276,7 +294,8 @@ def train(data: Path, out: Path, model_cfg: CerebellumConfig, train_cfg: TrainCo
     for epoch in range(state["epoch"], train_cfg.epochs):
         for group in _batches(train_eps, train_cfg.batch_size, rng):
             batch = collate([episode_tensors(e, model_cfg, rng, train_cfg.pos_noise_m, train_cfg.drift_noise_m,
-                                             train_cfg.drift_fraction, train_cfg.state_delay_s) for e in group])
+                                             train_cfg.drift_fraction, train_cfg.state_delay_s, train_cfg.width_drift,
+                                             train_cfg.progress_lead) for e in group])
             loss, terms = compute_loss(net, batch, train_cfg.gripper_weight, train_cfg.rotation_weight)
             opt.zero_grad()
             loss.backward()
@@ -302,6 +321,12 @@ def code_vocabulary(episodes: list[Episode]) -> tuple[str, ...]:
     input is trained on (a word outside it is left out at run time: :func:`code_token_ids`)."""
     words = {w for ep in episodes for sub in ep.plan.subtasks for w in code_words(sub.code)}
     return tuple(sorted(words | set(code_words("done()"))))
+
+
+def _camera_rate(episodes: list[Episode]) -> float:
+    """The recordings' camera rate (Hz; ``camera_hz`` of their metadata), 0.0 when they do not say or differ."""
+    rates = {round(float(e.meta.get("camera_hz") or 0.0), 3) for e in episodes}
+    return rates.pop() if len(rates) == 1 else 0.0
 
 
 def _with_data_rate(model_cfg: CerebellumConfig, episodes: list[Episode]) -> CerebellumConfig:

@@ -96,6 +96,8 @@ def test_recurrent_steps_match_parallel_forward(backbone: str, time_input: bool)
         out = net(emb)
     parallel = ee_pos + out["delta"][0].double().numpy() * cfg.delta_scale
     assert np.allclose(np.array(stepped), parallel, atol=1e-4)
+    policy.reset()  # a new plan: the recurrent state goes, the camera's latest frame stays (as in training)
+    assert policy.state.cache is None and policy.state.steps == 0 and policy.state.visual is not None
 
 
 def test_checkpoint_roundtrip_and_errors(tmp_path: Path) -> None:

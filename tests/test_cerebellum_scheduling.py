@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from robo_cerebellum.params import PARAMETERS, settings_from_parameters
-from robo_cerebellum.scheduling import ControlSchedule, PolicySchedule, StatusThrottle, Throttle, raise_priority
+from robo_cerebellum.scheduling import (
+    ControlSchedule,
+    FrameThinner,
+    PolicySchedule,
+    StatusThrottle,
+    Throttle,
+    raise_priority,
+)
 from robo_common.camera import CameraTracker
 
 DEFAULTS = {name: default for name, (default, _) in PARAMETERS.items()}
@@ -82,3 +89,22 @@ def test_camera_tracker_needs_intrinsics_and_a_finite_pose_in_the_base_frame() -
     assert "camera pose ignored" in cam.set_pose("panda_link0", np.array([np.nan, 0, 1, 0, 0, 0, 1.0]))
     assert cam.set_pose("panda_link0", np.array([0.5, 0, 1, 1, 0, 0, 0.0])) == "" and cam.model is not None
     assert cam.model.width == 64
+
+
+def test_camera_frames_reach_the_policy_at_its_training_rate() -> None:
+    """A 15 Hz camera feeds a policy trained on 5 Hz frames every third frame (by the frames' stamps); 0 Hz lets
+    every frame through; a stamp that goes back (a restarted simulator) restarts the count; bad rates refuse."""
+    thin = FrameThinner(5.0)
+    stamps = [k / 15.0 for k in range(31)]
+    through = [t for t in stamps if thin.due(t)]
+    assert through == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0])
+    assert thin.due(0.1)  # back in time: through, and counted from there
+    assert not thin.due(0.2) and thin.due(0.3)
+    assert thin.due(None)  # a frame without a stamp is never held back
+    every = FrameThinner(0.0)
+    assert all(every.due(t) for t in stamps)
+    with pytest.raises(ValueError, match="image rate"):
+        FrameThinner(-1.0)
+    assert settings_from_parameters(DEFAULTS).policy_image_hz == 0.0
+    with pytest.raises(ValueError, match="policy_image_hz"):
+        settings_from_parameters({**DEFAULTS, "policy_image_hz": -5.0})

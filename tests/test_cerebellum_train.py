@@ -146,3 +146,34 @@ def test_delayed_states_are_the_newest_arrived_within_the_delay() -> None:
     assert delayed_index(5, 0, rng).tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="state_delay_s"):
         TrainConfig(state_delay_s=-0.01)
+
+
+def test_progress_can_be_labelled_at_the_commanded_target_and_the_width_seen_can_wander(bags: Path) -> None:
+    """``progress_lead``: a subtask's end (label 1.0) spans the target lead instead of one step; ``width_drift``:
+    the finger width the policy sees carries a slow offset, in [0, 1], while the gripper label is unchanged;
+    the camera rate of the recordings goes into the checkpoint's config."""
+    from robo_cerebellum.dataset import K_GRIPPER_CMD, K_PROGRESS
+    from robo_cerebellum.train import _camera_rate, episode_tensors
+
+    cfg = CerebellumConfig(**TINY, target_lead_s=0.15)  # 3 steps at 20 Hz
+    episodes, _ = load_episodes(bags, cfg, progress=False)
+    ep = next(e for e in episodes if e.arrays[K_FAILURE].sum() == 0)
+    sub = ep.arrays[K_SUBTASK]
+    plain = episode_tensors(ep, cfg, None, 0.0)
+    lead = episode_tensors(ep, cfg, None, 0.0, progress_lead=True)
+    for index in np.unique(sub):
+        rows = np.flatnonzero(sub == index)
+        assert (plain["progress"][rows] >= 0.999).sum() == 1  # the recorded label: 1.0 on the last step only
+        assert (lead["progress"][rows] >= 0.999).sum() == 4  # the last step and the 3 that command it
+        ahead = np.minimum(rows + 3, rows[-1])  # the step whose target is commanded, within the subtask
+        np.testing.assert_allclose(lead["progress"][rows], ep.arrays[K_PROGRESS][ahead])
+    rng = np.random.default_rng(1)
+    noisy = episode_tensors(ep, cfg, rng, 0.0, drift_fraction=1.0, width_drift=0.15)
+    width, clean_width = noisy["proprio"][:, 9], plain["proprio"][:, 9]
+    assert 0.04 < np.std(width - clean_width) and width.min() >= 0.0 and width.max() <= 1.0
+    assert np.abs(np.diff(width - clean_width)).mean() < 0.03  # slow, not white
+    np.testing.assert_array_equal(noisy["gripper"], plain["gripper"])
+    assert np.all(np.isin(plain["gripper"], ep.arrays[K_GRIPPER_CMD]))
+    assert _camera_rate(episodes) == 5.0
+    with pytest.raises(ValueError, match="width_drift"):
+        TrainConfig(width_drift=-0.1)
