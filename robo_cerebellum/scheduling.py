@@ -112,8 +112,9 @@ class Throttle:
         self.interval_s, self.last = float(interval_s), -math.inf
 
     def ready(self, now: float) -> bool:
-        """True (and counts as sent) when ``interval_s`` has passed since the last event let through."""
-        if now - self.last >= self.interval_s:
+        """True (and counts as sent) when ``interval_s`` has passed since the last event let through, or when
+        ``now`` is before it (a clock that went back: stamps of a restarted simulator or a replayed bag)."""
+        if now - self.last >= self.interval_s or now < self.last:
             self.last = now
             return True
         return False
@@ -138,14 +139,11 @@ class FrameThinner:
         if not rate_hz >= 0.0:
             raise ValueError(f"policy image rate must be >= 0 Hz, got {rate_hz!r}")
         self.period = 1.0 / rate_hz if rate_hz > 0 else 0.0
-        self.last = -math.inf
+        self._throttle = Throttle(0.9 * self.period)
 
     def due(self, stamp: float | None) -> bool:
         """True (and counts as let through) when the frame stamped ``stamp`` (s) goes to the policy; a frame
         without a stamp always does."""
         if self.period <= 0.0 or stamp is None or not math.isfinite(stamp):
             return True
-        if stamp - self.last >= 0.9 * self.period or stamp < self.last:
-            self.last = stamp
-            return True
-        return False
+        return self._throttle.ready(stamp)

@@ -144,11 +144,12 @@ def episode_tensors(ep: Episode, cfg: CerebellumConfig, rng: np.random.Generator
     ee_pos = a[K_EE_POS][seen]
     if rng is not None and noise > 0:
         ee_pos = ee_pos + rng.normal(0, noise, ee_pos.shape)
+    smoothing = min(1.0, 1.0 / (DRIFT_TIME_S * ep.rate_hz))  # of the slow offsets (drift): ~DRIFT_TIME_S
     if rng is not None and drift_m > 0 and rng.random() < drift_fraction:
-        ee_pos = ee_pos + drift(len(ee_pos), drift_m, rng, smoothing=min(1.0, 1.0 / (DRIFT_TIME_S * ep.rate_hz)))
+        ee_pos = ee_pos + drift(len(ee_pos), drift_m, rng, smoothing=smoothing)
     width = a[K_GRIPPER_WIDTH][seen]
     if rng is not None and width_drift > 0 and rng.random() < drift_fraction:
-        offset = drift(len(width), width_drift, rng, smoothing=min(1.0, 1.0 / (DRIFT_TIME_S * ep.rate_hz)))[:, 0]
+        offset = drift(len(width), width_drift, rng, smoothing=smoothing)[:, 0]
         width = np.clip(width + offset, 0.0, 1.0)
     inputs = sequence_inputs(ep.plan.subtasks, a[K_SUBTASK], ee_pos, a[K_EE_QUAT][seen], width, cfg)
     ahead = lead_index(a[K_SUBTASK], seconds_to_steps(cfg.target_lead_s, ep.rate_hz, minimum=0))
